@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/pflag"
+
+	"github.com/monohook/monohook/internal/store"
+)
+
+// secretFileName is where a generated webhook secret is kept in the data
+// directory. The file holds the secret alone.
+const secretFileName = "webhook-secret"
+
+// storeFlags locate the rules.
+type storeFlags struct {
+	dataDir string
+	url     string
+	prefix  string
+}
+
+func (f *storeFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.dataDir, "data-dir", "./monohook-data", "directory for local state: the generated webhook secret, and the rules unless --store says otherwise")
+	fs.StringVar(&f.url, "store", "", "rule store as a gocloud blob URL: file:///path, s3://bucket?region=…, mem:// (default: file:// of --data-dir)")
+	fs.StringVar(&f.prefix, "prefix", store.DefaultPrefix, "key prefix of the rule documents in the store")
+}
+
+// storeURL is --store, or the data directory as a file:// bucket.
+func (f *storeFlags) storeURL() (string, error) {
+	if f.url != "" {
+		return f.url, nil
+	}
+	abs, err := filepath.Abs(f.dataDir)
+	if err != nil {
+		return "", fmt.Errorf("data directory %s: %w", f.dataDir, err)
+	}
+	u := url.URL{Scheme: "file", Path: filepath.ToSlash(abs), RawQuery: "create_dir=true&metadata=skip"}
+	return u.String(), nil
+}
+
+func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, string, error) {
+	u, err := f.storeURL()
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := store.Open(ctx, u, f.prefix, log)
+	if err != nil {
+		return nil, "", err
+	}
+	where := u
+	if i := strings.IndexByte(where, '?'); i >= 0 {
+		where = where[:i]
+	}
+	return s, where + " (prefix " + f.prefix + "/)", nil
+}
+
+// secretFlags configure the webhook secrets.
+type secretFlags struct {
+	secrets    string
+	secretFile string
+}
+
+func (f *secretFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.secrets, "secret", "", "webhook secret; several comma-separated during a rotation (default: read or create "+secretFileName+" in --data-dir)")
+	fs.StringVar(&f.secretFile, "secret-file", "", "file holding the webhook secret(s), one per line or comma-separated")
+}
+
+// resolve returns the configured secrets and says where they came from.
+// With neither flag set it reads the data directory's secret file, creating
+// one with a strong random secret when create is true.
+func (f *secretFlags) resolve(dataDir string, create bool) (secrets []string, source string, err error) {
+	switch {
+	case f.secrets != "":
+		return splitSecrets(f.secrets), "--secret", nil
+	case f.secretFile != "":
+		b, err := os.ReadFile(f.secretFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("read secret file: %w", err)
+		}
+		s := splitSecrets(string(b))
+		if len(s) == 0 {
+			return nil, "", fmt.Errorf("secret file %s is empty", f.secretFile)
+		}
+		return s, f.secretFile, nil
+	}
+	path := filepath.Join(dataDir, secretFileName)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		s := splitSecrets(string(b))
+		if len(s) == 0 {
+			return nil, "", fmt.Errorf("secret file %s is empty", path)
+		}
+		return s, path, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("read secret file: %w", err)
+	}
+	if !create {
+		return nil, "", fmt.Errorf("no webhook secret: give --secret or --secret-file, or run 'monohook serve' once to create %s", path)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, "", fmt.Errorf("create data directory: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, "", fmt.Errorf("generate secret: %w", err)
+	}
+	secret := hex.EncodeToString(raw)
+	// O_EXCL: two processes starting at once must not each write their own.
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return f.resolve(dataDir, false)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("create secret file: %w", err)
+	}
+	if _, err := io.WriteString(fh, secret+"\n"); err != nil {
+		fh.Close()
+		return nil, "", fmt.Errorf("write secret file: %w", err)
+	}
+	if err := fh.Close(); err != nil {
+		return nil, "", fmt.Errorf("write secret file: %w", err)
+	}
+	return []string{secret}, path + " (generated)", nil
+}
+
+func splitSecrets(s string) []string {
+	var out []string
+	for _, part := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' }) {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// logFlags configure logging.
+type logFlags struct {
+	format string
+	level  string
+}
+
+func (f *logFlags) register(fs *pflag.FlagSet, level string) {
+	fs.StringVar(&f.format, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.level, "log-level", level, "least severe level logged: debug, info, warn or error")
+}
+
+func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", f.level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch f.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", f.format)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+func newEval() *cobra.Command {
+	var sf storeFlags
+	var lf logFlags
+	var asJSON, all bool
+	cmd := &cobra.Command{
+		Use:   "eval PUSH.json",
+		Short: "Show which pipelines a push payload would start, and why, without starting any",
+		Long: `eval reads a GitHub push payload (a file, or - for standard input), loads the
+rules stored for its repository and branch, and prints every pipeline it would
+start with the rule, the first matching path and the matching expression.
+Invalid rules are named. Nothing is started.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body, err := readInput(args[0])
+			if err != nil {
+				return err
+			}
+			push, err := githubhook.ParsePush(body)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cmd.Context(), &sf, &lf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			svc := &trigger.Service{Rules: st, DryRun: true}
+			res, err := svc.Evaluate(cmd.Context(), push)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res)
+			}
+			printResult(cmd.OutOrStdout(), push, res, all)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the decisions as JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "also list the rules that did not match")
+	sf.register(cmd.Flags())
+	lf.register(cmd.Flags(), "warn")
+	return cmd
+}
+
+func readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(io.LimitReader(os.Stdin, githubhook.MaxBody+1))
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil, fmt.Errorf("read payload: %w", err)
+	}
+	return b, nil
+}
+
+func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
+	fmt.Fprintf(w, "push to %s %s (%s): %d commits, %d changed paths\n", p.Repo, p.Ref, p.ShortSHA(), p.Commits, len(p.Paths))
+	if res.Skipped != "" {
+		fmt.Fprintf(w, "nothing starts: %s\n", res.Skipped)
+		return
+	}
+	matched := 0
+	for _, d := range res.Decisions {
+		if d.Matched {
+			matched++
+		}
+	}
+	fmt.Fprintf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", len(res.Decisions), res.Repo, res.Branch, matched, len(res.Start))
+	for _, d := range res.Decisions {
+		if d.Matched {
+			fmt.Fprintf(w, "\nSTART %s\n  rule        %s\n  path        %s\n  expression  %s\n", d.Pipeline, d.Rule, d.Path, d.Expression)
+		}
+	}
+	if all {
+		for _, d := range res.Decisions {
+			if !d.Matched {
+				fmt.Fprintf(w, "\nno match %s\n  rule        %s\n", d.Pipeline, d.Rule)
+			}
+		}
+	}
+	for _, pr := range res.Problems {
+		fmt.Fprintf(w, "\nINVALID rule skipped: %s\n  %s\n", pr.Key, pr.Error)
+	}
+}

@@ -1,0 +1,199 @@
+package githubhook
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// MaxBody is GitHub's largest webhook payload (25 MiB); larger bodies get 413.
+const MaxBody = 25 << 20
+
+// Acceptor takes a verified delivery for processing off the request path.
+// When Accept returns nil the delivery is the Acceptor's to keep.
+type Acceptor interface {
+	Accept(ctx context.Context, d trigger.Delivery) error
+}
+
+// Errors an Acceptor returns that the handler answers specially.
+var (
+	// ErrDuplicate: the delivery id was accepted before; it is acknowledged
+	// and not processed again.
+	ErrDuplicate = errors.New("delivery already accepted")
+	// ErrBusy: the delivery could not be taken now; GitHub is told to
+	// retry (503) so nothing is silently dropped.
+	ErrBusy = errors.New("too many deliveries in flight")
+)
+
+// Handler serves POST requests from GitHub.
+type Handler struct {
+	Verifier *Verifier
+	Acceptor Acceptor
+	Log      *slog.Logger
+	// MaxBody caps the request body; 0 means MaxBody.
+	MaxBody int64
+}
+
+type answer struct {
+	Status   string `json:"status,omitempty"`
+	Delivery string `json:"delivery,omitempty"`
+	Event    string `json:"event,omitempty"`
+	Message  string `json:"message,omitempty"`
+	Error    string `json:"error,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	began := time.Now()
+	event := r.Header.Get("X-GitHub-Event")
+	delivery := r.Header.Get("X-GitHub-Delivery")
+	log := h.Log.With("delivery", delivery, "event", event, "remote", r.RemoteAddr)
+	reply := func(code int, a answer, msg string, attrs ...any) {
+		writeJSON(w, code, a)
+		attrs = append(attrs, "status", code, "took", time.Since(began))
+		level := slog.LevelInfo
+		if code >= 400 {
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, msg, attrs...)
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		reply(http.StatusMethodNotAllowed, answer{Error: "use POST"}, "webhook rejected: method", "method", r.Method)
+		return
+	}
+
+	limit := h.MaxBody
+	if limit <= 0 {
+		limit = MaxBody
+	}
+	body, err := readBody(w, r, limit)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			reply(http.StatusRequestEntityTooLarge, answer{Error: fmt.Sprintf("body larger than %d bytes", limit)}, "webhook rejected: body too large")
+			return
+		}
+		reply(http.StatusBadRequest, answer{Error: "could not read the request body"}, "webhook rejected: body unreadable", "err", err)
+		return
+	}
+
+	if err := h.Verifier.Verify(body, r.Header.Get("X-Hub-Signature-256"), r.Header.Get("X-Hub-Signature")); err != nil {
+		// The reason goes to the log only; the caller learns nothing.
+		reply(http.StatusForbidden, answer{Error: "signature verification failed"}, "webhook rejected: signature", "reason", err.Error(), "bytes", len(body))
+		return
+	}
+	if event == "" {
+		reply(http.StatusBadRequest, answer{Error: "missing X-GitHub-Event header"}, "webhook rejected: no event header")
+		return
+	}
+	if len(delivery) > 256 {
+		reply(http.StatusBadRequest, answer{Error: "X-GitHub-Delivery longer than 256 bytes"}, "webhook rejected: delivery id")
+		return
+	}
+	payload, err := decodePayload(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		code := http.StatusBadRequest
+		if errors.Is(err, errMediaType) {
+			code = http.StatusUnsupportedMediaType
+		}
+		reply(code, answer{Error: err.Error()}, "webhook rejected: payload", "err", err)
+		return
+	}
+
+	switch event {
+	case "ping":
+		reply(http.StatusOK, answer{Status: "ok", Event: event, Message: "pong"}, "ping received")
+		return
+	case "push":
+	default:
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "monohook acts on push events only"}, "event ignored")
+		return
+	}
+
+	push, err := ParsePush(payload)
+	if err != nil {
+		reply(http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed push", "err", err)
+		return
+	}
+	if delivery == "" {
+		// GitHub always sends one; a hand-made request may not. Give it an id
+		// so its starts are still idempotent and its log lines traceable.
+		delivery = "local-" + rand.Text()
+		log = log.With("assigned_delivery", delivery)
+	}
+	push.DeliveryID = delivery
+	d := trigger.Delivery{ID: delivery, Event: event, Received: began, Payload: payload, Push: push}
+	switch err := h.Acceptor.Accept(r.Context(), d); {
+	case err == nil:
+		reply(http.StatusAccepted, answer{Status: "accepted", Delivery: delivery, Event: event},
+			"push accepted", "repo", push.Repo, "ref", push.Ref, "sha", push.ShortSHA(), "paths", len(push.Paths))
+	case errors.Is(err, ErrDuplicate):
+		reply(http.StatusOK, answer{Status: "duplicate", Delivery: delivery, Event: event, Message: "this delivery was accepted before; not processed again"}, "duplicate delivery")
+	default:
+		w.Header().Set("Retry-After", "5")
+		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "webhook not accepted", "err", err)
+	}
+}
+
+// readBody reads the whole body, failing with *http.MaxBytesError past limit.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	rd := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength >= 0 && r.ContentLength <= 1<<20 {
+		// Read into a buffer of the announced size: one allocation. Larger
+		// announced sizes grow as bytes arrive, so a caller cannot make us
+		// reserve 25 MiB by only claiming to send it.
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(rd, buf); err != nil {
+			return nil, err
+		}
+		// A body longer than announced is an error for the server already;
+		// this read sees EOF.
+		return buf, nil
+	}
+	return io.ReadAll(rd)
+}
+
+var errMediaType = errors.New("Content-Type must be application/json or application/x-www-form-urlencoded")
+
+// decodePayload returns the JSON payload of a body in either of GitHub's
+// content types.
+func decodePayload(contentType string, body []byte) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return nil, errMediaType
+	}
+	switch mt {
+	case "application/json":
+		return body, nil
+	case "application/x-www-form-urlencoded":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("form body: %w", err)
+		}
+		if !form.Has("payload") {
+			return nil, errors.New("form body has no payload field")
+		}
+		return []byte(form.Get("payload")), nil
+	}
+	return nil, errMediaType
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,474 @@
+package githubhook
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// maxDepth bounds nesting in a payload, so a hostile body cannot exhaust
+// the stack. GitHub's payloads nest a handful of levels.
+const maxDepth = 256
+
+// ParsePush reads a push event payload. It decodes only the fields that
+// evaluation needs (ref, before, after, created, deleted, forced,
+// repository.name and full_name, and the file lists of every commit) and
+// skips the rest while still checking that the whole body is valid JSON.
+// That is several times faster than encoding/json on the large payloads of
+// big pushes, where most bytes are commit messages, URLs and user objects.
+func ParsePush(body []byte) (*trigger.Push, error) {
+	s := scanner{data: body}
+	p := &trigger.Push{}
+	var refSeen, nameSeen bool
+	var paths [][]string
+	err := s.object(func(key []byte) error {
+		var err error
+		switch string(key) {
+		case "ref":
+			p.Ref, err = s.str()
+			refSeen = err == nil
+		case "before":
+			p.Before, err = s.strOrNull()
+		case "after":
+			p.After, err = s.strOrNull()
+		case "created":
+			p.Created, err = s.boolean()
+		case "deleted":
+			p.Deleted, err = s.boolean()
+		case "forced":
+			p.Forced, err = s.boolean()
+		case "repository":
+			err = s.object(func(key []byte) error {
+				var err error
+				switch string(key) {
+				case "name":
+					p.Repo, err = s.str()
+					nameSeen = err == nil
+				case "full_name":
+					p.FullName, err = s.strOrNull()
+				default:
+					err = s.skip()
+				}
+				return err
+			})
+		case "commits":
+			paths = paths[:0]
+			p.Commits = 0
+			err = s.array(func() error {
+				p.Commits++
+				return s.object(func(key []byte) error {
+					switch string(key) {
+					case "added", "removed", "modified":
+						var list []string
+						err := s.array(func() error {
+							v, err := s.str()
+							list = append(list, v)
+							return err
+						})
+						paths = append(paths, list)
+						return err
+					}
+					return s.skip()
+				})
+			})
+		default:
+			err = s.skip()
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("push payload: %w", err)
+	}
+	if err := s.end(); err != nil {
+		return nil, fmt.Errorf("push payload: %w", err)
+	}
+	if !refSeen {
+		return nil, errors.New("push payload: no ref")
+	}
+	if !nameSeen || p.Repo == "" {
+		return nil, errors.New("push payload: no repository.name")
+	}
+	p.Paths = union(paths)
+	return p, nil
+}
+
+func union(lists [][]string) []string {
+	n := 0
+	for _, l := range lists {
+		n += len(l)
+	}
+	out := make([]string, 0, n)
+	seen := make(map[string]struct{}, n)
+	for _, l := range lists {
+		for _, s := range l {
+			if _, dup := seen[s]; !dup {
+				seen[s] = struct{}{}
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// scanner is a strict JSON reader over a byte slice (RFC 8259 grammar;
+// invalid UTF-8 in strings is replaced by U+FFFD, as encoding/json does).
+type scanner struct {
+	data  []byte
+	pos   int
+	depth int
+}
+
+type syntaxError struct {
+	msg string
+	pos int
+}
+
+func (e *syntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte %d: %s", e.pos, e.msg) }
+
+func (s *scanner) fail(msg string) error { return &syntaxError{msg: msg, pos: s.pos} }
+
+func (s *scanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.pos < len(s.data) {
+		return s.data[s.pos]
+	}
+	return 0
+}
+
+func (s *scanner) end() error {
+	if s.peek() != 0 || s.pos < len(s.data) {
+		return s.fail("data after the top-level value")
+	}
+	return nil
+}
+
+// object reads an object, calling field with each key; field must consume
+// the value.
+func (s *scanner) object(field func(key []byte) error) error {
+	if s.peek() != '{' {
+		return s.fail("expected an object")
+	}
+	s.pos++
+	if s.depth++; s.depth > maxDepth {
+		return s.fail("nested too deeply")
+	}
+	defer func() { s.depth-- }()
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.fail("expected a string key")
+		}
+		key, err := s.rawString()
+		if err != nil {
+			return err
+		}
+		if bytes.IndexByte(key, '\\') >= 0 {
+			key = []byte(unquote(key))
+		}
+		if s.peek() != ':' {
+			return s.fail("expected ':' after a key")
+		}
+		s.pos++
+		if err := field(key); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.fail("expected ',' or '}' in an object")
+		}
+	}
+}
+
+// array reads an array, calling elem once per element; elem must consume it.
+// null is read as an empty array.
+func (s *scanner) array(elem func() error) error {
+	switch s.peek() {
+	case 'n':
+		return s.null()
+	case '[':
+	default:
+		return s.fail("expected an array")
+	}
+	s.pos++
+	if s.depth++; s.depth > maxDepth {
+		return s.fail("nested too deeply")
+	}
+	defer func() { s.depth-- }()
+	if s.peek() == ']' {
+		s.pos++
+		return nil
+	}
+	for {
+		if err := elem(); err != nil {
+			return err
+		}
+		switch s.peek() {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return nil
+		default:
+			return s.fail("expected ',' or ']' in an array")
+		}
+	}
+}
+
+func (s *scanner) skip() error {
+	switch s.peek() {
+	case '{':
+		return s.object(func([]byte) error { return s.skip() })
+	case '[':
+		return s.array(s.skip)
+	case '"':
+		_, err := s.rawString()
+		return err
+	case 't', 'f':
+		_, err := s.boolean()
+		return err
+	case 'n':
+		return s.null()
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		return s.number()
+	case 0:
+		return s.fail("unexpected end of input")
+	}
+	return s.fail("unexpected character")
+}
+
+func (s *scanner) literal(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.fail("invalid literal")
+	}
+	s.pos += len(word)
+	return nil
+}
+
+func (s *scanner) null() error { s.ws(); return s.literal("null") }
+
+// boolean reads true or false; null is false.
+func (s *scanner) boolean() (bool, error) {
+	switch s.peek() {
+	case 't':
+		return true, s.literal("true")
+	case 'f':
+		return false, s.literal("false")
+	case 'n':
+		return false, s.null()
+	}
+	return false, s.fail("expected a boolean")
+}
+
+func (s *scanner) number() error {
+	d, i := s.data, s.pos
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		s.pos = i
+		return s.fail("invalid number")
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		j := i
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		if i == j {
+			s.pos = i
+			return s.fail("invalid number")
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		j := i
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+		if i == j {
+			s.pos = i
+			return s.fail("invalid number")
+		}
+	}
+	s.pos = i
+	return nil
+}
+
+func (s *scanner) str() (string, error) {
+	if s.peek() != '"' {
+		return "", s.fail("expected a string")
+	}
+	raw, err := s.rawString()
+	if err != nil {
+		return "", err
+	}
+	return unquote(raw), nil
+}
+
+func (s *scanner) strOrNull() (string, error) {
+	if s.peek() == 'n' {
+		return "", s.null()
+	}
+	return s.str()
+}
+
+// rawString reads a string at s.pos (which is '"') and returns its bytes
+// between the quotes, escapes undecoded but checked.
+func (s *scanner) rawString() ([]byte, error) {
+	d := s.data
+	start := s.pos + 1
+	i := start
+	for {
+		// Fast path: ordinary characters.
+		for i < len(d) && d[i] >= 0x20 && d[i] != '"' && d[i] != '\\' {
+			i++
+		}
+		if i >= len(d) {
+			s.pos = i
+			return nil, s.fail("unterminated string")
+		}
+		switch c := d[i]; {
+		case c == '"':
+			s.pos = i + 1
+			return d[start:i], nil
+		case c == '\\':
+			if i+1 >= len(d) {
+				s.pos = i
+				return nil, s.fail("unterminated string")
+			}
+			switch d[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(d) || !isHex4(d[i+2:i+6]) {
+					s.pos = i
+					return nil, s.fail(`invalid \u escape`)
+				}
+				i += 6
+			default:
+				s.pos = i
+				return nil, s.fail("invalid escape")
+			}
+		default:
+			s.pos = i
+			return nil, s.fail("control character in string")
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// unquote decodes the checked contents of a JSON string the way
+// encoding/json does: invalid UTF-8 bytes and unpaired surrogates become
+// U+FFFD.
+func unquote(raw []byte) string {
+	simple := true
+	for _, c := range raw {
+		if c == '\\' || c >= utf8.RuneSelf {
+			simple = false
+			break
+		}
+	}
+	if simple {
+		return string(raw)
+	}
+	b := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); {
+		c := raw[i]
+		switch {
+		case c == '\\':
+			switch raw[i+1] {
+			case 'b':
+				b = append(b, '\b')
+			case 'f':
+				b = append(b, '\f')
+			case 'n':
+				b = append(b, '\n')
+			case 'r':
+				b = append(b, '\r')
+			case 't':
+				b = append(b, '\t')
+			case 'u':
+				r := hex4(raw[i+2:])
+				i += 6
+				if utf16.IsSurrogate(r) {
+					if i+6 <= len(raw) && raw[i] == '\\' && raw[i+1] == 'u' {
+						if dec := utf16.DecodeRune(r, hex4(raw[i+2:])); dec != unicode.ReplacementChar {
+							i += 6
+							b = utf8.AppendRune(b, dec)
+							continue
+						}
+					}
+					r = unicode.ReplacementChar
+				}
+				b = utf8.AppendRune(b, r)
+				continue
+			default: // '"', '\\', '/'
+				b = append(b, raw[i+1])
+			}
+			i += 2
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && size == 1 {
+				b = utf8.AppendRune(b, unicode.ReplacementChar)
+			} else {
+				b = append(b, raw[i:i+size]...)
+			}
+			i += size
+		}
+	}
+	return string(b)
+}
+
+func hex4(b []byte) rune {
+	n, _ := strconv.ParseUint(string(b[:4]), 16, 32)
+	return rune(n)
+}

@@ -1,0 +1,15 @@
+// Package rules compiles change-match patterns and matches them against the
+// changed paths of a push.
+//
+// The seed pattern language is the predecessor's: a comma-separated list of
+// regular expressions, each matched at the start of a path the way Python's
+// re.match does (anchored at the start, not at the end). Go's RE2 engine runs
+// them, so matching time is linear in the path length and no pattern can
+// make evaluation hang.
+//
+// Index answers "which rules have a pattern that matches one of these paths"
+// without testing every pattern against every path: each pattern is reduced
+// to the literal prefixes every match must start with, those prefixes go into
+// a radix tree, and a path only meets the patterns whose prefix it has. The
+// package is pure: no I/O.
+package rules

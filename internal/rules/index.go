@@ -1,0 +1,222 @@
+package rules
+
+import (
+	"sort"
+	"strings"
+)
+
+// Index matches many rules, each a list of patterns, against the changed
+// paths of a push. Build it once per rule set and reuse it for every push:
+// it is immutable and safe for concurrent use.
+type Index struct {
+	rules    [][]*Pattern
+	patterns []*Pattern // distinct by Source
+	owners   [][]int32  // pattern id -> rules that list it
+	tree     node       // radix tree of the patterns' literal prefixes
+	// scan holds the patterns with no literal prefix; each is tried on
+	// every path that contains its required literal.
+	scan []int32
+}
+
+// Hit says that rule Rule matched: its pattern number Pattern (an index into
+// the rule's list) matched Path.
+type Hit struct {
+	Rule    int
+	Pattern int
+	Path    string
+}
+
+// NewIndex builds an index over rules; rules[i] is the pattern list of rule i.
+// A nil or empty list is a rule that never matches.
+func NewIndex(rules [][]*Pattern) *Index {
+	ix := &Index{rules: rules}
+	ids := make(map[string]int32)
+	for r, list := range rules {
+		for _, p := range list {
+			id, ok := ids[p.Source]
+			if !ok {
+				id = int32(len(ix.patterns))
+				ids[p.Source] = id
+				ix.patterns = append(ix.patterns, p)
+				ix.owners = append(ix.owners, nil)
+				if len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact {
+					ix.scan = append(ix.scan, id)
+				} else {
+					for _, pre := range p.prefixes {
+						ix.tree.insert(pre, id)
+					}
+				}
+			}
+			if o := ix.owners[id]; len(o) == 0 || o[len(o)-1] != int32(r) {
+				ix.owners[id] = append(o, int32(r))
+			}
+		}
+	}
+	return ix
+}
+
+// Rules returns how many rules the index holds.
+func (ix *Index) Rules() int { return len(ix.rules) }
+
+// Match returns one Hit for every rule that matches any of paths, ordered by
+// rule number. The reported path is the first in paths that the rule
+// matches; the reported pattern is the rule's first pattern that matches it.
+// Each pattern is tested at most once per path, and not at all once every
+// rule that lists it has matched.
+func (ix *Index) Match(paths []string) []Hit {
+	m := matcher{
+		ix:        ix,
+		ruleHit:   make([]int32, len(ix.rules)),
+		patDone:   make([]bool, len(ix.patterns)),
+		tried:     make([]int32, len(ix.patterns)),
+		remaining: len(ix.rules),
+	}
+	for i := range m.ruleHit {
+		m.ruleHit[i] = -1
+	}
+	for i := range m.tried {
+		m.tried[i] = -1
+	}
+	try := m.try
+	for pi, path := range paths {
+		if m.remaining == 0 {
+			break
+		}
+		m.path, m.pathIndex = path, int32(pi)
+		ix.tree.walk(path, try)
+		for _, id := range ix.scan {
+			if !m.patDone[id] && strings.Contains(path, ix.patterns[id].required) {
+				try(id)
+			}
+		}
+	}
+	var hits []Hit
+	for r, pi := range m.ruleHit {
+		if pi < 0 {
+			continue
+		}
+		path := paths[pi]
+		for k, p := range ix.rules[r] {
+			if p.Match(path) {
+				hits = append(hits, Hit{Rule: r, Pattern: k, Path: path})
+				break
+			}
+		}
+	}
+	return hits
+}
+
+// matcher is the state of one Match call.
+type matcher struct {
+	ix        *Index
+	ruleHit   []int32 // rule -> index of the first path it matched, or -1
+	patDone   []bool  // pattern matched already, or all its rules have
+	tried     []int32 // pattern -> last path index its expression ran on
+	remaining int     // rules not matched yet
+	path      string
+	pathIndex int32
+}
+
+func (m *matcher) try(id int32) {
+	if m.patDone[id] || m.tried[id] == m.pathIndex {
+		return
+	}
+	m.tried[id] = m.pathIndex
+	owners := m.ix.owners[id]
+	open := false
+	for _, r := range owners {
+		if m.ruleHit[r] < 0 {
+			open = true
+			break
+		}
+	}
+	if !open {
+		m.patDone[id] = true
+		return
+	}
+	p := m.ix.patterns[id]
+	if !p.exact && !p.re.MatchString(m.path) {
+		return
+	}
+	m.patDone[id] = true
+	for _, r := range owners {
+		if m.ruleHit[r] < 0 {
+			m.ruleHit[r] = m.pathIndex
+			m.remaining--
+		}
+	}
+}
+
+// node is a radix tree node: the path from the root spells a literal
+// prefix, and ids are the patterns that have that prefix.
+type node struct {
+	label    string
+	children []*node // sorted by label[0]
+	ids      []int32
+}
+
+func (n *node) insert(key string, id int32) {
+	for {
+		if key == "" {
+			n.ids = append(n.ids, id)
+			return
+		}
+		i := sort.Search(len(n.children), func(i int) bool { return n.children[i].label[0] >= key[0] })
+		if i == len(n.children) || n.children[i].label[0] != key[0] {
+			child := &node{label: key, ids: []int32{id}}
+			n.children = append(n.children, nil)
+			copy(n.children[i+1:], n.children[i:])
+			n.children[i] = child
+			return
+		}
+		child := n.children[i]
+		common := commonPrefixLen(key, child.label)
+		if common < len(child.label) {
+			// Split the edge: child keeps the tail of its label under a new
+			// node that holds the common part.
+			mid := &node{label: child.label[:common], children: []*node{child}}
+			child.label = child.label[common:]
+			n.children[i] = mid
+			child = mid
+		}
+		n = child
+		key = key[common:]
+	}
+}
+
+// walk calls visit for the ids of every node whose prefix path starts with.
+func (n *node) walk(path string, visit func(int32)) {
+	for {
+		for _, id := range n.ids {
+			visit(id)
+		}
+		if path == "" {
+			return
+		}
+		c := path[0]
+		lo, hi := 0, len(n.children)
+		for lo < hi {
+			mid := int(uint(lo+hi) >> 1)
+			if n.children[mid].label[0] < c {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		if lo == len(n.children) || n.children[lo].label[0] != c || !strings.HasPrefix(path, n.children[lo].label) {
+			return
+		}
+		n = n.children[lo]
+		path = path[len(n.label):]
+	}
+}
+
+func commonPrefixLen(a, b string) int {
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}

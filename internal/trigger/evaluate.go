@@ -1,0 +1,91 @@
+package trigger
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+)
+
+// Decision explains the outcome of one rule for one push.
+type Decision struct {
+	Rule     string `json:"rule"`
+	Pipeline string `json:"pipeline"`
+	Matched  bool   `json:"matched"`
+	// Path and Expression say why a rule matched: the first changed path it
+	// matched, and the rule's first expression that matches that path.
+	Path       string `json:"path,omitempty"`
+	Expression string `json:"expression,omitempty"`
+}
+
+// Result is what evaluation decided for one push.
+type Result struct {
+	Repo   string `json:"repo"`
+	Branch string `json:"branch,omitempty"`
+	// Skipped says why the push was not evaluated at all (a tag, a deleted
+	// branch); empty when it was.
+	Skipped   string     `json:"skipped,omitempty"`
+	Decisions []Decision `json:"decisions"`
+	// Start lists the pipelines to start: every matched rule's pipeline,
+	// each once, sorted.
+	Start    []string  `json:"start"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Skip reasons for pushes that start nothing whatever the rules say.
+const (
+	SkipDeleted   = "the ref was deleted"
+	SkipTag       = "tag pushes never match branch rules"
+	SkipNotBranch = "the ref is not a branch"
+)
+
+// SkipReason says why p is not evaluated against branch rules, or "" when
+// it is.
+func SkipReason(p *Push) string {
+	switch {
+	case p.Deleted:
+		return SkipDeleted
+	case len(p.Ref) > len("refs/tags/") && p.Ref[:len("refs/tags/")] == "refs/tags/":
+		return SkipTag
+	}
+	if _, ok := p.Branch(); !ok {
+		return SkipNotBranch
+	}
+	return ""
+}
+
+// Evaluate decides which pipelines p starts under set, the rules stored for
+// p's repository and branch. It is pure and fast: rules are matched through
+// their index.
+func Evaluate(p *Push, set *RuleSet) Result {
+	branch, _ := p.Branch()
+	res := Result{Repo: p.Repo, Branch: branch, Start: []string{}}
+	if reason := SkipReason(p); reason != "" {
+		res.Skipped = reason
+		return res
+	}
+	res.Problems = set.Problems
+	res.Decisions = make([]Decision, len(set.Rules))
+	for i, r := range set.Rules {
+		res.Decisions[i] = Decision{Rule: r.Key, Pipeline: r.Pipeline}
+	}
+	for _, h := range set.index.Match(p.Paths) {
+		d := &res.Decisions[h.Rule]
+		d.Matched = true
+		d.Path = h.Path
+		d.Expression = set.Rules[h.Rule].Patterns[h.Pattern].Source
+		res.Start = append(res.Start, d.Pipeline)
+	}
+	// Two rules may name one pipeline: it starts once per push.
+	slices.Sort(res.Start)
+	res.Start = slices.Compact(res.Start)
+	return res
+}
+
+// StartToken is the idempotency token of starting pipeline for a delivery:
+// the same delivery and pipeline always give the same token, so a retried
+// start does not start a second execution. It fits CodePipeline's
+// clientRequestToken (at most 128 of [a-zA-Z0-9-]).
+func StartToken(deliveryID, pipeline string) string {
+	sum := sha256.Sum256([]byte(deliveryID + "\x00" + pipeline))
+	return "monohook-" + hex.EncodeToString(sum[:20])
+}

@@ -1,0 +1,49 @@
+package trigger
+
+import (
+	"strings"
+	"time"
+)
+
+// Push is a verified GitHub push event reduced to what evaluation needs.
+type Push struct {
+	DeliveryID string `json:"delivery_id,omitempty"`
+	// Repo is repository.name, which the predecessor's rules store as
+	// GitHubRepo; FullName is owner/name.
+	Repo     string `json:"repo"`
+	FullName string `json:"full_name,omitempty"`
+	Ref      string `json:"ref"`
+	Before   string `json:"before,omitempty"`
+	After    string `json:"after,omitempty"`
+	Created  bool   `json:"created,omitempty"`
+	Deleted  bool   `json:"deleted,omitempty"`
+	Forced   bool   `json:"forced,omitempty"`
+	Commits  int    `json:"commits"`
+	// Paths is the union of added, removed and modified over all commits,
+	// in first-seen order, without duplicates.
+	Paths []string `json:"paths"`
+}
+
+// Branch returns the full branch name of a branch push: "feature/x" for
+// refs/heads/feature/x. Tag pushes and other refs are not branches.
+func (p *Push) Branch() (string, bool) {
+	b, ok := strings.CutPrefix(p.Ref, "refs/heads/")
+	return b, ok && b != ""
+}
+
+// ShortSHA is the first 7 characters of the pushed commit, for logs.
+func (p *Push) ShortSHA() string {
+	if len(p.After) > 7 {
+		return p.After[:7]
+	}
+	return p.After
+}
+
+// Delivery is one webhook delivery that passed verification.
+type Delivery struct {
+	ID       string    // X-GitHub-Delivery
+	Event    string    // X-GitHub-Event
+	Received time.Time // when monohook read it
+	Payload  []byte    // the JSON payload (a form-encoded body already decoded)
+	Push     *Push     // the parsed payload of a push event
+}

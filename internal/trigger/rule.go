@@ -1,0 +1,93 @@
+package trigger
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/monohook/monohook/internal/rules"
+)
+
+// Rule is a stored rule that passed validation: the rest of the code trusts it.
+type Rule struct {
+	Key         string // where it is stored, e.g. mono-repo/config/repo-main-p-1A2B3C4D.json
+	Repo        string // repository.name, as the predecessor's GitHubRepo
+	Branch      string // full branch name
+	Pipeline    string
+	Expressions string // as stored: comma-separated regular expressions
+	Patterns    []*rules.Pattern
+}
+
+// Problem is a stored rule that cannot be used, and why. A problem never
+// stops the other rules of the same repository and branch.
+type Problem struct {
+	Key   string `json:"key"`
+	Error string `json:"error"`
+}
+
+// pipelineName is CodePipeline's pattern for pipeline names.
+var pipelineName = regexp.MustCompile(`^[A-Za-z0-9.@\-_]{1,100}$`)
+
+// NewSeedRule checks the four fields of a seed document and compiles its
+// expressions. Every error names the field or the expression at fault.
+func NewSeedRule(key, repo, branch, pipeline, expressions string) (Rule, error) {
+	var errs []error
+	if repo == "" {
+		errs = append(errs, errors.New("GitHubRepo is empty"))
+	}
+	if branch == "" {
+		errs = append(errs, errors.New("GitHubBranch is empty"))
+	}
+	if !pipelineName.MatchString(pipeline) {
+		errs = append(errs, fmt.Errorf("CodePipelineName %q is not a valid pipeline name (1-100 of A-Z a-z 0-9 . @ - _)", pipeline))
+	}
+	r := Rule{Key: key, Repo: repo, Branch: branch, Pipeline: pipeline, Expressions: expressions}
+	for _, src := range rules.SplitSeed(expressions) {
+		p, err := rules.CompileSeed(src)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ChangeMatchExpressions: %w", err))
+			continue
+		}
+		r.Patterns = append(r.Patterns, p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Rule{}, err
+	}
+	return r, nil
+}
+
+// Warnings lists what is legal in a rule but probably not meant.
+func (r *Rule) Warnings() []string {
+	var w []string
+	for _, src := range rules.SplitSeed(r.Expressions) {
+		if src == "" {
+			w = append(w, "ChangeMatchExpressions has an empty expression (a stray comma?); it matches every path, so the pipeline starts on every push")
+			break
+		}
+	}
+	if strings.TrimSpace(r.Expressions) == "" {
+		w = append(w[:0], "ChangeMatchExpressions is empty; it matches every path, so the pipeline starts on every push")
+	}
+	return w
+}
+
+// RuleSet is the usable rules for one repository and branch, indexed for
+// matching, plus the stored rules that could not be used.
+type RuleSet struct {
+	Repo     string
+	Branch   string
+	Rules    []Rule
+	Problems []Problem
+	index    *rules.Index
+}
+
+// NewRuleSet indexes rs. Build it once per change of the stored rules: the
+// index is what makes evaluation fast.
+func NewRuleSet(repo, branch string, rs []Rule, problems []Problem) *RuleSet {
+	lists := make([][]*rules.Pattern, len(rs))
+	for i := range rs {
+		lists[i] = rs[i].Patterns
+	}
+	return &RuleSet{Repo: repo, Branch: branch, Rules: rs, Problems: problems, index: rules.NewIndex(lists)}
+}

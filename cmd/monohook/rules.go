@@ -64,10 +64,10 @@ func newRulesPut() *cobra.Command {
 	var a ruleAddress
 	var match string
 	cmd := &cobra.Command{
-		Use:   "put",
-		Short: "Store a rule (replacing the one for the same repo, branch and pipeline)",
+		Use:     "put",
+		Short:   "Store a rule (replacing the one for the same repo, branch and pipeline)",
 		Example: `  monohook rules put --repo monorepo --branch main --pipeline api-deploy --match 'services/api/.*,libs/.*'`,
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.repo == "" || a.branch == "" || a.pipeline == "" || !cmd.Flags().Changed("match") && os.Getenv(envName("match")) == "" {
 				return errors.New("--repo, --branch, --pipeline and --match are required")

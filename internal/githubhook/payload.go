@@ -136,6 +136,14 @@ func (e *syntaxError) Error() string { return fmt.Sprintf("invalid JSON at byte 
 
 func (s *scanner) fail(msg string) error { return &syntaxError{msg: msg, pos: s.pos} }
 
+// want reports valid JSON of the wrong type for a field.
+func (s *scanner) want(what string) error {
+	if s.pos >= len(s.data) {
+		return s.fail("unexpected end of input")
+	}
+	return fmt.Errorf("at byte %d: expected %s", s.pos, what)
+}
+
 func (s *scanner) ws() {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
@@ -166,7 +174,7 @@ func (s *scanner) end() error {
 // the value.
 func (s *scanner) object(field func(key []byte) error) error {
 	if s.peek() != '{' {
-		return s.fail("expected an object")
+		return s.want("an object")
 	}
 	s.pos++
 	if s.depth++; s.depth > maxDepth {
@@ -215,7 +223,7 @@ func (s *scanner) array(elem func() error) error {
 		return s.null()
 	case '[':
 	default:
-		return s.fail("expected an array")
+		return s.want("an array")
 	}
 	s.pos++
 	if s.depth++; s.depth > maxDepth {
@@ -284,7 +292,7 @@ func (s *scanner) boolean() (bool, error) {
 	case 'n':
 		return false, s.null()
 	}
-	return false, s.fail("expected a boolean")
+	return false, s.want("a boolean")
 }
 
 func (s *scanner) number() error {
@@ -334,7 +342,7 @@ func (s *scanner) number() error {
 
 func (s *scanner) str() (string, error) {
 	if s.peek() != '"' {
-		return "", s.fail("expected a string")
+		return "", s.want("a string")
 	}
 	raw, err := s.rawString()
 	if err != nil {

@@ -13,9 +13,11 @@ type Index struct {
 	patterns []*Pattern // distinct by Source
 	owners   [][]int32  // pattern id -> rules that list it
 	tree     node       // radix tree of the patterns' literal prefixes
-	// scan holds the patterns with no literal prefix; each is tried on
-	// every path that contains its required literal.
-	scan []int32
+	// Patterns with no literal prefix: those with a required literal are
+	// found by substr when a path contains it; the rest (scan) are tried
+	// on every path.
+	substr *substrings
+	scan   []int32
 }
 
 // Hit says that rule Rule matched: its pattern number Pattern (an index into
@@ -31,6 +33,7 @@ type Hit struct {
 func NewIndex(rules [][]*Pattern) *Index {
 	ix := &Index{rules: rules}
 	ids := make(map[string]int32)
+	lits := make(map[int32]string)
 	for r, list := range rules {
 		for _, p := range list {
 			id, ok := ids[p.Source]
@@ -39,9 +42,12 @@ func NewIndex(rules [][]*Pattern) *Index {
 				ids[p.Source] = id
 				ix.patterns = append(ix.patterns, p)
 				ix.owners = append(ix.owners, nil)
-				if len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact {
+				switch {
+				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact && p.required != "":
+					lits[id] = p.required
+				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact:
 					ix.scan = append(ix.scan, id)
-				} else {
+				default:
 					for _, pre := range p.prefixes {
 						ix.tree.insert(pre, id)
 					}
@@ -51,6 +57,9 @@ func NewIndex(rules [][]*Pattern) *Index {
 				ix.owners[id] = append(o, int32(r))
 			}
 		}
+	}
+	if len(lits) > 0 {
+		ix.substr = newSubstrings(lits)
 	}
 	return ix
 }
@@ -84,10 +93,11 @@ func (ix *Index) Match(paths []string) []Hit {
 		}
 		m.path, m.pathIndex = path, int32(pi)
 		ix.tree.walk(path, try)
+		if ix.substr != nil {
+			ix.substr.find(path, try)
+		}
 		for _, id := range ix.scan {
-			if !m.patDone[id] && strings.Contains(path, ix.patterns[id].required) {
-				try(id)
-			}
+			try(id)
 		}
 	}
 	var hits []Hit

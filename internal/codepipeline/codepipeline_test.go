@@ -1,0 +1,77 @@
+package codepipeline
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/monohook/monohook/internal/fakeaws"
+)
+
+// newStarter points the real SDK at fake through the standard
+// AWS_ENDPOINT_URL_CODEPIPELINE variable, as a deployment would.
+func newStarter(t *testing.T, fake *fakeaws.CodePipeline) *Starter {
+	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_CODEPIPELINE", fake.URL)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(cfg)
+}
+
+func TestStartSendsNameAndToken(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	s := newStarter(t, fake)
+	id, err := s.Start(context.Background(), "api-deploy", "monohook-abc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id == "" {
+		t.Error("no execution id")
+	}
+	calls := fake.Calls()
+	if len(calls) != 1 || calls[0] != (fakeaws.Start{Name: "api-deploy", Token: "monohook-abc"}) {
+		t.Errorf("calls %+v", calls)
+	}
+	// The same token again is the same execution.
+	again, err := s.Start(context.Background(), "api-deploy", "monohook-abc")
+	if err != nil || again != id {
+		t.Errorf("repeat: %q %v, want %q", again, err, id)
+	}
+}
+
+func TestThrottlingIsRetriedBySDK(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	fake.FailNext("p", "ThrottlingException", "ThrottlingException")
+	s := newStarter(t, fake)
+	if _, err := s.Start(context.Background(), "p", "t"); err != nil {
+		t.Fatalf("throttled twice then fine: %v", err)
+	}
+	if n := len(fake.Calls()); n != 3 {
+		t.Errorf("%d calls, want 3", n)
+	}
+}
+
+func TestErrorNamesCode(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	fake.OnlyPipelines("exists")
+	s := newStarter(t, fake)
+	_, err := s.Start(context.Background(), "missing", "t")
+	if err == nil || !strings.HasPrefix(err.Error(), "PipelineNotFoundException") {
+		t.Errorf("err %v", err)
+	}
+	if n := len(fake.Calls()); n != 1 {
+		t.Errorf("a permanent error was retried: %d calls", n)
+	}
+}

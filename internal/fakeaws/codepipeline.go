@@ -1,0 +1,163 @@
+// Package fakeaws has test fakes of AWS services that speak their wire
+// protocols over real HTTP, so the real AWS SDK can be pointed at them
+// (AWS_ENDPOINT_URL_<SERVICE> or an endpoint option). Only tests import it.
+package fakeaws
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Start is one StartPipelineExecution call the fake received.
+type Start struct {
+	Name  string
+	Token string
+}
+
+// CodePipeline fakes the AWS CodePipeline API (JSON 1.1 protocol,
+// X-Amz-Target: CodePipeline_20150709.<Operation>). It implements
+// StartPipelineExecution with clientRequestToken idempotency: a repeated
+// token returns the first execution id and is not counted as a new start.
+type CodePipeline struct {
+	*httptest.Server
+
+	mu         sync.Mutex
+	calls      []Start           // every call, repeats included
+	executions map[string]string // token -> execution id
+	pipelines  map[string]bool   // nil: every name exists
+	failures   map[string][]string
+	delay      time.Duration
+}
+
+// NewCodePipeline starts the fake. It is closed by the caller.
+func NewCodePipeline() *CodePipeline {
+	f := &CodePipeline{executions: make(map[string]string), failures: make(map[string][]string)}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	return f
+}
+
+// OnlyPipelines makes every other name answer PipelineNotFoundException.
+func (f *CodePipeline) OnlyPipelines(names ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pipelines = make(map[string]bool)
+	for _, n := range names {
+		f.pipelines[n] = true
+	}
+}
+
+// FailNext makes the next calls for pipeline answer with these error codes,
+// one per call (e.g. ThrottlingException, then success).
+func (f *CodePipeline) FailNext(pipeline string, codes ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failures[pipeline] = append(f.failures[pipeline], codes...)
+}
+
+// SetDelay makes every answer wait d.
+func (f *CodePipeline) SetDelay(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.delay = d
+}
+
+// Calls returns every call received, in order.
+func (f *CodePipeline) Calls() []Start {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Start(nil), f.calls...)
+}
+
+// Started returns how many distinct executions each pipeline got (calls
+// that repeated a token are not counted).
+func (f *CodePipeline) Started() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]int)
+	seen := make(map[string]bool)
+	for _, c := range f.calls {
+		if _, ok := f.executions[c.Token]; ok && !seen[c.Token] {
+			seen[c.Token] = true
+			out[c.Name]++
+		}
+	}
+	return out
+}
+
+var statusOf = map[string]int{
+	"ThrottlingException":       400,
+	"PipelineNotFoundException": 400,
+	"ValidationException":       400,
+	"AccessDeniedException":     400,
+	"ConflictException":         409,
+	"InternalFailure":           500,
+	"ServiceUnavailable":        503,
+}
+
+func (f *CodePipeline) serve(w http.ResponseWriter, r *http.Request) {
+	target := r.Header.Get("X-Amz-Target")
+	if r.Method != http.MethodPost || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-amz-json-1.1") {
+		awsError(w, 400, "SerializationException", "expected a POST of application/x-amz-json-1.1")
+		return
+	}
+	if !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") {
+		awsError(w, 403, "MissingAuthenticationTokenException", "request is not signed")
+		return
+	}
+	if target != "CodePipeline_20150709.StartPipelineExecution" {
+		awsError(w, 400, "UnknownOperationException", "unknown operation "+target)
+		return
+	}
+	var in struct {
+		Name               string `json:"name"`
+		ClientRequestToken string `json:"clientRequestToken"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		awsError(w, 400, "SerializationException", err.Error())
+		return
+	}
+	f.mu.Lock()
+	delay := f.delay
+	f.calls = append(f.calls, Start{Name: in.Name, Token: in.ClientRequestToken})
+	var fail string
+	if q := f.failures[in.Name]; len(q) > 0 {
+		fail, f.failures[in.Name] = q[0], q[1:]
+	} else if f.pipelines != nil && !f.pipelines[in.Name] {
+		fail = "PipelineNotFoundException"
+	}
+	id, repeat := f.executions[in.ClientRequestToken]
+	if fail == "" && !repeat {
+		id = fmt.Sprintf("exec-%04d-%s", len(f.executions)+1, in.Name)
+		f.executions[in.ClientRequestToken] = id
+	}
+	f.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if fail != "" {
+		code := statusOf[fail]
+		if code == 0 {
+			code = 400
+		}
+		awsError(w, code, fail, "fake failure for "+in.Name)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	_ = json.NewEncoder(w).Encode(map[string]string{"pipelineExecutionId": id})
+}
+
+func awsError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Header().Set("X-Amzn-ErrorType", code)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}

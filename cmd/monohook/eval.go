@@ -39,7 +39,7 @@ Invalid rules are named. Nothing is started.`,
 			}
 			defer st.Close()
 			svc := &trigger.Service{Rules: st, DryRun: true}
-			res, err := svc.Evaluate(cmd.Context(), push)
+			res, err := svc.Explain(cmd.Context(), push)
 			if err != nil {
 				return err
 			}

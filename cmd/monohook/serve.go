@@ -54,7 +54,7 @@ webhook secret is generated there on first start.`,
 	c.secret.register(f)
 	f.BoolVar(&c.requireSHA256, "require-sha256", false, "accept only X-Hub-Signature-256 (HMAC-SHA256), never the sha1 X-Hub-Signature")
 	f.BoolVar(&c.dryRun, "dry-run", false, "evaluate and log every decision but start no pipeline (needs no AWS credentials)")
-	f.IntVar(&c.workers, "workers", 4, "pushes evaluated at once")
+	f.IntVar(&c.workers, "workers", 4, "workers taking queued pushes; each takes up to 256 at once and reads each branch's rules once for them")
 	f.IntVar(&c.queueSize, "queue-size", 1024, "accepted pushes waiting for a worker; past it deliveries get 503 so GitHub marks them failed")
 	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests and queued pushes")
 	c.log.register(f, "info")
@@ -95,8 +95,8 @@ func serve(ctx context.Context, c serveConfig) error {
 		svc.Starter = codepipeline.New(awsCfg)
 	}
 
-	q := queue.NewMemory(c.queueSize, c.workers, func(ctx context.Context, d trigger.Delivery) {
-		process(ctx, svc, d, log)
+	q := queue.NewMemory(c.queueSize, c.workers, func(ctx context.Context, batch []trigger.Delivery) {
+		process(ctx, svc, batch, log)
 	}, log)
 
 	handler := httpserver.Handler(httpserver.Config{
@@ -143,20 +143,32 @@ func serve(ctx context.Context, c serveConfig) error {
 	return nil
 }
 
-// process evaluates one delivery and starts its pipelines. When the rules
-// cannot be read (the store is unreachable) nothing was decided, so it
-// tries again a few times before giving up on the delivery.
-func process(ctx context.Context, svc *trigger.Service, d trigger.Delivery, log *slog.Logger) {
+// process evaluates a batch of deliveries and starts their pipelines.
+// Pushes whose rules could not be read (the store is unreachable) were not
+// decided, so they are tried again a few times before being given up.
+func process(ctx context.Context, svc *trigger.Service, batch []trigger.Delivery, log *slog.Logger) {
+	pushes := make([]*trigger.Push, len(batch))
+	for i, d := range batch {
+		pushes[i] = d.Push
+	}
 	backoff := time.Second
-	for attempt := 1; ; attempt++ {
-		_, err := svc.Process(ctx, d.Push)
-		if err == nil {
+	for attempt := 1; len(pushes) > 0; attempt++ {
+		var failed []*trigger.Push
+		for i, r := range svc.ProcessBatch(ctx, pushes) {
+			if r.Err != nil {
+				failed = append(failed, pushes[i])
+			}
+		}
+		if len(failed) == 0 {
 			return
 		}
 		if attempt == 5 || ctx.Err() != nil {
-			log.Error("delivery dropped: rules could not be loaded", "delivery", d.ID, "attempts", attempt, "err", err)
+			for _, p := range failed {
+				log.Error("delivery dropped: rules could not be loaded", "delivery", p.DeliveryID, "attempts", attempt)
+			}
 			return
 		}
+		pushes = failed
 		select {
 		case <-time.After(backoff):
 			backoff *= 2

@@ -45,12 +45,12 @@ func newServer(t *testing.T, queueSize int, block bool) *server {
 	}
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, s.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	q := queue.NewMemory(queueSize, 1, func(_ context.Context, d trigger.Delivery) {
+	q := queue.NewMemory(queueSize, 1, func(_ context.Context, batch []trigger.Delivery) {
 		if s.release != nil {
 			<-s.release
 		}
 		s.mu.Lock()
-		s.processed = append(s.processed, d)
+		s.processed = append(s.processed, batch...)
 		s.mu.Unlock()
 	}, log)
 	v, err := githubhook.NewVerifier([]string{secret}, false)

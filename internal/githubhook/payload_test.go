@@ -31,7 +31,7 @@ func TestParsePush(t *testing.T) {
 		Repo: "repo", FullName: "Org/repo", Ref: "refs/heads/feature/x",
 		Before: "0000000000000000000000000000000000000000", After: "d8a20fd5b86b1c08c9962573d21317ec70905b60",
 		Created: true, Commits: 2,
-		Paths: []string{"one", "dir/two", "three", "four", "café/x"},
+		Paths: []string{"one", "dir/two", "three", "dir/two", "four", "one", "café/x"},
 	}
 	if p.Repo != want.Repo || p.FullName != want.FullName || p.Ref != want.Ref || p.Before != want.Before ||
 		p.After != want.After || p.Created != want.Created || p.Forced || p.Deleted || p.Commits != 2 || !slices.Equal(p.Paths, want.Paths) {
@@ -113,11 +113,17 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 	if s.Repository != nil && s.Repository.Name != nil {
 		p.Repo, p.FullName = *s.Repository.Name, s.Repository.FullName
 	}
-	var lists [][]string
+	var all string
+	var spans []int32
 	for _, c := range s.Commits {
-		lists = append(lists, c.Added, c.Removed, c.Modified)
+		for _, list := range [][]string{c.Added, c.Removed, c.Modified} {
+			for _, path := range list {
+				spans = append(spans, int32(len(all)), int32(len(all)+len(path)))
+				all += path
+			}
+		}
 	}
-	p.Paths = union(lists)
+	p.Paths = splitArena(all, spans)
 	return p
 }
 
@@ -158,4 +164,32 @@ func FuzzParsePush(f *testing.F) {
 			t.Fatalf("rejected valid JSON: %v: %q", err, body)
 		}
 	})
+}
+
+func BenchmarkParsePush(b *testing.B) {
+	for _, name := range []string{"push-8k.json", "push-200k.json"} {
+		body, err := os.ReadFile("../../../shared/bench/" + name)
+		if err != nil {
+			b.Skipf("shared bench payloads not present: %v", err)
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParsePush(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/encoding-json", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var s stdPush
+				if err := json.Unmarshal(body, &s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -19,7 +19,7 @@ var ErrClosed = errors.New("queue is shutting down")
 // (githubhook.ErrBusy, answered 503) rather than dropping them.
 type Memory struct {
 	ch      chan trigger.Delivery
-	process func(context.Context, trigger.Delivery)
+	process func(context.Context, []trigger.Delivery)
 	log     *slog.Logger
 
 	mu     sync.RWMutex
@@ -30,9 +30,14 @@ type Memory struct {
 	cancel  context.CancelFunc
 }
 
-// NewMemory starts workers goroutines that call process for each accepted
-// delivery. size bounds the deliveries waiting.
-func NewMemory(size, workers int, process func(context.Context, trigger.Delivery), log *slog.Logger) *Memory {
+// maxBatch bounds how many queued deliveries one worker takes at once.
+const maxBatch = 256
+
+// NewMemory starts workers goroutines. Each takes whatever is queued (up
+// to 256 deliveries) and calls process with that batch, so the rules of a
+// repository and branch are read once per batch however fast pushes come.
+// size bounds the deliveries waiting.
+func NewMemory(size, workers int, process func(context.Context, []trigger.Delivery), log *slog.Logger) *Memory {
 	ctx, cancel := context.WithCancel(context.Background())
 	q := &Memory{
 		ch:      make(chan trigger.Delivery, size),
@@ -46,7 +51,20 @@ func NewMemory(size, workers int, process func(context.Context, trigger.Delivery
 		go func() {
 			defer q.workers.Done()
 			for d := range q.ch {
-				q.process(ctx, d)
+				batch := []trigger.Delivery{d}
+			fill:
+				for len(batch) < maxBatch {
+					select {
+					case next, ok := <-q.ch:
+						if !ok {
+							break fill
+						}
+						batch = append(batch, next)
+					default:
+						break fill
+					}
+				}
+				q.process(ctx, batch)
 			}
 		}()
 	}
@@ -64,6 +82,9 @@ func (q *Memory) Accept(_ context.Context, d trigger.Delivery) error {
 	if q.seen.has(d.ID) {
 		return githubhook.ErrDuplicate
 	}
+	// Only the parsed push is needed from here on; dropping the raw payload
+	// keeps a full queue small.
+	d.Payload = nil
 	select {
 	case q.ch <- d:
 		q.seen.add(d.ID)

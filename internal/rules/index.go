@@ -3,6 +3,7 @@ package rules
 import (
 	"sort"
 	"strings"
+	"sync"
 )
 
 // Index matches many rules, each a list of patterns, against the changed
@@ -18,6 +19,8 @@ type Index struct {
 	// on every path.
 	substr *substrings
 	scan   []int32
+
+	pool sync.Pool // *matcher, reused across calls to Match
 }
 
 // Hit says that rule Rule matched: its pattern number Pattern (an index into
@@ -73,19 +76,28 @@ func (ix *Index) Rules() int { return len(ix.rules) }
 // Each pattern is tested at most once per path, and not at all once every
 // rule that lists it has matched.
 func (ix *Index) Match(paths []string) []Hit {
-	m := matcher{
-		ix:        ix,
-		ruleHit:   make([]int32, len(ix.rules)),
-		patDone:   make([]bool, len(ix.patterns)),
-		tried:     make([]int32, len(ix.patterns)),
-		remaining: len(ix.rules),
+	m, _ := ix.pool.Get().(*matcher)
+	if m == nil {
+		m = &matcher{
+			ix:      ix,
+			ruleHit: make([]int32, len(ix.rules)),
+			patDone: make([]bool, len(ix.patterns)),
+			tried:   make([]int32, len(ix.patterns)),
+		}
+		m.try = m.tryPattern
 	}
+	defer func() {
+		m.path = "" // do not keep the push's paths alive in the pool
+		ix.pool.Put(m)
+	}()
+	m.remaining = len(ix.rules)
 	for i := range m.ruleHit {
 		m.ruleHit[i] = -1
 	}
 	for i := range m.tried {
 		m.tried[i] = -1
 	}
+	clear(m.patDone)
 	try := m.try
 	for pi, path := range paths {
 		if m.remaining == 0 {
@@ -125,9 +137,10 @@ type matcher struct {
 	remaining int     // rules not matched yet
 	path      string
 	pathIndex int32
+	try       func(int32) // tryPattern, bound once
 }
 
-func (m *matcher) try(id int32) {
+func (m *matcher) tryPattern(id int32) {
 	if m.patDone[id] || m.tried[id] == m.pathIndex {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/fileblob" // file:// URLs
@@ -35,9 +36,30 @@ type Store struct {
 	prefix string
 	log    *slog.Logger
 
-	mu   sync.Mutex
-	sets map[string]*cachedSet // repo + "\x00" + branch
+	mu     sync.Mutex
+	sets   map[string]*cachedSet // repo + "\x00" + branch
+	groups map[string]*group     // same key
 }
+
+// group coalesces the LISTs of one repository and branch. A caller joins
+// the flight that has not started yet, so the LIST it gets began after it
+// arrived: a rule written before a push is seen by that push. Under load,
+// one LIST serves every push that arrived while the previous one ran.
+type group struct {
+	running *flight
+	waiting *flight
+}
+
+type flight struct {
+	started bool // guarded by Store.mu
+	done    chan struct{}
+	set     *trigger.RuleSet
+	err     error
+}
+
+// listTimeout bounds one shared LIST, which does not belong to any one
+// caller's context.
+const listTimeout = time.Minute
 
 // cachedSet is the compiled rules of one repository and branch, valid
 // while a LIST returns the same keys with the same versions.
@@ -69,7 +91,7 @@ func Open(ctx context.Context, url, prefix string, log *slog.Logger) (*Store, er
 
 // New uses an open bucket.
 func New(b *blob.Bucket, prefix string, log *slog.Logger) *Store {
-	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), log: log, sets: make(map[string]*cachedSet)}
+	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), log: log, sets: make(map[string]*cachedSet), groups: make(map[string]*group)}
 }
 
 // Close closes the bucket.
@@ -85,10 +107,59 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // RuleSet returns the rules for repo and branch: one LIST of their lookup
-// prefix, then only documents that are new or changed since the last call
-// are fetched and compiled. When nothing changed the previous RuleSet, index
-// included, is returned as is.
+// prefix, begun after this call, then only documents that are new or
+// changed since the last call are fetched and compiled. When nothing
+// changed the previous RuleSet, index included, is returned as is.
 func (s *Store) RuleSet(ctx context.Context, repo, branch string) (*trigger.RuleSet, error) {
+	id := repo + "\x00" + branch
+	s.mu.Lock()
+	g := s.groups[id]
+	if g == nil {
+		g = &group{}
+		s.groups[id] = g
+	}
+	if g.waiting == nil {
+		g.waiting = &flight{done: make(chan struct{})}
+	}
+	f := g.waiting
+	for g.running != nil && !f.started {
+		r := g.running
+		s.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+	if f.started {
+		// Another caller started our flight.
+		s.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.set, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f.started = true
+	g.running, g.waiting = f, nil
+	s.mu.Unlock()
+
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
+	f.set, f.err = s.ruleSet(lctx, repo, branch)
+	cancel()
+	s.mu.Lock()
+	g.running = nil
+	if g.waiting == nil {
+		delete(s.groups, id)
+	}
+	s.mu.Unlock()
+	close(f.done)
+	return f.set, f.err
+}
+
+func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.RuleSet, error) {
 	lookup := LookupPrefix(s.prefix, repo, branch)
 	var objs []listed
 	it := s.bucket.List(&blob.ListOptions{Prefix: lookup})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -30,6 +32,7 @@ type fakeS3 struct {
 	backend *s3mem.Backend
 	url     string
 	gets    atomic.Int64
+	lists   atomic.Int64
 }
 
 func newFakeS3(t *testing.T) *fakeS3 {
@@ -42,6 +45,9 @@ func newFakeS3(t *testing.T) *fakeS3 {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet && r.URL.Query().Get("list-type") == "" && strings.Count(r.URL.Path, "/") > 1 {
 			f.gets.Add(1)
+		}
+		if r.Method == http.MethodGet && r.URL.Query().Has("list-type") {
+			f.lists.Add(1)
 		}
 		s3.ServeHTTP(w, r)
 	}))
@@ -346,4 +352,65 @@ func TestStoreUnreachable(t *testing.T) {
 	if _, err := s.RuleSet(ctx, "repo", "main"); err == nil {
 		t.Error("RuleSet on an unreachable store succeeded")
 	}
+}
+
+func TestConcurrentPushesShareALIST(t *testing.T) {
+	f := newFakeS3(t)
+	s := f.open(t)
+	ctx := context.Background()
+	if _, _, err := s.Put(ctx, Document{"repo", "main", "a/.*", "a"}); err != nil {
+		t.Fatal(err)
+	}
+	const callers = 64
+	sets := make([]*trigger.RuleSet, callers)
+	var wg sync.WaitGroup
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if sets[i], err = s.RuleSet(ctx, "repo", "main"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := f.lists.Load(); n >= callers {
+		t.Errorf("%d LISTs for %d concurrent calls: not shared", n, callers)
+	}
+	for _, set := range sets {
+		if set == nil || len(set.Rules) != 1 {
+			t.Fatalf("a caller got %+v", set)
+		}
+	}
+}
+
+func TestRuleWrittenBeforeAPushIsSeenUnderLoad(t *testing.T) {
+	s := openFile(t, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for range 8 { // other pushes evaluating all the time
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				_, _ = s.RuleSet(ctx, "repo", "main")
+			}
+		}()
+	}
+	for i := range 30 {
+		name := fmt.Sprintf("p%d", i)
+		if _, _, err := s.Put(context.Background(), Document{"repo", "main", "a/.*", name}); err != nil {
+			t.Fatal(err)
+		}
+		set, err := s.RuleSet(context.Background(), "repo", "main")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pipelines(set); !slices.Contains(got, name) {
+			t.Fatalf("rule %s written before the push is missing: %v", name, got)
+		}
+	}
+	cancel()
+	wg.Wait()
 }

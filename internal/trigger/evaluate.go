@@ -23,7 +23,10 @@ type Result struct {
 	Branch string `json:"branch,omitempty"`
 	// Skipped says why the push was not evaluated at all (a tag, a deleted
 	// branch); empty when it was.
-	Skipped   string     `json:"skipped,omitempty"`
+	Skipped string `json:"skipped,omitempty"`
+	// Rules is how many usable rules were evaluated.
+	Rules int `json:"rules"`
+	// Decisions has the matched rules in rule order; from Explain, every rule.
 	Decisions []Decision `json:"decisions"`
 	// Start lists the pipelines to start: every matched rule's pipeline,
 	// each once, sorted.
@@ -55,25 +58,38 @@ func SkipReason(p *Push) string {
 
 // Evaluate decides which pipelines p starts under set, the rules stored for
 // p's repository and branch. It is pure and fast: rules are matched through
-// their index.
-func Evaluate(p *Push, set *RuleSet) Result {
+// their index, and only matched rules get a Decision.
+func Evaluate(p *Push, set *RuleSet) Result { return evaluate(p, set, false) }
+
+// Explain is Evaluate with a Decision for every rule, matched or not.
+func Explain(p *Push, set *RuleSet) Result { return evaluate(p, set, true) }
+
+func evaluate(p *Push, set *RuleSet, all bool) Result {
 	branch, _ := p.Branch()
-	res := Result{Repo: p.Repo, Branch: branch, Start: []string{}}
+	res := Result{Repo: p.Repo, Branch: branch, Start: []string{}, Decisions: []Decision{}}
 	if reason := SkipReason(p); reason != "" {
 		res.Skipped = reason
 		return res
 	}
 	res.Problems = set.Problems
-	res.Decisions = make([]Decision, len(set.Rules))
-	for i, r := range set.Rules {
-		res.Decisions[i] = Decision{Rule: r.Key, Pipeline: r.Pipeline}
+	res.Rules = len(set.Rules)
+	hits := set.index.Match(p.Paths)
+	if all {
+		res.Decisions = make([]Decision, len(set.Rules))
+		for i, r := range set.Rules {
+			res.Decisions[i] = Decision{Rule: r.Key, Pipeline: r.Pipeline}
+		}
+	} else {
+		res.Decisions = make([]Decision, len(hits))
 	}
-	for _, h := range set.index.Match(p.Paths) {
-		d := &res.Decisions[h.Rule]
-		d.Matched = true
-		d.Path = h.Path
-		d.Expression = set.Rules[h.Rule].Patterns[h.Pattern].Source
-		res.Start = append(res.Start, d.Pipeline)
+	for i, h := range hits {
+		r := &set.Rules[h.Rule]
+		d := &res.Decisions[i]
+		if all {
+			d = &res.Decisions[h.Rule]
+		}
+		*d = Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Path: h.Path, Expression: r.Patterns[h.Pattern].Source}
+		res.Start = append(res.Start, r.Pipeline)
 	}
 	// Two rules may name one pipeline: it starts once per push.
 	slices.Sort(res.Start)

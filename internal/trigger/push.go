@@ -19,8 +19,9 @@ type Push struct {
 	Deleted  bool   `json:"deleted,omitempty"`
 	Forced   bool   `json:"forced,omitempty"`
 	Commits  int    `json:"commits"`
-	// Paths is the union of added, removed and modified over all commits,
-	// in first-seen order, without duplicates.
+	// Paths are the added, removed and modified paths of every commit, in
+	// payload order. A path changed by several commits appears once per
+	// commit; matching treats the paths as a set (their union).
 	Paths []string `json:"paths"`
 }
 

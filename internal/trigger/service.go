@@ -48,17 +48,18 @@ type Service struct {
 	Log      *slog.Logger
 }
 
-// Evaluate loads the rules for p and decides, without starting anything.
-func (s *Service) Evaluate(ctx context.Context, p *Push) (Result, error) {
+// Explain loads the rules for p and decides for every rule, matched or
+// not, without starting anything.
+func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
 	if reason := SkipReason(p); reason != "" {
-		return Evaluate(p, &RuleSet{}), nil
+		return Explain(p, &RuleSet{}), nil
 	}
 	branch, _ := p.Branch()
 	set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
 	if err != nil {
 		return Result{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
 	}
-	return Evaluate(p, set), nil
+	return Explain(p, set), nil
 }
 
 // Process evaluates p and starts every selected pipeline. Starts are
@@ -66,26 +67,67 @@ func (s *Service) Evaluate(ctx context.Context, p *Push) (Result, error) {
 // error is non-nil only when the rules could not be loaded, so nothing was
 // decided and the whole push may be retried.
 func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
-	log := s.logger().With("delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "sha", p.ShortSHA())
-	began := time.Now()
-	res, err := s.Evaluate(ctx, p)
-	if err != nil {
-		log.Error("evaluation failed", "err", err)
-		return Outcome{}, err
+	r := s.ProcessBatch(ctx, []*Push{p})[0]
+	return r.Outcome, r.Err
+}
+
+// BatchResult is the outcome of one push of a batch, or why it could not
+// be evaluated.
+type BatchResult struct {
+	Outcome Outcome
+	Err     error
+}
+
+// ProcessBatch processes several pushes, reading the rules of each
+// repository and branch once for all of them. Every read still begins
+// after the pushes were received, so a rule written before a push counts
+// for it.
+func (s *Service) ProcessBatch(ctx context.Context, pushes []*Push) []BatchResult {
+	results := make([]BatchResult, len(pushes))
+	sets := make(map[[2]string]*RuleSet)
+	errs := make(map[[2]string]error)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i, p := range pushes {
+		began := time.Now()
+		set := &RuleSet{}
+		if SkipReason(p) == "" {
+			branch, _ := p.Branch()
+			key := [2]string{p.Repo, branch}
+			if _, done := sets[key]; !done && errs[key] == nil {
+				sets[key], errs[key] = s.Rules.RuleSet(ctx, p.Repo, branch)
+			}
+			if err := errs[key]; err != nil {
+				results[i].Err = fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+				s.logger().Error("evaluation failed", "delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "err", err)
+				continue
+			}
+			set = sets[key]
+		}
+		res := Evaluate(p, set)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			results[i].Outcome = s.finish(ctx, p, res, began)
+		}()
 	}
+	wg.Wait()
+	return results
+}
+
+// finish logs the decisions of one push and starts its pipelines.
+func (s *Service) finish(ctx context.Context, p *Push, res Result, began time.Time) Outcome {
+	log := s.logger().With("delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "sha", p.ShortSHA())
 	out := Outcome{Result: res, Starts: make([]StartResult, len(res.Start))}
 	for _, pr := range res.Problems {
 		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
 	}
-	matched := 0
 	for _, d := range res.Decisions {
-		if d.Matched {
-			matched++
-			log.Info("rule matched", "rule", d.Rule, "pipeline", d.Pipeline, "path", d.Path, "expression", d.Expression)
-		}
+		log.Info("rule matched", "rule", d.Rule, "pipeline", d.Pipeline, "path", d.Path, "expression", d.Expression)
 	}
-	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", len(res.Decisions),
-		"matched", matched, "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "took", time.Since(began))
+	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
+		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun, "took", time.Since(began))
 
 	parallel := s.Parallel
 	if parallel <= 0 {
@@ -96,7 +138,6 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 	for i, name := range res.Start {
 		out.Starts[i] = StartResult{Pipeline: name, Token: StartToken(p.DeliveryID, name), DryRun: s.DryRun}
 		if s.DryRun {
-			log.Info("dry run: pipeline not started", "pipeline", name)
 			continue
 		}
 		wg.Add(1)
@@ -114,7 +155,7 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 		}(&out.Starts[i])
 	}
 	wg.Wait()
-	return out, nil
+	return out
 }
 
 func (s *Service) logger() *slog.Logger {

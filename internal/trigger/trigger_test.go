@@ -236,7 +236,7 @@ func TestEvaluateExplains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.svc.Evaluate(context.Background(), p)
+	res, err := e.svc.Explain(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,5 +249,19 @@ func TestEvaluateExplains(t *testing.T) {
 	}
 	if !slices.Equal(res.Start, []string{"api"}) {
 		t.Errorf("start %v", res.Start)
+	}
+}
+
+func TestEvaluateListsOnlyMatched(t *testing.T) {
+	a, _ := trigger.NewSeedRule("a", "repo", "main", "a", "a/.*")
+	b, _ := trigger.NewSeedRule("b", "repo", "main", "b", "b/.*")
+	set := trigger.NewRuleSet("repo", "main", []trigger.Rule{a, b}, nil)
+	res := trigger.Evaluate(push("d", "refs/heads/main", "b/x"), set)
+	if res.Rules != 2 || len(res.Decisions) != 1 || res.Decisions[0].Pipeline != "b" || !res.Decisions[0].Matched {
+		t.Errorf("%+v", res)
+	}
+	all := trigger.Explain(push("d", "refs/heads/main", "b/x"), set)
+	if len(all.Decisions) != 2 || all.Decisions[0].Matched || !all.Decisions[1].Matched {
+		t.Errorf("%+v", all)
 	}
 }

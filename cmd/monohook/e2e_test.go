@@ -1,0 +1,346 @@
+package main_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/monohook/monohook/internal/fakeaws"
+	"github.com/monohook/monohook/internal/store"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "monohook-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "monohook")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// awsEnv points the binary's AWS SDK at the fake and nowhere else.
+func awsEnv(fake *fakeaws.CodePipeline) []string {
+	return append(os.Environ(),
+		"AWS_ENDPOINT_URL_CODEPIPELINE="+fake.URL,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
+	)
+}
+
+func run(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// daemon is a running `monohook serve`.
+type daemon struct {
+	cmd *exec.Cmd
+	url string
+
+	mu   sync.Mutex
+	logs bytes.Buffer
+	done chan struct{}
+}
+
+func startServe(t *testing.T, env []string, args ...string) *daemon {
+	t.Helper()
+	d := &daemon{done: make(chan struct{})}
+	d.cmd = exec.Command(binary, append([]string{"serve"}, args...)...)
+	d.cmd.Env = env
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	urlCh := make(chan string, 1)
+	go func() {
+		defer close(d.done)
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`webhook_url=(\S+)`)
+		for sc.Scan() {
+			d.mu.Lock()
+			d.logs.WriteString(sc.Text() + "\n")
+			d.mu.Unlock()
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				urlCh <- m[1]
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		_ = d.cmd.Wait()
+	})
+	select {
+	case d.url = <-urlCh:
+	case <-d.done:
+		t.Fatalf("serve exited early:\n%s", d.log())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve did not start:\n%s", d.log())
+	}
+	return d
+}
+
+func (d *daemon) log() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.logs.String()
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const pushPayload = `{
+  "ref": "refs/heads/feature/login", "before": "1111111111111111111111111111111111111111",
+  "after": "2222222222222222222222222222222222222222", "created": false, "deleted": false, "forced": false,
+  "repository": {"name": "monorepo", "full_name": "acme/monorepo"},
+  "commits": [
+    {"id": "a", "added": ["services/api/login.go"], "removed": [], "modified": ["docs/readme.md"]},
+    {"id": "b", "added": [], "removed": ["libs/auth/old.go"], "modified": []}
+  ]
+}`
+
+func TestEndToEnd(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	data := t.TempDir()
+	env := awsEnv(fake)
+	payload := filepath.Join(t.TempDir(), "push.json")
+	if err := os.WriteFile(payload, []byte(pushPayload), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	put := func(pipeline, match string) {
+		out, errOut, code := run(t, env, "rules", "put", "--data-dir", data, "--repo", "monorepo", "--branch", "feature/login", "--pipeline", pipeline, "--match", match)
+		if code != 0 {
+			t.Fatalf("rules put %s: %d %s", pipeline, code, errOut)
+		}
+		if want := store.SeedKey(store.DefaultPrefix, "monorepo", "feature/login", pipeline); strings.TrimSpace(out) != want {
+			t.Errorf("rules put printed %q, want %q", out, want)
+		}
+	}
+	put("api", "services/api/.*")
+	put("auth", "libs/auth/.*, libs/crypto/.*")
+	put("web", "services/web/.*")
+	// Another branch whose name shares the lookup prefix.
+	if _, errOut, code := run(t, env, "rules", "put", "--data-dir", data, "--repo", "monorepo", "--branch", "feature/login-v2", "--pipeline", "v2", "--match", ".*"); code != 0 {
+		t.Fatal(errOut)
+	}
+	// A bad expression is refused with a reason.
+	if _, errOut, code := run(t, env, "rules", "put", "--data-dir", data, "--repo", "monorepo", "--branch", "main", "--pipeline", "x", "--match", "a/(?!b)"); code == 0 || !strings.Contains(errOut, "look-around") {
+		t.Errorf("bad expression: exit %d, %q", code, errOut)
+	}
+
+	// eval explains without starting.
+	out, errOut, code := run(t, env, "eval", "--data-dir", data, "--json", payload)
+	if code != 0 {
+		t.Fatalf("eval: %d %s", code, errOut)
+	}
+	var res struct {
+		Start     []string `json:"start"`
+		Decisions []struct {
+			Pipeline, Path, Expression string
+			Matched                    bool
+		} `json:"decisions"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("eval --json: %v\n%s", err, out)
+	}
+	if !slices.Equal(res.Start, []string{"api", "auth"}) {
+		t.Errorf("eval would start %v", res.Start)
+	}
+	for _, d := range res.Decisions {
+		if d.Pipeline == "auth" && (d.Path != "libs/auth/old.go" || d.Expression != "libs/auth/.*") {
+			t.Errorf("auth decision %+v", d)
+		}
+	}
+	if text, _, _ := run(t, env, "eval", "--data-dir", data, payload); !strings.Contains(text, "START api") || !strings.Contains(text, "services/api/login.go") {
+		t.Errorf("eval text:\n%s", text)
+	}
+	if len(fake.Calls()) != 0 {
+		t.Fatal("eval started pipelines")
+	}
+
+	// serve, configured partly through the environment.
+	d := startServe(t, append(env, "MONOHOOK_LISTEN=127.0.0.1:0", "MONOHOOK_DATA_DIR="+data))
+	if !strings.Contains(d.log(), "rule_count=4") || !strings.Contains(d.log(), "generated") {
+		t.Errorf("startup log does not say the rule count or the generated secret:\n%s", d.log())
+	}
+	secret, err := os.ReadFile(filepath.Join(data, "webhook-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(filepath.Join(data, "webhook-secret")); st.Mode().Perm() != 0o600 {
+		t.Errorf("secret file mode %v", st.Mode().Perm())
+	}
+	if strings.Contains(d.log(), strings.TrimSpace(string(secret))) {
+		t.Error("the secret was logged")
+	}
+
+	out, errOut, code = run(t, env, "send", payload, "--url", d.url, "--data-dir", data, "--delivery", "delivery-1")
+	if code != 0 || !strings.Contains(out, "202") {
+		t.Fatalf("send: %d %s %s", code, out, errOut)
+	}
+	waitFor(t, "two starts", func() bool { return len(fake.Calls()) >= 2 })
+	time.Sleep(100 * time.Millisecond) // anything extra would arrive now
+	if got := fake.Started(); len(got) != 2 || got["api"] != 1 || got["auth"] != 1 {
+		t.Errorf("started %v, want api and auth once", got)
+	}
+
+	// The same delivery again is acknowledged and not processed again.
+	out, _, code = run(t, env, "send", payload, "--url", d.url, "--data-dir", data, "--delivery", "delivery-1")
+	if code != 0 || !strings.Contains(out, "duplicate") {
+		t.Errorf("repeat delivery: %d %s", code, out)
+	}
+	// A wrong secret is refused.
+	out, _, code = run(t, env, "send", payload, "--url", d.url, "--secret", "wrong")
+	if code == 0 || !strings.Contains(out, "403") {
+		t.Errorf("wrong secret: %d %s", code, out)
+	}
+	// The predecessor's route works too, and a ping is answered.
+	out, _, code = run(t, env, "send", payload, "--url", strings.Replace(d.url, "/webhook", "/ghorg/push", 1), "--data-dir", data, "--event", "ping")
+	if code != 0 || !strings.Contains(out, "pong") {
+		t.Errorf("ping on /ghorg/push: %d %s", code, out)
+	}
+	if got := len(fake.Calls()); got != 2 {
+		t.Errorf("%d start calls after the repeats, want 2", got)
+	}
+	log := d.log()
+	for _, want := range []string{"delivery=delivery-1", "rule matched", "pipeline started", "execution_id=exec-"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+
+	// SIGTERM: drains and exits 0.
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("serve exit: %v\n%s", err, d.log())
+	}
+	if !strings.Contains(d.log(), "stopped") {
+		t.Errorf("no clean stop in the log:\n%s", d.log())
+	}
+}
+
+func TestValidateNamesBadRules(t *testing.T) {
+	data := t.TempDir()
+	env := os.Environ()
+	if _, errOut, code := run(t, env, "rules", "put", "--data-dir", data, "--repo", "r", "--branch", "main", "--pipeline", "ok", "--match", "a/.*,"); code != 0 {
+		t.Fatal(errOut)
+	}
+	out, _, code := run(t, env, "rules", "validate", "--data-dir", data)
+	if code != 0 || !strings.Contains(out, "WARNING") {
+		t.Errorf("a warning alone: exit %d\n%s", code, out)
+	}
+	bad := filepath.Join(data, filepath.FromSlash(store.SeedKey(store.DefaultPrefix, "r", "main", "bad")))
+	if err := os.WriteFile(bad, []byte(`{"GitHubRepo": "r", "GitHubBranch": "main", "ChangeMatchExpressions": "(a)\\1", "CodePipelineName": "bad"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code = run(t, env, "rules", "validate", "--data-dir", data)
+	if code != 1 || !strings.Contains(out, "INVALID "+store.SeedKey(store.DefaultPrefix, "r", "main", "bad")) || !strings.Contains(out, "back-references") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	out, _, _ = run(t, env, "rules", "list", "--data-dir", data)
+	if !strings.Contains(out, "INVALID") || !strings.Contains(out, "ok") {
+		t.Errorf("list:\n%s", out)
+	}
+	if out, _, code := run(t, env, "rules", "rm", "--data-dir", data, "--repo", "r", "--branch", "main", "--pipeline", "bad"); code != 0 {
+		t.Errorf("rm: %d %s", code, out)
+	}
+	if _, _, code := run(t, env, "rules", "validate", "--data-dir", data); code != 0 {
+		t.Errorf("validate after rm: exit %d", code)
+	}
+	if _, errOut, code := run(t, env, "rules", "get", "--data-dir", data, "--repo", "r", "--branch", "main", "--pipeline", "bad"); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Errorf("get removed: %d %s", code, errOut)
+	}
+}
+
+func TestServeNeedsRegionUnlessDryRun(t *testing.T) {
+	env := append(os.Environ(), "AWS_REGION=", "AWS_DEFAULT_REGION=", "AWS_CONFIG_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true")
+	_, errOut, code := run(t, env, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "AWS_REGION") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+	d := startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--dry-run")
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+}
+
+func TestHelpNamesEnvironment(t *testing.T) {
+	out, _, _ := run(t, os.Environ(), "serve", "--help")
+	for _, env := range []string{"MONOHOOK_LISTEN", "MONOHOOK_DATA_DIR", "MONOHOOK_WEBHOOK_SECRET", "MONOHOOK_WEBHOOK_SECRET_FILE", "MONOHOOK_STORE", "MONOHOOK_PREFIX", "MONOHOOK_REQUIRE_SHA256", "MONOHOOK_DRY_RUN"} {
+		if !strings.Contains(out, env) {
+			t.Errorf("serve --help does not name %s", env)
+		}
+	}
+}
+
+func TestSecretFromFlagAndRotation(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	data := t.TempDir()
+	env := awsEnv(fake)
+	d := startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", data, "--secret", "new-secret,old-secret", "--dry-run")
+	for _, s := range []string{"new-secret", "old-secret"} {
+		if out, _, code := run(t, env, "send", "-", "--url", d.url, "--secret", s); code == 0 {
+			t.Errorf("empty stdin payload accepted: %s", out)
+		}
+		payload := filepath.Join(t.TempDir(), "p.json")
+		_ = os.WriteFile(payload, []byte(pushPayload), 0o644)
+		if out, _, code := run(t, env, "send", payload, "--url", d.url, "--secret", s); code != 0 {
+			t.Errorf("secret %s refused: %s", s, out)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(data, "webhook-secret")); err == nil {
+		t.Error("a secret file was generated although --secret was given")
+	}
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Ingest load test: `monohook serve` on loopback, signed pushes from wrk at
+# 32 connections, a fresh delivery id per request. Prints wrk's summary and
+# latency percentiles for each payload.
+#
+#   scripts/loadtest.sh [payload.json ...]   (default: ../shared/bench/push-8k.json and push-200k.json)
+#
+# Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
+# loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+
+payloads=("$@")
+[ ${#payloads[@]} -gt 0 ] || payloads=(../shared/bench/push-8k.json ../shared/bench/push-200k.json)
+duration=${DURATION:-10s}
+connections=${CONNECTIONS:-32}
+
+work=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/monohook" ./cmd/monohook
+secret=load-test-secret
+port=$((20000 + RANDOM % 20000))
+
+# A realistic rule set for the pushes' repository: 200 rules.
+for i in $(seq 0 199); do
+  "$work/monohook" rules put --data-dir "$work/data" --repo monorepo --branch main \
+    --pipeline "pipeline-svc$i" --match "services/svc$i/.*,deploy/svc$i/.*" >/dev/null
+done
+
+"$work/monohook" serve --dry-run --listen "127.0.0.1:$port" --data-dir "$work/data" \
+  --secret "$secret" ${SERVE_ARGS:-} --log-level "${LOG_LEVEL:-info}" 2>"$work/serve.log" &
+pid=$!
+for _ in $(seq 100); do
+  curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+for p in "${payloads[@]}"; do
+  sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -r "$p" | cut -d' ' -f1)"
+  echo "== $(basename "$p") ($(stat -c %s "$p") bytes), wrk -t2 -c$connections -d$duration"
+  PAYLOAD="$p" SIG256="$sig" wrk -t2 -c"$connections" -d"$duration" --latency \
+    -s scripts/webhook.lua "http://127.0.0.1:$port"
+done
+echo "== serve log: $(grep -c 'push accepted' "$work/serve.log") accepted, $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"

@@ -104,7 +104,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		Ready:   st.Ping,
 		Log:     log,
 	})
-	ln, err := net.Listen("tcp", c.listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}

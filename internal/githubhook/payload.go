@@ -32,7 +32,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 	// Paths are much of a big push's bytes: start at a quarter of the body so the
 	// arena rarely grows.
 	arena := make([]byte, 0, len(body)/4)
-	spans := make([]int32, 0, 64) // start, end of each path in arena
+	spans := make([]int, 0, 64) // start, end of each path in arena
 	err := s.object(func(key []byte) error {
 		var err error
 		switch string(key) {
@@ -85,7 +85,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 							} else {
 								arena = appendUnquoted(arena, raw)
 							}
-							spans = append(spans, int32(start), int32(len(arena)))
+							spans = append(spans, start, len(arena))
 							return nil
 						})
 					}
@@ -119,7 +119,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 // splitArena returns the paths, each a substring of all. Repeats are kept:
 // matching treats the paths as a set anyway, and a map to drop the few
 // repeats of a big push costs more than the repeats do.
-func splitArena(all string, spans []int32) []string {
+func splitArena(all string, spans []int) []string {
 	out := make([]string, len(spans)/2)
 	for i := range out {
 		out[i] = all[spans[2*i]:spans[2*i+1]]
@@ -393,11 +393,11 @@ func (s *scanner) rawString() (raw []byte, plain bool, err error) {
 			s.pos = i
 			return nil, false, s.fail("unterminated string")
 		}
-		switch c := d[i]; {
-		case c == '"':
+		switch d[i] {
+		case '"':
 			s.pos = i + 1
 			return d[start:i], plain && high&0x8080808080808080 == 0, nil
-		case c == '\\':
+		case '\\':
 			plain = false
 			if i+1 >= len(d) {
 				s.pos = i
@@ -439,7 +439,7 @@ func special(w uint64) bool {
 
 func isHex4(b []byte) bool {
 	for _, c := range b {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') && (c < 'A' || c > 'F') {
 			return false
 		}
 	}

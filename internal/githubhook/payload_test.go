@@ -114,11 +114,11 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 		p.Repo, p.FullName = *s.Repository.Name, s.Repository.FullName
 	}
 	var all string
-	var spans []int32
+	var spans []int
 	for _, c := range s.Commits {
 		for _, list := range [][]string{c.Added, c.Removed, c.Modified} {
 			for _, path := range list {
-				spans = append(spans, int32(len(all)), int32(len(all)+len(path)))
+				spans = append(spans, len(all), len(all)+len(path))
 				all += path
 			}
 		}

@@ -10,8 +10,6 @@ import (
 	"testing"
 )
 
-func hexMAC(newHash func() []byte) string { return hex.EncodeToString(newHash()) }
-
 func TestVerifyGitHubVector(t *testing.T) {
 	// GitHub's documented example for validating webhook deliveries.
 	v, err := NewVerifier([]string{"It's a Secret to Everybody"}, false)

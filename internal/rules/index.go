@@ -38,10 +38,11 @@ func NewIndex(rules [][]*Pattern) *Index {
 	ids := make(map[string]int32)
 	lits := make(map[int32]string)
 	for r, list := range rules {
+		r32 := int32(r) //nolint:gosec // rule sets are far below 2^31 rules
 		for _, p := range list {
 			id, ok := ids[p.Source]
 			if !ok {
-				id = int32(len(ix.patterns))
+				id = int32(len(ix.patterns)) //nolint:gosec // as many patterns as rules × expressions, far below 2^31
 				ids[p.Source] = id
 				ix.patterns = append(ix.patterns, p)
 				ix.owners = append(ix.owners, nil)
@@ -56,8 +57,8 @@ func NewIndex(rules [][]*Pattern) *Index {
 					}
 				}
 			}
-			if o := ix.owners[id]; len(o) == 0 || o[len(o)-1] != int32(r) {
-				ix.owners[id] = append(o, int32(r))
+			if o := ix.owners[id]; len(o) == 0 || o[len(o)-1] != r32 {
+				ix.owners[id] = append(o, r32)
 			}
 		}
 	}
@@ -103,7 +104,7 @@ func (ix *Index) Match(paths []string) []Hit {
 		if m.remaining == 0 {
 			break
 		}
-		m.path, m.pathIndex = path, int32(pi)
+		m.path, m.pathIndex = path, int32(pi) //nolint:gosec // a 25 MiB payload holds far fewer than 2^31 paths
 		ix.tree.walk(path, try)
 		if ix.substr != nil {
 			ix.substr.find(path, try)
@@ -219,7 +220,7 @@ func (n *node) walk(path string, visit func(int32)) {
 		c := path[0]
 		lo, hi := 0, len(n.children)
 		for lo < hi {
-			mid := int(uint(lo+hi) >> 1)
+			mid := lo + (hi-lo)/2
 			if n.children[mid].label[0] < c {
 				lo = mid + 1
 			} else {

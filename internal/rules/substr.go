@@ -23,7 +23,7 @@ func newSubstrings(lits map[int32]string) *substrings {
 	for _, lit := range lits {
 		for i := 0; i < len(lit); i++ {
 			if a.class[lit[i]] == 0 {
-				a.class[lit[i]] = uint16(classes)
+				a.class[lit[i]] = uint16(classes) //nolint:gosec // at most 256 byte values, so classes <= 257
 				classes++
 			}
 		}
@@ -34,7 +34,7 @@ func newSubstrings(lits map[int32]string) *substrings {
 			a.delta = append(a.delta, -1)
 		}
 		a.own = append(a.own, nil)
-		return int32(len(a.own) - 1)
+		return int32(len(a.own) - 1) //nolint:gosec // states <= total literal bytes, far below 2^31
 	}
 	newState() // root
 	// The trie, in id order so the build is deterministic.

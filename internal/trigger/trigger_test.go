@@ -217,7 +217,7 @@ func TestStartToken(t *testing.T) {
 		t.Errorf("tokens %q %q", a, b)
 	}
 	for _, c := range a {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
 			t.Errorf("token %q has %q", a, c)
 		}
 	}

@@ -1,0 +1,80 @@
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func serve(t *testing.T, webhook http.Handler, ready func(context.Context) error) (*httptest.Server, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	srv := httptest.NewServer(Handler(Config{Webhook: webhook, Ready: ready, Log: log}))
+	t.Cleanup(srv.Close)
+	return srv, &logs
+}
+
+func get(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader("{}"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestRoutes(t *testing.T) {
+	hook := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	ready := true
+	srv, _ := serve(t, hook, func(context.Context) error {
+		if !ready {
+			return errors.New("store unreachable")
+		}
+		return nil
+	})
+	tests := []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/ghorg/push", http.StatusAccepted},
+		{http.MethodPost, "/webhook", http.StatusAccepted},
+		{http.MethodGet, "/webhook", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/ghorg/push", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodGet, "/readyz", http.StatusOK},
+		{http.MethodGet, "/nothing", http.StatusNotFound},
+	}
+	for _, tt := range tests {
+		if code, body := get(t, tt.method, srv.URL+tt.path); code != tt.code {
+			t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, code, body, tt.code)
+		}
+	}
+	ready = false
+	if code, body := get(t, http.MethodGet, srv.URL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "store unreachable") {
+		t.Errorf("readyz when not ready: %d %s", code, body)
+	}
+}
+
+func TestPanicIsRecovered(t *testing.T) {
+	hook := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("bug") })
+	srv, logs := serve(t, hook, func(context.Context) error { return nil })
+	if code, _ := get(t, http.MethodPost, srv.URL+"/webhook"); code != http.StatusInternalServerError {
+		t.Errorf("status %d", code)
+	}
+	if code, _ := get(t, http.MethodGet, srv.URL+"/healthz"); code != http.StatusOK {
+		t.Errorf("server unhealthy after a panic: %d", code)
+	}
+	if !strings.Contains(logs.String(), "panic serving request") {
+		t.Errorf("panic not logged: %s", logs)
+	}
+}

@@ -250,7 +250,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d start calls after the repeats, want 2", got)
 	}
 	log := d.log()
-	for _, want := range []string{"delivery=delivery-1", "rule matched", "pipeline started", "execution_id=exec-"} {
+	for _, want := range []string{"delivery=delivery-1", "auth: libs/auth/old.go matched libs/auth/.*", "pipeline started", "execution_id=exec-"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -65,6 +66,12 @@ func serve(ctx context.Context, c serveConfig) error {
 	log, err := c.log.logger(os.Stderr)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		// Deliveries make much short-lived garbage while the live heap stays
+		// small; collecting at 5x the live heap instead of 2x costs little
+		// memory and a lot less CPU under bursts. GOGC overrides it.
+		debug.SetGCPercent(400)
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

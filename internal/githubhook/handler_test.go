@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -328,5 +330,40 @@ func TestMethodNotAllowed(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("GET: %d", resp.StatusCode)
+	}
+}
+
+// BenchmarkHandler is the work of acknowledging one delivery: read the
+// body, check the signature, parse the push, hand it to the queue, answer.
+// No network: the request is served in process.
+func BenchmarkHandler(b *testing.B) {
+	for _, name := range []string{"push-8k.json", "push-200k.json"} {
+		body, err := os.ReadFile("../../../shared/bench/" + name)
+		if err != nil {
+			b.Skipf("shared bench payloads not present: %v", err)
+		}
+		b.Run(name, func(b *testing.B) {
+			q := queue.NewMemory(1<<16, 1, func(context.Context, []trigger.Delivery) {}, slog.New(slog.DiscardHandler))
+			defer func() { _ = q.Close(context.Background()) }()
+			v, _ := githubhook.NewVerifier([]string{secret}, false)
+			h := &githubhook.Handler{Verifier: v, Acceptor: q, Log: slog.New(slog.DiscardHandler)}
+			sig256, _ := githubhook.Sign(secret, body)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				req := httptest.NewRequest(http.MethodPost, "/webhook", bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-GitHub-Event", "push")
+				req.Header.Set("X-GitHub-Delivery", "bench-"+strconv.Itoa(i))
+				req.Header.Set("X-Hub-Signature-256", sig256)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != http.StatusAccepted {
+					b.Fatalf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		})
 	}
 }

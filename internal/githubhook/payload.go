@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -29,10 +30,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 	var refSeen, nameSeen bool
 	// Every path is decoded into one arena and becomes a substring of one
 	// string: one allocation for all of them instead of one each.
-	// Paths are much of a big push's bytes: start at a quarter of the body so the
-	// arena rarely grows.
-	arena := make([]byte, 0, len(body)/4)
-	spans := make([]int, 0, 64) // start, end of each path in arena
+	var paths pathArena
 	err := s.object(func(key []byte) error {
 		var err error
 		switch string(key) {
@@ -64,7 +62,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 				return err
 			})
 		case "commits":
-			arena, spans = arena[:0], spans[:0]
+			paths.reset(len(body))
 			p.Commits = 0
 			err = s.array(func() error {
 				p.Commits++
@@ -79,13 +77,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 							if err != nil {
 								return err
 							}
-							start := len(arena)
-							if plain {
-								arena = append(arena, raw...)
-							} else {
-								arena = appendUnquoted(arena, raw)
-							}
-							spans = append(spans, start, len(arena))
+							paths.add(raw, plain)
 							return nil
 						})
 					}
@@ -112,19 +104,49 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 	if !nameSeen || p.Repo == "" {
 		return nil, errors.New("push payload: no repository.name")
 	}
-	p.Paths = splitArena(string(arena), spans)
+	p.Paths = paths.list
 	return p, nil
 }
 
-// splitArena returns the paths, each a substring of all. Repeats are kept:
+// pathArena decodes paths into large chunks of memory instead of one
+// allocation each: a big push lists thousands. A chunk is never
+// reallocated, so each path is a string over its bytes, and a full chunk
+// is simply left to the strings that use it. Repeated paths are kept:
 // matching treats the paths as a set anyway, and a map to drop the few
 // repeats of a big push costs more than the repeats do.
-func splitArena(all string, spans []int) []string {
-	out := make([]string, len(spans)/2)
-	for i := range out {
-		out[i] = all[spans[2*i]:spans[2*i+1]]
+type pathArena struct {
+	chunk     []byte
+	chunkSize int
+	list      []string
+}
+
+func (a *pathArena) reset(bodySize int) {
+	a.chunkSize = min(max(bodySize/4, 512), 64<<10)
+	a.list = make([]string, 0, 8+bodySize/128)
+}
+
+// add decodes one checked JSON string (see rawString) into the arena.
+func (a *pathArena) add(raw []byte, plain bool) {
+	need := len(raw)
+	if !plain {
+		need *= 3 // an invalid byte decodes to U+FFFD, three bytes
 	}
-	return out
+	if need == 0 {
+		a.list = append(a.list, "")
+		return
+	}
+	if cap(a.chunk)-len(a.chunk) < need {
+		a.chunk = make([]byte, 0, max(a.chunkSize, need))
+	}
+	start := len(a.chunk)
+	if plain {
+		a.chunk = append(a.chunk, raw...)
+	} else {
+		a.chunk = appendUnquoted(a.chunk, raw)
+	}
+	// The bytes are never written again (the chunk does not move and later
+	// paths go after them), so a string can share them.
+	a.list = append(a.list, unsafe.String(&a.chunk[start], len(a.chunk)-start)) //nolint:gosec // see above
 }
 
 // scanner is a strict JSON reader over a byte slice (RFC 8259 grammar;
@@ -258,26 +280,102 @@ func (s *scanner) array(elem func() error) error {
 	}
 }
 
+// skip consumes one value of any type, checked as strictly as the rest,
+// without recursion or a call per element: most of a big payload is
+// skipped (commit messages, URLs, user objects), so this loop is hot.
 func (s *scanner) skip() error {
-	switch s.peek() {
-	case '{':
-		return s.object(func([]byte) error { return s.skip() })
-	case '[':
-		return s.array(s.skip)
-	case '"':
-		_, _, err := s.rawString()
-		return err
-	case 't', 'f':
-		_, err := s.boolean()
-		return err
-	case 'n':
-		return s.null()
-	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-		return s.number()
-	case 0:
-		return s.fail("unexpected end of input")
+	var buf [32]byte
+	open := buf[:0] // the containers we are in: '{' or '['
+	for {
+		// A value starts here.
+		done := true
+		switch c := s.peek(); c {
+		case '{', '[':
+			s.pos++
+			if s.depth+len(open) >= maxDepth {
+				return s.fail("nested too deeply")
+			}
+			if closer := c + 2; s.peek() == closer { // '{'+2 is '}', '['+2 is ']'
+				s.pos++
+				break // an empty container is a complete value
+			}
+			open = append(open, c)
+			if c == '{' {
+				if err := s.key(); err != nil {
+					return err
+				}
+			}
+			done = false
+		case '"':
+			if _, _, err := s.rawString(); err != nil {
+				return err
+			}
+		case 't':
+			if err := s.literal("true"); err != nil {
+				return err
+			}
+		case 'f':
+			if err := s.literal("false"); err != nil {
+				return err
+			}
+		case 'n':
+			if err := s.literal("null"); err != nil {
+				return err
+			}
+		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			if err := s.number(); err != nil {
+				return err
+			}
+		case 0:
+			return s.fail("unexpected end of input")
+		default:
+			return s.fail("unexpected character")
+		}
+		if !done {
+			continue // the first element of a container
+		}
+		// A value ended: close containers until one continues.
+		for {
+			if len(open) == 0 {
+				return nil
+			}
+			top := open[len(open)-1]
+			c := s.peek()
+			if c == ',' {
+				s.pos++
+				if top == '{' {
+					if err := s.key(); err != nil {
+						return err
+					}
+				}
+				break
+			}
+			if top == '{' && c == '}' || top == '[' && c == ']' {
+				s.pos++
+				open = open[:len(open)-1]
+				continue
+			}
+			if top == '{' {
+				return s.fail("expected ',' or '}' in an object")
+			}
+			return s.fail("expected ',' or ']' in an array")
+		}
 	}
-	return s.fail("unexpected character")
+}
+
+// key consumes an object key and its colon.
+func (s *scanner) key() error {
+	if s.peek() != '"' {
+		return s.fail("expected a string key")
+	}
+	if _, _, err := s.rawString(); err != nil {
+		return err
+	}
+	if s.peek() != ':' {
+		return s.fail("expected ':' after a key")
+	}
+	s.pos++
+	return nil
 }
 
 func (s *scanner) literal(word string) error {

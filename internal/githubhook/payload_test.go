@@ -113,17 +113,12 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 	if s.Repository != nil && s.Repository.Name != nil {
 		p.Repo, p.FullName = *s.Repository.Name, s.Repository.FullName
 	}
-	var all string
-	var spans []int
+	p.Paths = []string{}
 	for _, c := range s.Commits {
 		for _, list := range [][]string{c.Added, c.Removed, c.Modified} {
-			for _, path := range list {
-				spans = append(spans, len(all), len(all)+len(path))
-				all += path
-			}
+			p.Paths = append(p.Paths, list...)
 		}
 	}
-	p.Paths = splitArena(all, spans)
 	return p
 }
 

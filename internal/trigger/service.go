@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -123,11 +124,9 @@ func (s *Service) finish(ctx context.Context, p *Push, res Result, began time.Ti
 	for _, pr := range res.Problems {
 		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
 	}
-	for _, d := range res.Decisions {
-		log.Info("rule matched", "rule", d.Rule, "pipeline", d.Pipeline, "path", d.Path, "expression", d.Expression)
-	}
 	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
-		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun, "took", time.Since(began))
+		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun,
+		"took", time.Since(began), "why", explanation(res.Decisions))
 
 	parallel := s.Parallel
 	if parallel <= 0 {
@@ -163,4 +162,24 @@ func (s *Service) logger() *slog.Logger {
 		return s.Log
 	}
 	return slog.Default()
+}
+
+// explanation is the "why" of a push's log line: for each matched rule,
+// the pipeline, the path and expression that matched, and the rule's key.
+// One line per push rather than per rule keeps logging cheap when a big
+// push matches many rules.
+type explanation []Decision
+
+func (e explanation) LogValue() slog.Value {
+	if len(e) == 0 {
+		return slog.StringValue("")
+	}
+	var b strings.Builder
+	for i, d := range e {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s matched %s (%s)", d.Pipeline, d.Path, d.Expression, d.Rule)
+	}
+	return slog.StringValue(b.String())
 }

@@ -43,3 +43,8 @@ for p in "${payloads[@]}"; do
     -s scripts/webhook.lua "http://127.0.0.1:$port"
 done
 echo "== serve log: $(grep -c 'push accepted' "$work/serve.log") accepted, $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"
+# The server's own time per acknowledged push (from reading the request to
+# answering it), all payloads together, from the "push accepted" lines.
+grep 'msg="push accepted"' "$work/serve.log" | sed -n 's/.* took=\([0-9.]*\)\([µmn]*s\).*/\1 \2/p' |
+  awk '{v=$1; if ($2=="ms") v*=1000; else if ($2=="s") v*=1e6; else if ($2=="ns") v/=1000; print v}' | sort -n |
+  awk '{a[NR]=$1} END {if (NR) printf "== server time to acknowledge (µs): p50 %.0f, p99 %.0f, p99.9 %.0f, max %.0f over %d pushes\n", a[int(NR*0.5)], a[int(NR*0.99)], a[int(NR*0.999)], a[NR], NR}'

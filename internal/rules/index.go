@@ -1,6 +1,8 @@
 package rules
 
 import (
+	"bytes"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -175,7 +177,8 @@ func (m *matcher) tryPattern(id int32) {
 // prefix, and ids are the patterns that have that prefix.
 type node struct {
 	label    string
-	children []*node // sorted by label[0]
+	firsts   []byte  // firsts[i] == children[i].label[0]: searched without touching the children
+	children []*node // sorted by first byte
 	ids      []int32
 }
 
@@ -185,12 +188,11 @@ func (n *node) insert(key string, id int32) {
 			n.ids = append(n.ids, id)
 			return
 		}
-		i := sort.Search(len(n.children), func(i int) bool { return n.children[i].label[0] >= key[0] })
-		if i == len(n.children) || n.children[i].label[0] != key[0] {
+		i := sort.Search(len(n.firsts), func(i int) bool { return n.firsts[i] >= key[0] })
+		if i == len(n.children) || n.firsts[i] != key[0] {
 			child := &node{label: key, ids: []int32{id}}
-			n.children = append(n.children, nil)
-			copy(n.children[i+1:], n.children[i:])
-			n.children[i] = child
+			n.children = slices.Insert(n.children, i, child)
+			n.firsts = slices.Insert(n.firsts, i, key[0])
 			return
 		}
 		child := n.children[i]
@@ -198,7 +200,7 @@ func (n *node) insert(key string, id int32) {
 		if common < len(child.label) {
 			// Split the edge: child keeps the tail of its label under a new
 			// node that holds the common part.
-			mid := &node{label: child.label[:common], children: []*node{child}}
+			mid := &node{label: child.label[:common], children: []*node{child}, firsts: []byte{child.label[common]}}
 			child.label = child.label[common:]
 			n.children[i] = mid
 			child = mid
@@ -217,20 +219,11 @@ func (n *node) walk(path string, visit func(int32)) {
 		if path == "" {
 			return
 		}
-		c := path[0]
-		lo, hi := 0, len(n.children)
-		for lo < hi {
-			mid := lo + (hi-lo)/2
-			if n.children[mid].label[0] < c {
-				lo = mid + 1
-			} else {
-				hi = mid
-			}
-		}
-		if lo == len(n.children) || n.children[lo].label[0] != c || !strings.HasPrefix(path, n.children[lo].label) {
+		i := bytes.IndexByte(n.firsts, path[0])
+		if i < 0 || !strings.HasPrefix(path, n.children[i].label) {
 			return
 		}
-		n = n.children[lo]
+		n = n.children[i]
 		path = path[len(n.label):]
 	}
 }

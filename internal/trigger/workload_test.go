@@ -217,3 +217,29 @@ func ExampleEvaluate() {
 	fmt.Println(res.Start, res.Decisions[0].Path, res.Decisions[0].Expression)
 	// Output: [api-deploy] libs/log/log.go libs/.*
 }
+
+// BenchmarkEvaluateBigPush is the load test's case: the shared 200 KB push
+// (135 commits, 3,375 paths) against 200 two-expression rules.
+func BenchmarkEvaluateBigPush(b *testing.B) {
+	body, err := os.ReadFile("../../../shared/bench/push-200k.json")
+	if err != nil {
+		b.Skipf("shared bench payloads not present: %v", err)
+	}
+	p, err := githubhook.ParsePush(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rs := make([]trigger.Rule, 0, 200)
+	for i := range 200 {
+		r, err := trigger.NewSeedRule(fmt.Sprint(i), p.Repo, "main", fmt.Sprintf("pipeline-svc%d", i), fmt.Sprintf("services/svc%d/.*,deploy/svc%d/.*", i, i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	set := trigger.NewRuleSet(p.Repo, "main", rs, nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		trigger.Evaluate(p, set)
+	}
+}

@@ -43,11 +43,7 @@ func TestMain(m *testing.M) {
 
 // awsEnv points the binary's AWS SDK at the fake and nowhere else.
 func awsEnv(fake *fakeaws.CodePipeline) []string {
-	return append(os.Environ(),
-		"AWS_ENDPOINT_URL_CODEPIPELINE="+fake.URL,
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
-	)
+	return append(os.Environ(), fake.Environ()...)
 }
 
 func run(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {

@@ -14,12 +14,7 @@ import (
 // AWS_ENDPOINT_URL_CODEPIPELINE variable, as a deployment would.
 func newStarter(t *testing.T, fake *fakeaws.CodePipeline) *Starter {
 	t.Helper()
-	t.Setenv("AWS_ENDPOINT_URL_CODEPIPELINE", fake.URL)
-	t.Setenv("AWS_ACCESS_KEY_ID", "test")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	fake.Setenv(t)
 	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -160,4 +161,23 @@ func awsError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("X-Amzn-ErrorType", code)
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
+}
+
+// Environ returns environment variables that point the AWS SDK's
+// CodePipeline client at the fake, with dummy credentials and a region,
+// and keep it from reading the machine's AWS configuration.
+func (f *CodePipeline) Environ() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_CODEPIPELINE=" + f.URL,
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
+		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Setenv sets Environ for the rest of test t.
+func (f *CodePipeline) Setenv(t testing.TB) {
+	for _, kv := range f.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 }

@@ -84,9 +84,12 @@ type BatchResult struct {
 // after the pushes were received, so a rule written before a push counts
 // for it.
 func (s *Service) ProcessBatch(ctx context.Context, pushes []*Push) []BatchResult {
+	type loaded struct {
+		set *RuleSet
+		err error
+	}
 	results := make([]BatchResult, len(pushes))
-	sets := make(map[[2]string]*RuleSet)
-	errs := make(map[[2]string]error)
+	sets := make(map[[2]string]loaded) // repository and branch -> their rules
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16)
 	for i, p := range pushes {
@@ -95,15 +98,17 @@ func (s *Service) ProcessBatch(ctx context.Context, pushes []*Push) []BatchResul
 		if SkipReason(p) == "" {
 			branch, _ := p.Branch()
 			key := [2]string{p.Repo, branch}
-			if _, done := sets[key]; !done && errs[key] == nil {
-				sets[key], errs[key] = s.Rules.RuleSet(ctx, p.Repo, branch)
+			l, ok := sets[key]
+			if !ok {
+				l.set, l.err = s.Rules.RuleSet(ctx, p.Repo, branch)
+				sets[key] = l
 			}
-			if err := errs[key]; err != nil {
-				results[i].Err = fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
-				s.logger().Error("evaluation failed", "delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "err", err)
+			if l.err != nil {
+				results[i].Err = fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, l.err)
+				s.logger().Error("evaluation failed", "delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "err", l.err)
 				continue
 			}
-			set = sets[key]
+			set = l.set
 		}
 		res := Evaluate(p, set)
 		wg.Add(1)

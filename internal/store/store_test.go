@@ -56,6 +56,8 @@ func newFakeS3(t *testing.T) *fakeS3 {
 	t.Setenv("AWS_ACCESS_KEY_ID", "test")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_REGION", "us-east-1")
+	// gofakes3, like many S3-compatible stores, sends no response checksums.
+	t.Setenv("AWS_RESPONSE_CHECKSUM_VALIDATION", "when_required")
 	return f
 }
 
@@ -413,4 +415,22 @@ func TestRuleWrittenBeforeAPushIsSeenUnderLoad(t *testing.T) {
 	}
 	cancel()
 	wg.Wait()
+}
+
+func TestS3EndpointFromStandardEnvironment(t *testing.T) {
+	// No endpoint in the URL: the SDK's own AWS_ENDPOINT_URL_S3 finds the server.
+	f := newFakeS3(t)
+	t.Setenv("AWS_ENDPOINT_URL_S3", f.url)
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	s, err := Open(context.Background(), "s3://"+bucket+"?use_path_style=true", DefaultPrefix, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.Put(context.Background(), Document{"repo", "main", "a/.*", "p"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Count(context.Background()); err != nil || n != 1 {
+		t.Errorf("count %d, %v", n, err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/store"
 )
 
@@ -169,4 +170,21 @@ func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", f.format)
+}
+
+// dbFlags locate the database of deliveries and jobs.
+type dbFlags struct {
+	url string
+}
+
+func (f *dbFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.url, "database", "", "deliveries and jobs: postgres://… for several replicas (default: SQLite file monohook.db in --data-dir)")
+}
+
+func (f *dbFlags) open(ctx context.Context, dataDir string) (*queue.DB, error) {
+	u := f.url
+	if u == "" {
+		u = "sqlite://" + filepath.Join(dataDir, "monohook.db")
+	}
+	return queue.OpenDB(ctx, u)
 }

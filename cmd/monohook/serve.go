@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -30,8 +29,8 @@ type serveConfig struct {
 	listen        string
 	requireSHA256 bool
 	dryRun        bool
-	workers       int
-	queueSize     int
+	db            dbFlags
+	queue         queue.Options
 	shutdown      time.Duration
 }
 
@@ -55,9 +54,14 @@ webhook secret is generated there on first start.`,
 	c.secret.register(f)
 	f.BoolVar(&c.requireSHA256, "require-sha256", false, "accept only X-Hub-Signature-256 (HMAC-SHA256), never the sha1 X-Hub-Signature")
 	f.BoolVar(&c.dryRun, "dry-run", false, "evaluate and log every decision but start no pipeline (needs no AWS credentials)")
-	f.IntVar(&c.workers, "workers", 4, "workers taking queued pushes; each takes up to 256 at once and reads each branch's rules once for them")
-	f.IntVar(&c.queueSize, "queue-size", 1024, "accepted pushes waiting for a worker; past it deliveries get 503 so GitHub marks them failed")
-	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long to wait for in-flight requests and queued pushes")
+	c.db.register(f)
+	f.IntVar(&c.queue.Workers, "workers", 16, "jobs (evaluations and pipeline starts) worked at once by this process")
+	f.IntVar(&c.queue.MaxAttempts, "start-attempts", 10, "attempts of one pipeline start (throttling, 5xx, network errors) before it is marked failed")
+	f.DurationVar(&c.queue.RetryBase, "retry-base", time.Second, "delay before the first retry of a start; it doubles each attempt, with jitter")
+	f.DurationVar(&c.queue.RetryMax, "retry-max", 5*time.Minute, "longest delay between retries")
+	f.DurationVar(&c.queue.JobTimeout, "job-timeout", time.Minute, "longest an evaluation or a start may run; a job left by a dead process runs again 15s after this")
+	f.DurationVar(&c.queue.Retention, "retention", 30*24*time.Hour, "how long deliveries and their starts are kept")
+	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take before they are cancelled (they run again after a restart)")
 	c.log.register(f, "info")
 	return cmd
 }
@@ -102,14 +106,32 @@ func serve(ctx context.Context, c serveConfig) error {
 		svc.Starter = codepipeline.New(awsCfg)
 	}
 
-	q := queue.NewMemory(c.queueSize, c.workers, func(ctx context.Context, batch []trigger.Delivery) {
-		process(ctx, svc, batch, log)
-	}, log)
+	db, err := c.db.open(ctx, c.store.dataDir)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	c.queue.DryRun = c.dryRun
+	q, err := queue.New(db, svc, svc.Starter, c.queue, log)
+	if err != nil {
+		return err
+	}
+	if err := q.Start(ctx); err != nil {
+		return fmt.Errorf("start workers: %w", err)
+	}
 
 	handler := httpserver.Handler(httpserver.Config{
 		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log},
-		Ready:   st.Ping,
-		Log:     log,
+		Ready: func(ctx context.Context) error {
+			if err := st.Ping(ctx); err != nil {
+				return fmt.Errorf("rule store: %w", err)
+			}
+			if err := db.Ping(ctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return nil
+		},
+		Log: log,
 	})
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.listen)
 	if err != nil {
@@ -127,6 +149,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		"rules", where,
 		"rule_count", count,
 		"secret_from", secretSource,
+		"database", db.Where,
 		"dry_run", c.dryRun,
 	)
 
@@ -137,7 +160,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: no new deliveries; finishing the accepted ones", "timeout", c.shutdown)
+	log.Info("shutting down: no new deliveries; finishing running jobs", "timeout", c.shutdown)
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -148,38 +171,4 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// process evaluates a batch of deliveries and starts their pipelines.
-// Pushes whose rules could not be read (the store is unreachable) were not
-// decided, so they are tried again a few times before being given up.
-func process(ctx context.Context, svc *trigger.Service, batch []trigger.Delivery, log *slog.Logger) {
-	pushes := make([]*trigger.Push, len(batch))
-	for i, d := range batch {
-		pushes[i] = d.Push
-	}
-	backoff := time.Second
-	for attempt := 1; len(pushes) > 0; attempt++ {
-		var failed []*trigger.Push
-		for i, r := range svc.ProcessBatch(ctx, pushes) {
-			if r.Err != nil {
-				failed = append(failed, pushes[i])
-			}
-		}
-		if len(failed) == 0 {
-			return
-		}
-		if attempt == 5 || ctx.Err() != nil {
-			for _, p := range failed {
-				log.Error("delivery dropped: rules could not be loaded", "delivery", p.DeliveryID, "attempts", attempt)
-			}
-			return
-		}
-		pushes = failed
-		select {
-		case <-time.After(backoff):
-			backoff *= 2
-		case <-ctx.Done():
-		}
-	}
 }

@@ -9,7 +9,19 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/smithy-go"
+
+	"github.com/monohook/monohook/internal/trigger"
 )
+
+// permanent are the error codes a retry would only repeat.
+var permanent = map[string]bool{
+	"PipelineNotFoundException":        true,
+	"PipelineVersionNotFoundException": true,
+	"ValidationException":              true,
+	"AccessDeniedException":            true,
+	"UnrecognizedClientException":      true,
+	"InvalidSignatureException":        true,
+}
 
 // Starter starts pipelines with StartPipelineExecution. Throttling and
 // transient errors are retried by the SDK's standard retryer.
@@ -34,6 +46,9 @@ func (s *Starter) Start(ctx context.Context, pipeline, token string) (string, er
 		var ae smithy.APIError
 		if errors.As(err, &ae) {
 			// Lead with the AWS error code: it is what a person searches for.
+			if permanent[ae.ErrorCode()] {
+				return "", fmt.Errorf("%s (%w): %w", ae.ErrorCode(), trigger.ErrPermanent, err)
+			}
 			return "", fmt.Errorf("%s: %w", ae.ErrorCode(), err)
 		}
 		return "", fmt.Errorf("start pipeline %s: %w", pipeline, err)

@@ -2,12 +2,14 @@ package codepipeline
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/monohook/monohook/internal/fakeaws"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 // newStarter points the real SDK at fake through the standard
@@ -63,10 +65,14 @@ func TestErrorNamesCode(t *testing.T) {
 	fake.OnlyPipelines("exists")
 	s := newStarter(t, fake)
 	_, err := s.Start(context.Background(), "missing", "t")
-	if err == nil || !strings.HasPrefix(err.Error(), "PipelineNotFoundException") {
+	if err == nil || !strings.HasPrefix(err.Error(), "PipelineNotFoundException") || !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("err %v", err)
 	}
 	if n := len(fake.Calls()); n != 1 {
 		t.Errorf("a permanent error was retried: %d calls", n)
+	}
+	fake.FailNext("exists", "InternalFailure", "InternalFailure", "InternalFailure", "InternalFailure")
+	if _, err := s.Start(context.Background(), "exists", "t2"); err == nil || errors.Is(err, trigger.ErrPermanent) {
+		t.Errorf("a 5xx after the SDK's retries: %v, want a transient error", err)
 	}
 }

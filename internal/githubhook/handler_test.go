@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -28,47 +30,49 @@ const secret = "make sure you keep this one quiet"
 
 const pushBody = `{"ref":"refs/heads/master","after":"d8a20fd5b86b1c08c9962573d21317ec70905b60","repository":{"name":"repo","full_name":"Org/repo"},"commits":[{"added":["github-endpoint/webhook/org.py"],"removed":[],"modified":["readme.md"]}]}`
 
-// server runs the handler on a real HTTP server in front of a real queue;
-// processed collects what the queue's worker received.
+// server runs the handler on a real HTTP server in front of the real
+// durable queue (SQLite in a temporary folder) and a dry-run evaluation
+// service with a real rule store.
 type server struct {
 	url  string
 	logs *bytes.Buffer
-
-	mu        sync.Mutex
-	processed []trigger.Delivery
-	release   chan struct{} // when non-nil, workers wait on it
+	q    *queue.Queue
+	db   *queue.DB
 }
 
-func newServer(t *testing.T, queueSize int, block bool) *server {
+func newServer(t *testing.T) *server {
 	t.Helper()
 	s := &server{logs: &bytes.Buffer{}}
-	if block {
-		s.release = make(chan struct{})
-	}
 	var logMu sync.Mutex
 	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, s.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	q := queue.NewMemory(queueSize, 1, func(_ context.Context, batch []trigger.Delivery) {
-		if s.release != nil {
-			<-s.release
-		}
-		s.mu.Lock()
-		s.processed = append(s.processed, batch...)
-		s.mu.Unlock()
-	}, log)
+	dir := t.TempDir()
+	st, err := store.Open(context.Background(), "file://"+filepath.ToSlash(dir)+"?metadata=skip", store.DefaultPrefix, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if s.db, err = queue.OpenDB(context.Background(), "sqlite://"+filepath.Join(dir, "monohook.db")); err != nil {
+		t.Fatal(err)
+	}
+	svc := &trigger.Service{Rules: st, DryRun: true, Log: log}
+	if s.q, err = queue.New(s.db, svc, nil, queue.Options{DryRun: true}, log); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.q.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	v, err := githubhook.NewVerifier([]string{secret}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &githubhook.Handler{Verifier: v, Acceptor: q, Log: log, MaxBody: 1 << 20}
+	h := &githubhook.Handler{Verifier: v, Acceptor: s.q, Log: log, MaxBody: 1 << 20}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		if s.release != nil {
-			close(s.release)
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = q.Close(ctx)
+		_ = s.q.Close(ctx)
+		s.db.Close()
 	})
 	s.url = srv.URL
 	return s
@@ -85,18 +89,29 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// waitProcessed waits until n deliveries were processed.
-func (s *server) waitProcessed(t *testing.T, n int) []trigger.Delivery {
+// stored returns the deliveries in the database, evaluated or not.
+func (s *server) stored(t *testing.T) []queue.Delivery {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	ds, err := s.q.List(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+// waitEvaluated waits until delivery id was evaluated and returns it.
+func (s *server) waitEvaluated(t *testing.T, id string) queue.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s.mu.Lock()
-		got := append([]trigger.Delivery(nil), s.processed...)
-		s.mu.Unlock()
-		if len(got) >= n || time.Now().After(deadline) {
-			return got
+		d, err := s.q.Get(context.Background(), id)
+		if err == nil && d.Status == "evaluated" {
+			return d
 		}
-		time.Sleep(5 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s not evaluated: %+v %v", id, d, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -146,24 +161,20 @@ func sha1Only(body, event string) map[string]string {
 	return map[string]string{"X-Hub-Signature": "sha1 = " + hex.EncodeToString(m.Sum(nil)), "X-GitHub-Event": event}
 }
 
-func TestPushIsAcceptedAndProcessed(t *testing.T) {
-	s := newServer(t, 10, false)
+func TestPushIsStoredAndEvaluated(t *testing.T) {
+	s := newServer(t)
 	code, answer := s.post(t, request{body: pushBody, headers: signed(pushBody, "push", "d-1")})
 	if code != http.StatusAccepted || answer["delivery"] != "d-1" {
 		t.Fatalf("push: %d %v", code, answer)
 	}
-	got := s.waitProcessed(t, 1)
-	if len(got) != 1 {
-		t.Fatalf("processed %d deliveries", len(got))
-	}
-	p := got[0].Push
-	if got[0].ID != "d-1" || p.DeliveryID != "d-1" || p.Repo != "repo" || p.Ref != "refs/heads/master" || len(p.Paths) != 2 {
-		t.Errorf("processed %+v / %+v", got[0], p)
+	d := s.waitEvaluated(t, "d-1")
+	if d.Event != "push" || d.Repo != "repo" || d.Ref != "refs/heads/master" || d.Paths != 2 || d.Result == nil {
+		t.Errorf("stored %+v", d)
 	}
 }
 
 func TestPredecessorVectors(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	// Signature header as the predecessor's tests sent it: "sha1 = <hex>".
 	for _, event := range []string{"ping", "push"} {
 		code, _ := s.post(t, request{body: pushBody, headers: sha1Only(pushBody, event)})
@@ -175,13 +186,13 @@ func TestPredecessorVectors(t *testing.T) {
 			t.Errorf("%s with a bad signature: %d %v", event, code, answer)
 		}
 	}
-	if got := s.waitProcessed(t, 1); len(got) != 1 {
-		t.Errorf("processed %d deliveries, want only the signed push", len(got))
+	if got := s.stored(t); len(got) != 1 || got[0].Event != "push" {
+		t.Errorf("stored %+v, want only the signed push", got)
 	}
 }
 
 func TestEvents(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	code, answer := s.post(t, request{body: `{"zen":"x","hook_id":1}`, headers: signed(`{"zen":"x","hook_id":1}`, "ping", "p")})
 	if code != http.StatusOK || answer["message"] != "pong" {
 		t.Errorf("ping: %d %v", code, answer)
@@ -190,25 +201,25 @@ func TestEvents(t *testing.T) {
 	if code != http.StatusOK || answer["status"] != "ignored" {
 		t.Errorf("issues event: %d %v", code, answer)
 	}
-	if got := s.waitProcessed(t, 0); len(got) != 0 {
-		t.Errorf("non-push events were processed: %d", len(got))
+	if got := s.stored(t); len(got) != 0 {
+		t.Errorf("non-push events were stored: %+v", got)
 	}
 }
 
 func TestFormEncodedPayload(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	body := url.Values{"payload": {pushBody}}.Encode()
 	code, answer := s.post(t, request{body: body, contentType: "application/x-www-form-urlencoded", headers: signed(body, "push", "f-1")})
 	if code != http.StatusAccepted {
 		t.Fatalf("form push: %d %v", code, answer)
 	}
-	if got := s.waitProcessed(t, 1); len(got) != 1 || got[0].Push.Repo != "repo" {
-		t.Errorf("form push not processed: %+v", got)
+	if d := s.waitEvaluated(t, "f-1"); d.Repo != "repo" {
+		t.Errorf("form push stored as %+v", d)
 	}
 }
 
 func TestBadInput(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	big := `{"pad":"` + strings.Repeat("x", 1<<20) + `"}`
 	form := "other=1"
 	tests := []struct {
@@ -238,8 +249,8 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("%s: no error message in %v", tt.name, answer)
 		}
 	}
-	if got := s.waitProcessed(t, 0); len(got) != 0 {
-		t.Errorf("bad input was processed: %+v", got)
+	if got := s.stored(t); len(got) != 0 {
+		t.Errorf("bad input was stored: %+v", got)
 	}
 	logs := s.logs.String()
 	sig := signed(pushBody, "push", "")
@@ -254,7 +265,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestAnnouncedOversizeBodyIsRefusedUnread(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	req, _ := http.NewRequest(http.MethodPost, s.url, io.NopCloser(strings.NewReader("{}")))
 	req.ContentLength = 2 << 20
 	req.Header.Set("X-GitHub-Event", "push")
@@ -270,7 +281,7 @@ func TestAnnouncedOversizeBodyIsRefusedUnread(t *testing.T) {
 }
 
 func TestDuplicateDeliveryIsProcessedOnce(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	var wg sync.WaitGroup
 	codes := make([]int, 5)
 	for i := range codes {
@@ -294,26 +305,26 @@ func TestDuplicateDeliveryIsProcessedOnce(t *testing.T) {
 	if accepted != 1 {
 		t.Errorf("%d of 5 copies accepted, want 1", accepted)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if got := s.waitProcessed(t, 1); len(got) != 1 {
-		t.Errorf("processed %d times", len(got))
+	d := s.waitEvaluated(t, "same-id")
+	if d.Duplicates != 4 || d.Round != 0 {
+		t.Errorf("stored %+v: want 4 duplicates recorded and one evaluation", d)
+	}
+	if got := s.stored(t); len(got) != 1 {
+		t.Errorf("%d deliveries stored", len(got))
 	}
 }
 
-func TestFullQueueAnswers503(t *testing.T) {
-	s := newServer(t, 1, true) // the worker blocks; one waits in the queue
-	codes := map[int]int{}
-	for i := range 4 {
-		code, _ := s.post(t, request{body: pushBody, headers: signed(pushBody, "push", "q-"+string(rune('a'+i)))})
-		codes[code]++
-	}
-	if codes[http.StatusServiceUnavailable] == 0 || codes[http.StatusAccepted] == 0 {
-		t.Errorf("statuses %v: want some accepted, then 503 once full", codes)
+func TestDatabaseDownAnswers503(t *testing.T) {
+	s := newServer(t)
+	s.db.Close() // the commit fails: nothing may be acknowledged
+	code, answer := s.post(t, request{body: pushBody, headers: signed(pushBody, "push", "down-1")})
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("%d %v, want 503", code, answer)
 	}
 }
 
 func TestMissingDeliveryIDGetsOne(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	code, answer := s.post(t, request{body: pushBody, headers: signed(pushBody, "push", "")})
 	id, _ := answer["delivery"].(string)
 	if code != http.StatusAccepted || !strings.HasPrefix(id, "local-") {
@@ -322,7 +333,7 @@ func TestMissingDeliveryIDGetsOne(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	s := newServer(t, 10, false)
+	s := newServer(t)
 	resp, err := http.Get(s.url)
 	if err != nil {
 		t.Fatal(err)
@@ -333,9 +344,16 @@ func TestMethodNotAllowed(t *testing.T) {
 	}
 }
 
+// discard accepts every delivery and keeps nothing: BenchmarkHandler
+// measures the handler's own work, without storage (the queue's benchmarks
+// measure that).
+type discard struct{}
+
+func (discard) Accept(context.Context, trigger.Delivery) error { return nil }
+
 // BenchmarkHandler is the work of acknowledging one delivery: read the
-// body, check the signature, parse the push, hand it to the queue, answer.
-// No network: the request is served in process.
+// body, check the signature, parse the push, hand it on, answer. No
+// network: the request is served in process.
 func BenchmarkHandler(b *testing.B) {
 	for _, name := range []string{"push-8k.json", "push-200k.json"} {
 		body, err := os.ReadFile("../../../shared/bench/" + name)
@@ -343,10 +361,8 @@ func BenchmarkHandler(b *testing.B) {
 			b.Skipf("shared bench payloads not present: %v", err)
 		}
 		b.Run(name, func(b *testing.B) {
-			q := queue.NewMemory(1<<16, 1, func(context.Context, []trigger.Delivery) {}, slog.New(slog.DiscardHandler))
-			defer func() { _ = q.Close(context.Background()) }()
 			v, _ := githubhook.NewVerifier([]string{secret}, false)
-			h := &githubhook.Handler{Verifier: v, Acceptor: q, Log: slog.New(slog.DiscardHandler)}
+			h := &githubhook.Handler{Verifier: v, Acceptor: discard{}, Log: slog.New(slog.DiscardHandler)}
 			sig256, _ := githubhook.Sign(secret, body)
 			b.SetBytes(int64(len(body)))
 			b.ReportAllocs()

@@ -2,11 +2,11 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 )
 
 // RuleSource gives the rules stored for a repository and branch. It returns
@@ -18,9 +18,14 @@ type RuleSource interface {
 
 // Starter starts a pipeline. token is the idempotency token of this start
 // (StartToken): a second call with the same token must not start a second run.
+// An error that retrying cannot fix (no such pipeline, access denied) wraps
+// ErrPermanent.
 type Starter interface {
 	Start(ctx context.Context, pipeline, token string) (executionID string, err error)
 }
+
+// ErrPermanent marks a start error that a retry would repeat.
+var ErrPermanent = errors.New("permanent error")
 
 // StartResult is what the target answered to one start.
 type StartResult struct {
@@ -49,6 +54,33 @@ type Service struct {
 	Log      *slog.Logger
 }
 
+// Decide loads the rules for p's repository and branch and decides, without
+// starting anything. The error is non-nil only when the rules could not be
+// read.
+func (s *Service) Decide(ctx context.Context, p *Push) (Result, error) {
+	if SkipReason(p) != "" {
+		return Evaluate(p, &RuleSet{}), nil
+	}
+	branch, _ := p.Branch()
+	set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
+	if err != nil {
+		return Result{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+	}
+	return Evaluate(p, set), nil
+}
+
+// LogDecision logs what was decided for p: one line, with why each
+// matched rule matched, and a warning per invalid rule.
+func (s *Service) LogDecision(p *Push, res Result) {
+	log := s.logger().With("delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "sha", p.ShortSHA())
+	for _, pr := range res.Problems {
+		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
+	}
+	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
+		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun,
+		"why", explanation(res.Decisions))
+}
+
 // Explain loads the rules for p and decides for every rule, matched or
 // not, without starting anything.
 func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
@@ -63,76 +95,18 @@ func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
 	return Explain(p, set), nil
 }
 
-// Process evaluates p and starts every selected pipeline. Starts are
-// independent: one failing does not keep the others from starting. The
-// error is non-nil only when the rules could not be loaded, so nothing was
-// decided and the whole push may be retried.
+// Process decides for p and starts every selected pipeline, in this call.
+// Starts are independent: one failing does not keep the others from
+// starting. The error is non-nil only when the rules could not be loaded,
+// so nothing was decided and the whole push may be retried.
 func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
-	r := s.ProcessBatch(ctx, []*Push{p})[0]
-	return r.Outcome, r.Err
-}
-
-// BatchResult is the outcome of one push of a batch, or why it could not
-// be evaluated.
-type BatchResult struct {
-	Outcome Outcome
-	Err     error
-}
-
-// ProcessBatch processes several pushes, reading the rules of each
-// repository and branch once for all of them. Every read still begins
-// after the pushes were received, so a rule written before a push counts
-// for it.
-func (s *Service) ProcessBatch(ctx context.Context, pushes []*Push) []BatchResult {
-	type loaded struct {
-		set *RuleSet
-		err error
+	res, err := s.Decide(ctx, p)
+	if err != nil {
+		return Outcome{}, err
 	}
-	results := make([]BatchResult, len(pushes))
-	sets := make(map[[2]string]loaded) // repository and branch -> their rules
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16)
-	for i, p := range pushes {
-		began := time.Now()
-		set := &RuleSet{}
-		if SkipReason(p) == "" {
-			branch, _ := p.Branch()
-			key := [2]string{p.Repo, branch}
-			l, ok := sets[key]
-			if !ok {
-				l.set, l.err = s.Rules.RuleSet(ctx, p.Repo, branch)
-				sets[key] = l
-			}
-			if l.err != nil {
-				results[i].Err = fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, l.err)
-				s.logger().Error("evaluation failed", "delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "err", l.err)
-				continue
-			}
-			set = l.set
-		}
-		res := Evaluate(p, set)
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i].Outcome = s.finish(ctx, p, res, began)
-		}()
-	}
-	wg.Wait()
-	return results
-}
-
-// finish logs the decisions of one push and starts its pipelines.
-func (s *Service) finish(ctx context.Context, p *Push, res Result, began time.Time) Outcome {
-	log := s.logger().With("delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "sha", p.ShortSHA())
+	s.LogDecision(p, res)
+	log := s.logger().With("delivery", p.DeliveryID)
 	out := Outcome{Result: res, Starts: make([]StartResult, len(res.Start))}
-	for _, pr := range res.Problems {
-		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
-	}
-	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
-		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun,
-		"took", time.Since(began), "why", explanation(res.Decisions))
-
 	parallel := s.Parallel
 	if parallel <= 0 {
 		parallel = 8
@@ -159,7 +133,7 @@ func (s *Service) finish(ctx context.Context, p *Push, res Result, began time.Ti
 		}(&out.Starts[i])
 	}
 	wg.Wait()
-	return out
+	return out, nil
 }
 
 func (s *Service) logger() *slog.Logger {

@@ -1,0 +1,186 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+)
+
+// DB holds the deliveries and jobs: SQLite in a file (the embedded
+// default, one process) or PostgreSQL (any number of processes). Both are
+// used through database/sql, so there is one set of queries.
+type DB struct {
+	sql      *sql.DB
+	postgres bool
+	driver   riverdriver.Driver[*sql.Tx]
+	listener *pgxpool.Pool // PostgreSQL: LISTEN/NOTIFY, so jobs start without polling delay
+	// Where is the database, for logs: no credentials.
+	Where string
+}
+
+// OpenDB opens the database at dsn and brings its schema up to date.
+// dsn is a postgres:// URL, or sqlite://PATH (or a plain file path).
+func OpenDB(ctx context.Context, dsn string) (*DB, error) {
+	db := &DB{}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db.postgres = true
+		db.Where = redactPassword(dsn)
+		if db.sql, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("open %s: %w", db.Where, err)
+		}
+		if db.listener, err = pgxpool.New(ctx, dsn); err != nil {
+			db.sql.Close()
+			return nil, fmt.Errorf("open %s: %w", db.Where, err)
+		}
+		db.sql.SetMaxOpenConns(20)
+		db.driver = riverdatabasesql.NewWithPgxListener(db.sql, db.listener)
+	default:
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		db.Where = "sqlite://" + path
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("create database directory: %w", err)
+		}
+		// WAL with synchronous=FULL: a commit returns only once it is on
+		// disk, so an acknowledged delivery survives a power loss.
+		// _txlock=immediate takes the write lock when a transaction begins.
+		q := url.Values{"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"}, "_txlock": {"immediate"}}
+		if db.sql, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+			return nil, fmt.Errorf("open %s: %w", db.Where, err)
+		}
+		// SQLite allows one writer; River's SQLite driver wants one connection.
+		db.sql.SetMaxOpenConns(1)
+		db.driver = riversqlite.New(db.sql)
+	}
+	if err := db.sql.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to %s: %w", db.Where, err)
+	}
+	if err := db.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Close closes the connections.
+func (db *DB) Close() error {
+	if db.listener != nil {
+		db.listener.Close()
+	}
+	return db.sql.Close()
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error { return db.sql.PingContext(ctx) }
+
+// schema is monohook's own tables; River keeps its jobs in its own.
+// Times are Unix milliseconds, so both databases store them alike.
+const schema = `
+CREATE TABLE IF NOT EXISTS monohook_delivery (
+	id           TEXT PRIMARY KEY,
+	event        TEXT NOT NULL,
+	received_at  BIGINT NOT NULL,
+	payload      BLOB NOT NULL,
+	duplicates   INTEGER NOT NULL DEFAULT 0,
+	repo         TEXT NOT NULL DEFAULT '',
+	ref          TEXT NOT NULL DEFAULT '',
+	sha          TEXT NOT NULL DEFAULT '',
+	paths        INTEGER NOT NULL DEFAULT 0,
+	round        INTEGER NOT NULL DEFAULT 0,
+	status       TEXT NOT NULL,
+	evaluated_at BIGINT,
+	result       TEXT
+);
+CREATE INDEX IF NOT EXISTS monohook_delivery_received ON monohook_delivery (received_at);
+CREATE TABLE IF NOT EXISTS monohook_start (
+	delivery_id  TEXT NOT NULL,
+	round        INTEGER NOT NULL,
+	pipeline     TEXT NOT NULL,
+	token        TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	execution_id TEXT NOT NULL DEFAULT '',
+	error        TEXT NOT NULL DEFAULT '',
+	updated_at   BIGINT NOT NULL,
+	PRIMARY KEY (delivery_id, round, pipeline)
+);
+`
+
+// migrationLock serialises schema changes of replicas starting together.
+const migrationLock = 0x6d6f6e6f686f6f6b // "monohook"
+
+func (db *DB) migrate(ctx context.Context) error {
+	ddl := schema
+	if db.postgres {
+		ddl = strings.ReplaceAll(ddl, "BLOB", "BYTEA")
+		conn, err := db.sql.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", int64(migrationLock)); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock)) //nolint:errcheck // released with the connection anyway
+	}
+	if _, err := db.sql.ExecContext(ctx, ddl); err != nil {
+		return fmt.Errorf("migrate monohook tables: %w", err)
+	}
+	m, err := rivermigrate.New(db.driver, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate river tables: %w", err)
+	}
+	return nil
+}
+
+// q writes a query for the database: "?" placeholders become $1, $2, … on
+// PostgreSQL. Queries here never have "?" inside string literals.
+func (db *DB) q(query string) string {
+	if !db.postgres {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, c := range query {
+		if c == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func redactPassword(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres://…"
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// ErrNotFound is returned for a delivery that is not stored.
+var ErrNotFound = errors.New("delivery not found")

@@ -1,0 +1,436 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// Options tune the durable queue.
+type Options struct {
+	Workers     int           // jobs worked at once by this process
+	MaxAttempts int           // attempts of one pipeline start before it is dead-lettered
+	RetryBase   time.Duration // first retry delay; doubles each attempt, with jitter
+	RetryMax    time.Duration // longest retry delay
+	JobTimeout  time.Duration // one evaluation or start; a job running longer is abandoned and retried
+	Retention   time.Duration // how long deliveries are kept
+	DryRun      bool          // evaluate and record, start nothing
+}
+
+// Queue is the durable queue: Accept commits a delivery before it is
+// acknowledged, workers evaluate it and start its pipelines as River jobs.
+// Any number of processes may share one PostgreSQL database.
+type Queue struct {
+	db      *DB
+	river   *river.Client[*sql.Tx]
+	svc     *trigger.Service
+	starter trigger.Starter
+	opts    Options
+	log     *slog.Logger
+
+	accepts chan acceptReq
+	mu      sync.RWMutex // guards closed and sends on accepts
+	closed  bool
+	written sync.WaitGroup // the committer
+}
+
+type acceptReq struct {
+	d    trigger.Delivery
+	done chan error
+}
+
+// maxGroup bounds the deliveries committed in one transaction.
+const maxGroup = 512
+
+// New prepares the queue on db; Start starts its workers.
+func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, log *slog.Logger) (*Queue, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 16
+	}
+	if opts.MaxAttempts <= 0 {
+		opts.MaxAttempts = 10
+	}
+	if opts.RetryBase <= 0 {
+		opts.RetryBase = time.Second
+	}
+	if opts.RetryMax <= 0 {
+		opts.RetryMax = 5 * time.Minute
+	}
+	if opts.JobTimeout <= 0 {
+		opts.JobTimeout = time.Minute
+	}
+	q := &Queue{db: db, svc: svc, starter: starter, opts: opts, log: log, accepts: make(chan acceptReq, 4*maxGroup)}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &evaluateWorker{q: q})
+	river.AddWorker(workers, &startWorker{q: q})
+	river.AddWorker(workers, &retentionWorker{q: q})
+	cfg := &river.Config{
+		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		Workers:     workers,
+		RetryPolicy: backoff{base: opts.RetryBase, max: opts.RetryMax},
+		JobTimeout:  opts.JobTimeout,
+		// A job left running by a process that died is worked again after
+		// this; a start repeated that way reuses its token, so CodePipeline
+		// does not start a second execution.
+		RescueStuckJobsAfter: opts.JobTimeout + 15*time.Second,
+		FetchPollInterval:    100 * time.Millisecond,
+		FetchCooldown:        5 * time.Millisecond,
+		Logger:               log.With("component", "river"),
+		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+			func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
+	}
+	var err error
+	if q.river, err = river.NewClient(db.driver, cfg); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	q.written.Add(1)
+	go q.commitLoop()
+	return q, nil
+}
+
+// Start starts working jobs.
+func (q *Queue) Start(ctx context.Context) error { return q.river.Start(ctx) }
+
+// Accept commits d (and a job to evaluate it) and returns once it is on
+// disk. A delivery id stored before returns githubhook.ErrDuplicate and is
+// counted, not processed again. Concurrent calls share one commit.
+func (q *Queue) Accept(ctx context.Context, d trigger.Delivery) error {
+	req := acceptReq{d: d, done: make(chan error, 1)}
+	q.mu.RLock()
+	if q.closed {
+		q.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case q.accepts <- req:
+		q.mu.RUnlock()
+	default:
+		q.mu.RUnlock()
+		return githubhook.ErrBusy
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		// The commit may still happen; GitHub will see a failure and may
+		// redeliver, which is then a duplicate: nothing is lost.
+		return ctx.Err()
+	}
+}
+
+// commitLoop is the group commit: every delivery that arrived while the
+// previous transaction was committing goes into the next one, so one disk
+// flush serves many deliveries.
+func (q *Queue) commitLoop() {
+	defer q.written.Done()
+	for req := range q.accepts {
+		group := []acceptReq{req}
+	fill:
+		for len(group) < maxGroup {
+			select {
+			case r, ok := <-q.accepts:
+				if !ok {
+					break fill
+				}
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		results, err := q.commit(group)
+		for i, r := range group {
+			if err != nil {
+				r.done <- err
+			} else {
+				r.done <- results[i]
+			}
+		}
+	}
+}
+
+func (q *Queue) commit(group []acceptReq) ([]error, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tx, err := q.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store deliveries: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	results := make([]error, len(group))
+	var jobs []river.InsertManyParams
+	insert := q.db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received') ON CONFLICT (id) DO NOTHING`)
+	dup := q.db.q(`UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`)
+	for i, r := range group {
+		d := r.d
+		var repo, ref, sha string
+		var paths int
+		if d.Push != nil {
+			repo, ref, sha, paths = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
+		}
+		res, err := tx.ExecContext(ctx, insert, d.ID, d.Event, d.Received.UnixMilli(), d.Payload, repo, ref, sha, paths)
+		if err != nil {
+			return nil, fmt.Errorf("store delivery %s: %w", d.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			if _, err := tx.ExecContext(ctx, dup, d.ID); err != nil {
+				return nil, fmt.Errorf("count duplicate %s: %w", d.ID, err)
+			}
+			results[i] = githubhook.ErrDuplicate
+			continue
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{DeliveryID: d.ID}})
+	}
+	if len(jobs) > 0 {
+		if _, err := q.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return nil, fmt.Errorf("queue evaluations: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit deliveries: %w", err)
+	}
+	return results, nil
+}
+
+// Close stops accepting, commits what was accepted, lets running jobs
+// finish until ctx ends, then cancels them. Unfinished jobs stay in the
+// database and are worked after the next start.
+func (q *Queue) Close(ctx context.Context) error {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.accepts)
+	}
+	q.mu.Unlock()
+	q.written.Wait()
+	err := q.river.Stop(ctx)
+	if err != nil {
+		q.log.Warn("jobs still running at the shutdown deadline; they are cancelled and will run again after a restart", "err", err)
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err = q.river.StopAndCancel(cctx)
+	}
+	return err
+}
+
+// ErrClosed is returned by Accept after Close.
+var ErrClosed = errors.New("queue is shutting down")
+
+// backoff is the retry policy: exponential from base, capped at max, with
+// "equal jitter" (half fixed, half random) so that many starts throttled
+// together do not retry together.
+type backoff struct{ base, max time.Duration }
+
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	d := b.max
+	if shift := job.Attempt - 1; shift < 30 {
+		d = min(b.base<<shift, b.max)
+	}
+	return time.Now().Add(d/2 + rand.N(d/2+1)) //nolint:gosec // jitter, not security
+}
+
+// completeTx marks job completed inside tx, so the job's effects and its
+// completion commit together.
+func completeTx[T river.JobArgs](ctx context.Context, db *DB, tx *sql.Tx, job *river.Job[T]) error {
+	var err error
+	if db.postgres {
+		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
+	} else {
+		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
+	}
+	return err
+}
+
+// evaluateArgs is the job that evaluates a delivery.
+type evaluateArgs struct {
+	DeliveryID string `json:"delivery_id"`
+}
+
+func (evaluateArgs) Kind() string { return "monohook_evaluate" }
+
+type evaluateWorker struct {
+	river.WorkerDefaults[evaluateArgs]
+	q *Queue
+}
+
+// Work evaluates a delivery against the current rules and, in one
+// transaction, records the decision, creates one start job per pipeline
+// and completes itself: after a crash it either happened whole or not at
+// all.
+func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs]) error {
+	q, db := w.q, w.q.db
+	id := job.Args.DeliveryID
+	var payload []byte
+	var event string
+	var round int
+	err := db.sql.QueryRowContext(ctx, db.q(`SELECT event, payload, round FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload, &round)
+	if errors.Is(err, sql.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("delivery %s: %w", id, ErrNotFound))
+	}
+	if err != nil {
+		return fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	push, err := githubhook.ParsePush(payload)
+	if err != nil {
+		return river.JobCancel(fmt.Errorf("delivery %s: %w", id, err))
+	}
+	push.DeliveryID = tokenBase(id, round)
+	res, err := q.svc.Decide(ctx, push)
+	if err != nil {
+		return err // the rule store is unreachable: River retries
+	}
+	result, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode decision: %w", err)
+	}
+	status := "pending"
+	if q.opts.DryRun {
+		status = "dry-run"
+	}
+	now := time.Now().UnixMilli()
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record decision: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ? WHERE id = ?`), now, string(result), id); err != nil {
+		return fmt.Errorf("record decision: %w", err)
+	}
+	var jobs []river.InsertManyParams
+	for _, pipeline := range res.Start {
+		token := trigger.StartToken(push.DeliveryID, pipeline)
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING`), id, round, pipeline, token, status, now); err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		if !q.opts.DryRun {
+			jobs = append(jobs, river.InsertManyParams{
+				Args:       startArgs{DeliveryID: id, Round: round, Pipeline: pipeline, Token: token},
+				InsertOpts: &river.InsertOpts{MaxAttempts: q.opts.MaxAttempts},
+			})
+		}
+	}
+	if len(jobs) > 0 {
+		if _, err := q.river.InsertManyTx(ctx, tx, jobs); err != nil {
+			return fmt.Errorf("queue starts: %w", err)
+		}
+	}
+	if err := completeTx(ctx, db, tx, job); err != nil {
+		return fmt.Errorf("complete evaluation: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record decision: %w", err)
+	}
+	q.svc.LogDecision(push, res)
+	return nil
+}
+
+// tokenBase is what a delivery's start tokens derive from: the delivery id
+// for its first evaluation, and a distinct value for each replay, which is
+// meant to start the pipelines again.
+func tokenBase(id string, round int) string {
+	if round == 0 {
+		return id
+	}
+	return fmt.Sprintf("%s#replay-%d", id, round)
+}
+
+// startArgs is the job that starts one pipeline for one delivery.
+type startArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	Round      int    `json:"round"`
+	Pipeline   string `json:"pipeline"`
+	Token      string `json:"token"`
+}
+
+func (startArgs) Kind() string { return "monohook_start" }
+
+type startWorker struct {
+	river.WorkerDefaults[startArgs]
+	q *Queue
+}
+
+// Work starts the pipeline. Throttling, 5xx and network errors are retried
+// with backoff; a permanent error (no such pipeline, access denied) is not,
+// and the start is marked failed at once: the dead letter a person sees.
+func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
+	q, db, a := w.q, w.q.db, job.Args
+	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Pipeline, "token", a.Token, "attempt", job.Attempt)
+	execID, startErr := q.starter.Start(ctx, a.Pipeline, a.Token)
+	now := time.Now().UnixMilli()
+	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, error = ?, updated_at = ?
+		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
+	if startErr == nil {
+		tx, err := db.sql.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+		if _, err := tx.ExecContext(ctx, update, "started", job.Attempt, execID, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		if err := completeTx(ctx, db, tx, job); err != nil {
+			return fmt.Errorf("complete start: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		log.Info("pipeline started", "execution_id", execID)
+		return nil
+	}
+	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
+	if permanent || job.Attempt >= job.MaxAttempts {
+		status = "failed"
+	}
+	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		log.Error("could not record a failed start", "err", err)
+	}
+	if permanent {
+		log.Error("pipeline start failed; not retried", "err", startErr)
+		return river.JobCancel(startErr)
+	}
+	if status == "failed" {
+		log.Error("pipeline start failed; attempts exhausted", "err", startErr)
+	} else {
+		log.Warn("pipeline start failed; will retry", "err", startErr)
+	}
+	return startErr
+}
+
+// retentionArgs is the periodic job that deletes old deliveries.
+type retentionArgs struct{}
+
+func (retentionArgs) Kind() string { return "monohook_retention" }
+
+type retentionWorker struct {
+	river.WorkerDefaults[retentionArgs]
+	q *Queue
+}
+
+func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[retentionArgs]) error {
+	if w.q.opts.Retention <= 0 {
+		return nil
+	}
+	n, err := w.q.DeleteBefore(ctx, time.Now().Add(-w.q.opts.Retention))
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		w.q.log.Info("old deliveries deleted", "deliveries", n, "retention", w.q.opts.Retention)
+	}
+	return nil
+}

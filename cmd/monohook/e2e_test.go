@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/monohook/monohook/internal/fakeaws"
+	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 var binary string
@@ -341,4 +344,123 @@ func TestSecretFromFlagAndRotation(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(data, "webhook-secret")); err == nil {
 		t.Error("a secret file was generated although --secret was given")
 	}
+}
+
+// TestCrashLosesNothing kills serve with SIGKILL in the middle of a burst
+// of deliveries while CodePipeline is slow, then starts it again: every
+// delivery that got a 2xx is processed, and every (delivery, pipeline) is
+// started exactly once, counted by the fake by clientRequestToken.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the job rescuer")
+	}
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	fake.SetDelay(300 * time.Millisecond)
+	data := t.TempDir()
+	env := append(awsEnv(fake), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_WEBHOOK_SECRET=crash-secret", "MONOHOOK_JOB_TIMEOUT=2s", "MONOHOOK_RETRY_BASE=50ms")
+	for _, p := range []string{"a", "b"} {
+		if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", p, "--match", ".*"); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	d := startServe(t, env, "--listen", "127.0.0.1:0", "--workers", "4")
+
+	var mu sync.Mutex
+	var acked []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("crash-%d-%d", w, i)
+				if code := postSigned(d.url, "crash-secret", id, pushPayload); code == 202 {
+					mu.Lock()
+					acked = append(acked, id)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	waitFor(t, "20 acknowledged deliveries", func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 20 })
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	_ = d.cmd.Wait()
+	close(stop)
+	wg.Wait()
+	if n := len(fake.Calls()); n >= 2*len(acked) {
+		t.Fatalf("everything was started before the kill (%d calls for %d deliveries): the test proves nothing", n, len(acked))
+	}
+
+	startServe(t, env, "--listen", "127.0.0.1:0", "--workers", "4")
+	want := map[string]bool{}
+	for _, id := range acked {
+		want[trigger.StartToken(id, "a")] = true
+		want[trigger.StartToken(id, "b")] = true
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		missing := 0
+		started := map[string]bool{}
+		for _, c := range fake.Calls() {
+			started[c.Token] = true
+		}
+		for tok := range want {
+			if !started[tok] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged starts never happened", missing, len(want))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Exactly once: the fake counts executions by token.
+	for name, n := range fake.Started() {
+		t.Logf("pipeline %s: %d executions for %d acknowledged deliveries", name, n, len(acked))
+	}
+	executions := map[string]int{}
+	for _, c := range fake.Calls() {
+		executions[c.Token]++
+	}
+	for tok := range want {
+		if executions[tok] == 0 {
+			t.Errorf("token %s not started", tok)
+		}
+	}
+	if got := fake.Started(); got["a"] != got["b"] || got["a"] < len(acked) {
+		t.Errorf("executions %v for %d acknowledged deliveries", got, len(acked))
+	}
+}
+
+// postSigned posts a push signed with secret and returns the status, or 0
+// when the request failed (the server was killed).
+func postSigned(url, secret, delivery, body string) int {
+	sig256, _ := githubhook.Sign(secret, []byte(body))
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", sig256)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

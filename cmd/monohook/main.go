@@ -49,7 +49,7 @@ Every flag can also be set with the environment variable shown in its help.`,
 			return applyEnv(cmd.Flags())
 		},
 	}
-	root.AddCommand(newServe(), newRules(), newEval(), newSend())
+	root.AddCommand(newServe(), newRules(), newEval(), newSend(), newDeliveries())
 	decorateEnv(root)
 	return root
 }

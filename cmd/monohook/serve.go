@@ -59,7 +59,7 @@ webhook secret is generated there on first start.`,
 	f.IntVar(&c.queue.MaxAttempts, "start-attempts", 10, "attempts of one pipeline start (throttling, 5xx, network errors) before it is marked failed")
 	f.DurationVar(&c.queue.RetryBase, "retry-base", time.Second, "delay before the first retry of a start; it doubles each attempt, with jitter")
 	f.DurationVar(&c.queue.RetryMax, "retry-max", 5*time.Minute, "longest delay between retries")
-	f.DurationVar(&c.queue.JobTimeout, "job-timeout", time.Minute, "longest an evaluation or a start may run; a job left by a dead process runs again 15s after this")
+	f.DurationVar(&c.queue.JobTimeout, "job-timeout", time.Minute, "longest an evaluation or a start may run; a job left running by a process that died runs again after 1.5 times this")
 	f.DurationVar(&c.queue.Retention, "retention", 30*24*time.Hour, "how long deliveries and their starts are kept")
 	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take before they are cancelled (they run again after a restart)")
 	c.log.register(f, "info")

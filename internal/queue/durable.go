@@ -86,7 +86,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		// A job left running by a process that died is worked again after
 		// this; a start repeated that way reuses its token, so CodePipeline
 		// does not start a second execution.
-		RescueStuckJobsAfter: opts.JobTimeout + 15*time.Second,
+		RescueStuckJobsAfter: opts.JobTimeout + max(opts.JobTimeout/2, time.Second),
 		FetchPollInterval:    100 * time.Millisecond,
 		FetchCooldown:        5 * time.Millisecond,
 		Logger:               log.With("component", "river"),

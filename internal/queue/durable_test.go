@@ -1,0 +1,416 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/monohook/monohook/internal/codepipeline"
+	"github.com/monohook/monohook/internal/fakeaws"
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// env is a durable queue on a real database, a real rule store and the
+// real CodePipeline client talking to the fake over HTTP.
+type env struct {
+	store *store.Store
+	fake  *fakeaws.CodePipeline
+	svc   *trigger.Service
+	start trigger.Starter
+	log   *slog.Logger
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{fake: fakeaws.NewCodePipeline(), log: slog.New(slog.DiscardHandler)}
+	t.Cleanup(e.fake.Close)
+	var err error
+	if e.store, err = store.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir())+"?metadata=skip", store.DefaultPrefix, e.log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.store.Close() })
+	e.fake.Setenv(t)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.start = codepipeline.New(cfg)
+	e.svc = &trigger.Service{Rules: e.store, Log: e.log}
+	return e
+}
+
+func (e *env) rule(t *testing.T, pipeline, match string) {
+	t.Helper()
+	if _, _, err := e.store.Put(context.Background(), store.Document{GitHubRepo: "repo", GitHubBranch: "main", CodePipelineName: pipeline, ChangeMatchExpressions: match}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// open starts a queue ("a replica") on the database at dsn.
+func (e *env) open(t *testing.T, dsn string, opts queue.Options) *queue.Queue {
+	t.Helper()
+	db, err := queue.OpenDB(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.RetryBase == 0 {
+		opts.RetryBase, opts.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+	}
+	q, err := queue.New(db, e.svc, e.start, opts, e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = q.Close(ctx)
+		db.Close()
+	})
+	return q
+}
+
+func sqliteDSN(t *testing.T) string {
+	return "sqlite://" + filepath.Join(t.TempDir(), "monohook.db")
+}
+
+// eachDB runs test on SQLite and, when MONOHOOK_TEST_DATABASE_URL names a
+// PostgreSQL server, on a fresh database there too.
+func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { test(t, sqliteDSN(t)) })
+	if base := os.Getenv("MONOHOOK_TEST_DATABASE_URL"); base != "" {
+		t.Run("postgres", func(t *testing.T) { test(t, freshDatabase(t, base)) })
+	}
+}
+
+func delivery(id string, paths ...string) trigger.Delivery {
+	quoted := make([]string, len(paths))
+	for i, p := range paths {
+		quoted[i] = `"` + p + `"`
+	}
+	body := `{"ref":"refs/heads/main","after":"0123456789abcdef","repository":{"name":"repo","full_name":"org/repo"},"commits":[{"added":[` + strings.Join(quoted, ",") + `],"removed":[],"modified":[]}]}`
+	p, err := githubhook.ParsePush([]byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return trigger.Delivery{ID: id, Event: "push", Received: time.Now(), Payload: []byte(body), Push: p}
+}
+
+// waitStarts waits until delivery id has n starts in a final state.
+func waitStarts(t *testing.T, q *queue.Queue, id string, n int) queue.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := q.Get(context.Background(), id)
+		final := 0
+		for _, s := range d.Starts {
+			if s.Status == "started" || s.Status == "failed" {
+				final++
+			}
+		}
+		if err == nil && final >= n {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s: %d of %d starts final: %+v (%v)", id, final, n, d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDeliveryIsEvaluatedAndStarted(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "api", "services/api/.*")
+		e.rule(t, "web", "services/web/.*")
+		q := e.open(t, dsn, queue.Options{})
+		if err := q.Accept(context.Background(), delivery("d1", "services/api/x.go", "services/web/y.go", "docs/z.md")); err != nil {
+			t.Fatal(err)
+		}
+		d := waitStarts(t, q, "d1", 2)
+		if d.Status != "evaluated" || d.Result == nil || len(d.Result.Start) != 2 {
+			t.Fatalf("stored %+v", d)
+		}
+		for _, s := range d.Starts {
+			if s.Status != "started" || s.ExecutionID == "" || s.Attempts != 1 || s.Token != trigger.StartToken("d1", s.Pipeline) {
+				t.Errorf("start %+v", s)
+			}
+		}
+		if got := e.fake.Started(); got["api"] != 1 || got["web"] != 1 {
+			t.Errorf("started %v", got)
+		}
+	})
+}
+
+func TestThrottlingIsRetriedUntilItStarts(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "busy", ".*")
+		// More throttling than the SDK's own retries absorb: the queue retries.
+		e.fake.FailNext("busy", "ThrottlingException", "ThrottlingException", "ThrottlingException",
+			"ThrottlingException", "ThrottlingException", "ThrottlingException", "ThrottlingException")
+		q := e.open(t, dsn, queue.Options{})
+		if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
+			t.Fatal(err)
+		}
+		d := waitStarts(t, q, "d1", 1)
+		if s := d.Starts[0]; s.Status != "started" || s.Attempts < 2 {
+			t.Errorf("start %+v: want started after retries", s)
+		}
+		if got := e.fake.Started(); got["busy"] != 1 {
+			t.Errorf("started %v", got)
+		}
+	})
+}
+
+func TestPermanentErrorIsDeadLetteredAtOnce(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "missing", ".*")
+		e.rule(t, "exists", ".*")
+		e.fake.OnlyPipelines("exists")
+		q := e.open(t, dsn, queue.Options{})
+		if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
+			t.Fatal(err)
+		}
+		d := waitStarts(t, q, "d1", 2)
+		for _, s := range d.Starts {
+			switch s.Pipeline {
+			case "missing":
+				if s.Status != "failed" || s.Attempts != 1 || !strings.Contains(s.Error, "PipelineNotFoundException") {
+					t.Errorf("missing: %+v", s)
+				}
+			case "exists":
+				if s.Status != "started" {
+					t.Errorf("exists: %+v", s)
+				}
+			}
+		}
+		calls := 0
+		for _, c := range e.fake.Calls() {
+			if c.Name == "missing" {
+				calls++
+			}
+		}
+		if calls != 1 {
+			t.Errorf("the permanent error was tried %d times", calls)
+		}
+	})
+}
+
+func TestAttemptsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "flaky", ".*")
+	var codes []string
+	for range 40 {
+		codes = append(codes, "ServiceUnavailable")
+	}
+	e.fake.FailNext("flaky", codes...)
+	q := e.open(t, sqliteDSN(t), queue.Options{MaxAttempts: 2})
+	if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	d := waitStarts(t, q, "d1", 1)
+	if s := d.Starts[0]; s.Status != "failed" || s.Attempts != 2 {
+		t.Errorf("start %+v: want failed after 2 attempts", s)
+	}
+}
+
+func TestDuplicateAcceptsAreOneDelivery(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "p", ".*")
+		q := e.open(t, dsn, queue.Options{})
+		var wg sync.WaitGroup
+		errs := make([]error, 5)
+		for i := range errs {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = q.Accept(context.Background(), delivery("same", "x")) }()
+		}
+		wg.Wait()
+		accepted := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				accepted++
+			case err != githubhook.ErrDuplicate: //nolint:errorlint // the queue returns the sentinel itself
+				t.Errorf("Accept: %v", err)
+			}
+		}
+		if accepted != 1 {
+			t.Errorf("%d of 5 accepted", accepted)
+		}
+		d := waitStarts(t, q, "same", 1)
+		if d.Duplicates != 4 || len(d.Starts) != 1 {
+			t.Errorf("stored %+v", d)
+		}
+		time.Sleep(200 * time.Millisecond)
+		if n := len(e.fake.Calls()); n != 1 {
+			t.Errorf("%d start calls, want 1", n)
+		}
+	})
+}
+
+func TestReplayStartsAgainWithNewTokens(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "p", ".*")
+		q := e.open(t, dsn, queue.Options{})
+		if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
+			t.Fatal(err)
+		}
+		waitStarts(t, q, "d1", 1)
+		e.rule(t, "q", ".*") // a rule added since counts for the replay
+		round, err := q.Replay(context.Background(), "d1")
+		if err != nil || round != 1 {
+			t.Fatalf("Replay = %d, %v", round, err)
+		}
+		d := waitStarts(t, q, "d1", 3)
+		if got := e.fake.Started(); got["p"] != 2 || got["q"] != 1 {
+			t.Errorf("started %v: want p twice (first and replay), q once", got)
+		}
+		if d.Round != 1 {
+			t.Errorf("round %d", d.Round)
+		}
+		if _, err := q.Replay(context.Background(), "nope"); err == nil {
+			t.Error("replay of an unknown delivery succeeded")
+		}
+	})
+}
+
+func TestDryRunRecordsButStartsNothing(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "p", ".*")
+	e.svc.DryRun = true
+	q := e.open(t, sqliteDSN(t), queue.Options{DryRun: true})
+	if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, _ := q.Get(context.Background(), "d1")
+		if len(d.Starts) == 1 {
+			if d.Starts[0].Status != "dry-run" {
+				t.Errorf("start %+v", d.Starts[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not evaluated")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := len(e.fake.Calls()); n != 0 {
+		t.Errorf("%d start calls in a dry run", n)
+	}
+}
+
+func TestRetention(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		q := e.open(t, dsn, queue.Options{})
+		old := delivery("old", "x")
+		old.Received = time.Now().Add(-48 * time.Hour)
+		for _, d := range []trigger.Delivery{old, delivery("new", "x")} {
+			if err := q.Accept(context.Background(), d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := q.DeleteBefore(context.Background(), time.Now().Add(-24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteBefore = %d, %v", n, err)
+		}
+		ds, _ := q.List(context.Background(), 10)
+		if len(ds) != 1 || ds[0].ID != "new" {
+			t.Errorf("left %+v", ds)
+		}
+	})
+}
+
+// TestReplicasOnPostgreSQL runs two replicas on one PostgreSQL database and
+// spreads 500 deliveries across them: every start happens exactly once.
+func TestReplicasOnPostgreSQL(t *testing.T) {
+	base := os.Getenv("MONOHOOK_TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("MONOHOOK_TEST_DATABASE_URL is not set (.ci/run sets it)")
+	}
+	dsn := freshDatabase(t, base)
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	e.rule(t, "web", "services/web/.*")
+	replicas := []*queue.Queue{e.open(t, dsn, queue.Options{Workers: 8}), e.open(t, dsn, queue.Options{Workers: 8})}
+	const n = 500
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := replicas[i%2].Accept(context.Background(), delivery(fmt.Sprintf("d%03d", i), "services/api/x", "services/web/y")); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(e.fake.Calls()) < 2*n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // any duplicate would arrive now
+	perToken := map[string]int{}
+	for _, c := range e.fake.Calls() {
+		perToken[c.Token]++
+	}
+	if len(perToken) != 2*n {
+		t.Errorf("%d distinct starts, want %d", len(perToken), 2*n)
+	}
+	for tok, c := range perToken {
+		if c != 1 {
+			t.Errorf("token %s called %d times", tok, c)
+		}
+	}
+}
+
+// freshDatabase creates an empty database for one test on the server at
+// base and drops it afterwards.
+func freshDatabase(t *testing.T, base string) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("monohook_test_%d", time.Now().UnixNano())
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("pgx", base)
+		if err == nil {
+			_, _ = a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+			a.Close()
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}

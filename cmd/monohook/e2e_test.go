@@ -248,11 +248,41 @@ func TestEndToEnd(t *testing.T) {
 	if got := len(fake.Calls()); got != 2 {
 		t.Errorf("%d start calls after the repeats, want 2", got)
 	}
+	waitFor(t, "the starts to be recorded", func() bool {
+		out, _, _ := run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data)
+		return strings.Count(out, `"status": "started"`) == 2
+	})
 	log := d.log()
 	for _, want := range []string{"delivery=delivery-1", "auth: libs/auth/old.go matched libs/auth/.*", "pipeline started", "execution_id=exec-"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+
+	// The delivery is stored with its decision and its starts.
+	out, errOut, code = run(t, env, "deliveries", "list", "--data-dir", data)
+	if code != 0 || !strings.Contains(out, "delivery-1") || !strings.Contains(out, "evaluated") {
+		t.Errorf("deliveries list: %d %s %s", code, out, errOut)
+	}
+	var shown struct {
+		Duplicates int `json:"duplicates"`
+		Starts     []struct {
+			Pipeline    string `json:"pipeline"`
+			Status      string `json:"status"`
+			ExecutionID string `json:"execution_id"`
+		} `json:"starts"`
+	}
+	out, errOut, code = run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data)
+	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || len(shown.Starts) != 2 || shown.Duplicates != 1 {
+		t.Errorf("deliveries show: %d %s %s", code, out, errOut)
+	}
+	// Replay: evaluated again, the pipelines start again.
+	if out, errOut, code = run(t, env, "deliveries", "replay", "delivery-1", "--data-dir", data); code != 0 || !strings.Contains(out, "replay 1") {
+		t.Errorf("deliveries replay: %d %s %s", code, out, errOut)
+	}
+	waitFor(t, "the replay's starts", func() bool { return fake.Started()["api"] == 2 && fake.Started()["auth"] == 2 })
+	if _, errOut, code = run(t, env, "deliveries", "show", "nope", "--data-dir", data); code == 0 || !strings.Contains(errOut, "not found") {
+		t.Errorf("show unknown: %d %s", code, errOut)
 	}
 
 	// SIGTERM: drains and exits 0.

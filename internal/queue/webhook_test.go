@@ -2,12 +2,12 @@ package queue_test
 
 import (
 	"bytes"
+	"io"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the predecessor's header
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -36,7 +36,7 @@ const pushBody = `{"ref":"refs/heads/master","after":"d8a20fd5b86b1c08c9962573d2
 // service with a real rule store.
 type server struct {
 	url  string
-	logs *bytes.Buffer
+	logs *syncBuffer
 	q    *queue.Queue
 	db   *queue.DB
 
@@ -45,9 +45,8 @@ type server struct {
 
 func newWebhookServer(t *testing.T) *server {
 	t.Helper()
-	s := &server{logs: &bytes.Buffer{}}
-	var logMu sync.Mutex
-	log := slog.New(slog.NewTextHandler(lockedWriter{&logMu, s.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := &server{logs: &syncBuffer{}}
+	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
 	st, err := store.Open(context.Background(), "file://"+filepath.ToSlash(dir)+"?metadata=skip", store.DefaultPrefix, log)
 	if err != nil {
@@ -87,15 +86,23 @@ func newWebhookServer(t *testing.T) *server {
 	return s
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+// syncBuffer is a log buffer that River's goroutines write to while the
+// test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // stored returns the deliveries in the database, evaluated or not.

@@ -2,12 +2,12 @@ package queue_test
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the predecessor's header
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"

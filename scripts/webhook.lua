@@ -4,6 +4,8 @@ local f = assert(io.open(os.getenv("PAYLOAD"), "rb"))
 local body = f:read("*a")
 f:close()
 local sig = os.getenv("SIG256")
+-- A distinct prefix per run: ids of an earlier run would be duplicates.
+local run = os.getenv("RUN_ID") or "load"
 local threads = 0
 
 function setup(thread)
@@ -17,7 +19,7 @@ function request()
   return wrk.format("POST", "/webhook", {
     ["Content-Type"] = "application/json",
     ["X-GitHub-Event"] = "push",
-    ["X-GitHub-Delivery"] = "load-" .. tid .. "-" .. n,
+    ["X-GitHub-Delivery"] = run .. "-" .. tid .. "-" .. n,
     ["X-Hub-Signature-256"] = sig,
   }, body)
 end

@@ -24,7 +24,8 @@ import (
 // default, one process) or PostgreSQL (any number of processes). Both are
 // used through database/sql, so there is one set of queries.
 type DB struct {
-	sql      *sql.DB
+	sql      *sql.DB // monohook's own statements
+	jobs     *sql.DB // River's (the same pool on PostgreSQL)
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
 	listener *pgxpool.Pool // PostgreSQL: LISTEN/NOTIFY, so jobs start without polling delay
@@ -49,6 +50,7 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
 		db.sql.SetMaxOpenConns(20)
+		db.jobs = db.sql
 		db.driver = riverdatabasesql.NewWithPgxListener(db.sql, db.listener)
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite://")
@@ -60,11 +62,15 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 		// disk, so an acknowledged delivery survives a power loss.
 		// _txlock=immediate takes the write lock when a transaction begins.
 		q := url.Values{"_pragma": {"journal_mode(WAL)", "synchronous(FULL)", "busy_timeout(10000)", "foreign_keys(ON)"}, "_txlock": {"immediate"}}
+		// One connection for everything: SQLite has one writer anyway, and
+		// writers on separate connections wait for each other in SQLite's
+		// busy handler, which sleeps up to 100 ms at a time; waiting for the
+		// connection in Go is first come, first served, with no sleeps.
 		if db.sql, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
-		// SQLite allows one writer; River's SQLite driver wants one connection.
 		db.sql.SetMaxOpenConns(1)
+		db.jobs = db.sql
 		db.driver = riversqlite.New(db.sql)
 	}
 	if err := db.sql.PingContext(ctx); err != nil {
@@ -82,6 +88,9 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 func (db *DB) Close() error {
 	if db.listener != nil {
 		db.listener.Close()
+	}
+	if db.jobs != nil && db.jobs != db.sql {
+		db.jobs.Close()
 	}
 	return db.sql.Close()
 }

@@ -8,12 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/monohook/monohook/internal/githubhook"
@@ -22,7 +21,8 @@ import (
 
 // Options tune the durable queue.
 type Options struct {
-	Workers     int           // jobs worked at once by this process
+	Evaluators  int           // deliveries evaluated at once by this process
+	Workers     int           // pipeline starts at once by this process
 	MaxAttempts int           // attempts of one pipeline start before it is dead-lettered
 	RetryBase   time.Duration // first retry delay; doubles each attempt, with jitter
 	RetryMax    time.Duration // longest retry delay
@@ -58,6 +58,9 @@ const maxGroup = 512
 
 // New prepares the queue on db; Start starts its workers.
 func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, log *slog.Logger) (*Queue, error) {
+	if opts.Evaluators <= 0 {
+		opts.Evaluators = 2
+	}
 	if opts.Workers <= 0 {
 		opts.Workers = 16
 	}
@@ -79,7 +82,14 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	river.AddWorker(workers, &startWorker{q: q})
 	river.AddWorker(workers, &retentionWorker{q: q})
 	cfg := &river.Config{
-		Queues:      map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: opts.Workers}},
+		// Evaluations are short database and CPU work: a few at once keep
+		// up with any push rate and leave the database to the group commit
+		// of new deliveries. Starts mostly wait on CodePipeline: many at once.
+		Queues: map[string]river.QueueConfig{
+			evaluateQueue:      {MaxWorkers: opts.Evaluators},
+			startQueue:         {MaxWorkers: opts.Workers},
+			river.QueueDefault: {MaxWorkers: 1},
+		},
 		Workers:     workers,
 		RetryPolicy: backoff{base: opts.RetryBase, max: opts.RetryMax},
 		JobTimeout:  opts.JobTimeout,
@@ -88,7 +98,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		// does not start a second execution.
 		RescueStuckJobsAfter: opts.JobTimeout + max(opts.JobTimeout/2, time.Second),
 		FetchPollInterval:    100 * time.Millisecond,
-		FetchCooldown:        5 * time.Millisecond,
+		FetchCooldown:        50 * time.Millisecond,
 		Logger:               log.With("component", "river"),
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
@@ -97,8 +107,17 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	if q.river, err = river.NewClient(db.driver, cfg); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
-	q.written.Add(1)
-	go q.commitLoop()
+	// SQLite has one writer, so one committer. PostgreSQL commits
+	// concurrent transactions together (its own group commit) and a commit
+	// waits on the WAL flush, so several groups in flight go faster.
+	committers := 1
+	if db.postgres {
+		committers = 4
+	}
+	for range committers {
+		q.written.Add(1)
+		go q.commitLoop()
+	}
 	return q, nil
 }
 
@@ -132,9 +151,9 @@ func (q *Queue) Accept(ctx context.Context, d trigger.Delivery) error {
 	}
 }
 
-// commitLoop is the group commit: every delivery that arrived while the
-// previous transaction was committing goes into the next one, so one disk
-// flush serves many deliveries.
+// commitLoop is the group commit: every delivery that arrived while a
+// committer was busy goes into its next transaction, so one disk flush
+// serves many deliveries.
 func (q *Queue) commitLoop() {
 	defer q.written.Done()
 	for req := range q.accepts {
@@ -170,33 +189,64 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	results := make([]error, len(group))
-	var jobs []river.InsertManyParams
-	insert := q.db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'received') ON CONFLICT (id) DO NOTHING`)
-	dup := q.db.q(`UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`)
-	for i, r := range group {
+	// One statement for the whole group: a round trip per delivery would
+	// cost more than the flush the group shares. The ids it returns are
+	// the new deliveries; the others were stored before.
+	var sqlText strings.Builder
+	sqlText.WriteString(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `)
+	args := make([]any, 0, 8*len(group))
+	seen := make(map[string]bool, len(group))
+	for _, r := range group {
 		d := r.d
+		if seen[d.ID] {
+			continue // the same id twice in one group: the second is a duplicate
+		}
+		seen[d.ID] = true
 		var repo, ref, sha string
 		var paths int
 		if d.Push != nil {
 			repo, ref, sha, paths = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
 		}
-		res, err := tx.ExecContext(ctx, insert, d.ID, d.Event, d.Received.UnixMilli(), d.Payload, repo, ref, sha, paths)
-		if err != nil {
-			return nil, fmt.Errorf("store delivery %s: %w", d.ID, err)
+		if len(args) > 0 {
+			sqlText.WriteString(", ")
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if _, err := tx.ExecContext(ctx, dup, d.ID); err != nil {
-				return nil, fmt.Errorf("count duplicate %s: %w", d.ID, err)
-			}
-			results[i] = githubhook.ErrDuplicate
+		sqlText.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 'received')")
+		args = append(args, d.ID, d.Event, d.Received.UnixMilli(), d.Payload, repo, ref, sha, paths)
+	}
+	sqlText.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
+	rows, err := tx.QueryContext(ctx, q.db.q(sqlText.String()), args...)
+	if err != nil {
+		return nil, fmt.Errorf("store deliveries: %w", err)
+	}
+	inserted := make(map[string]bool, len(group))
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store deliveries: %w", err)
+		}
+		inserted[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store deliveries: %w", err)
+	}
+	results := make([]error, len(group))
+	var jobs []river.InsertManyParams
+	dup := q.db.q(`UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`)
+	for i, r := range group {
+		if inserted[r.d.ID] {
+			delete(inserted, r.d.ID) // a second copy in the group is a duplicate
+			jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{DeliveryID: r.d.ID}})
 			continue
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{DeliveryID: d.ID}})
+		if _, err := tx.ExecContext(ctx, dup, r.d.ID); err != nil {
+			return nil, fmt.Errorf("count duplicate %s: %w", r.d.ID, err)
+		}
+		results[i] = githubhook.ErrDuplicate
 	}
 	if len(jobs) > 0 {
-		if _, err := q.river.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := q.river.InsertManyFastTx(ctx, tx, jobs); err != nil {
 			return nil, fmt.Errorf("queue evaluations: %w", err)
 		}
 	}
@@ -243,17 +293,11 @@ func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
 	return time.Now().Add(d/2 + rand.N(d/2+1)) //nolint:gosec // jitter, not security
 }
 
-// completeTx marks job completed inside tx, so the job's effects and its
-// completion commit together.
-func completeTx[T river.JobArgs](ctx context.Context, db *DB, tx *sql.Tx, job *river.Job[T]) error {
-	var err error
-	if db.postgres {
-		_, err = river.JobCompleteTx[*riverdatabasesql.Driver](ctx, tx, job)
-	} else {
-		_, err = river.JobCompleteTx[*riversqlite.Driver](ctx, tx, job)
-	}
-	return err
-}
+// River queues: one per kind of work.
+const (
+	evaluateQueue = "monohook_evaluate"
+	startQueue    = "monohook_start"
+)
 
 // evaluateArgs is the job that evaluates a delivery.
 type evaluateArgs struct {
@@ -262,15 +306,19 @@ type evaluateArgs struct {
 
 func (evaluateArgs) Kind() string { return "monohook_evaluate" }
 
+func (evaluateArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: evaluateQueue} }
+
 type evaluateWorker struct {
 	river.WorkerDefaults[evaluateArgs]
 	q *Queue
 }
 
 // Work evaluates a delivery against the current rules and, in one
-// transaction, records the decision, creates one start job per pipeline
-// and completes itself: after a crash it either happened whole or not at
-// all.
+// transaction, records the decision and creates one start job per
+// pipeline. Running it again (River completes jobs after they return, so a
+// crash in between repeats one) creates no second start job: a start job is
+// created only with the row that records the start, and that row is
+// inserted once.
 func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs]) error {
 	q, db := w.q, w.q.db
 	id := job.Args.DeliveryID
@@ -311,26 +359,29 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 		return fmt.Errorf("record decision: %w", err)
 	}
 	var jobs []river.InsertManyParams
+	insert := db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`)
 	for _, pipeline := range res.Start {
 		token := trigger.StartToken(push.DeliveryID, pipeline)
-		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING`), id, round, pipeline, token, status, now); err != nil {
+		var created string
+		err := tx.QueryRowContext(ctx, insert, id, round, pipeline, token, status, now).Scan(&created)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // recorded by an earlier run of this job
+		}
+		if err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		if !q.opts.DryRun {
 			jobs = append(jobs, river.InsertManyParams{
 				Args:       startArgs{DeliveryID: id, Round: round, Pipeline: pipeline, Token: token},
-				InsertOpts: &river.InsertOpts{MaxAttempts: q.opts.MaxAttempts},
+				InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
 			})
 		}
 	}
 	if len(jobs) > 0 {
-		if _, err := q.river.InsertManyTx(ctx, tx, jobs); err != nil {
+		if _, err := q.river.InsertManyFastTx(ctx, tx, jobs); err != nil {
 			return fmt.Errorf("queue starts: %w", err)
 		}
-	}
-	if err := completeTx(ctx, db, tx, job); err != nil {
-		return fmt.Errorf("complete evaluation: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record decision: %w", err)
@@ -359,6 +410,8 @@ type startArgs struct {
 
 func (startArgs) Kind() string { return "monohook_start" }
 
+func (startArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: startQueue} }
+
 type startWorker struct {
 	river.WorkerDefaults[startArgs]
 	q *Queue
@@ -375,18 +428,9 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, error = ?, updated_at = ?
 		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
 	if startErr == nil {
-		tx, err := db.sql.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("record start: %w", err)
-		}
-		defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-		if _, err := tx.ExecContext(ctx, update, "started", job.Attempt, execID, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
-			return fmt.Errorf("record start: %w", err)
-		}
-		if err := completeTx(ctx, db, tx, job); err != nil {
-			return fmt.Errorf("complete start: %w", err)
-		}
-		if err := tx.Commit(); err != nil {
+		// Should this not be recorded (a crash now), the job runs again,
+		// and the same token gets the same execution from CodePipeline.
+		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, execID, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("pipeline started", "execution_id", execID)

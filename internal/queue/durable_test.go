@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -413,4 +414,49 @@ func freshDatabase(t *testing.T, base string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// BenchmarkAccept is the durable part of acknowledging: committing a
+// delivery and its evaluation job, from 32 concurrent callers (GitHub's
+// deliveries arrive in parallel; the group commit shares one flush).
+// Workers are running, as in serve, evaluating what was accepted.
+func BenchmarkAccept(b *testing.B) {
+	body, err := os.ReadFile("../../../shared/bench/push-8k.json")
+	if err != nil {
+		b.Skipf("shared bench payloads not present: %v", err)
+	}
+	push, err := githubhook.ParsePush(body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dbs := map[string]func(t *testing.T) string{"sqlite": sqliteDSN}
+	if base := os.Getenv("MONOHOOK_TEST_DATABASE_URL"); base != "" {
+		dbs["postgres"] = func(t *testing.T) string { return freshDatabase(t, base) }
+	}
+	for name, dsn := range dbs {
+		b.Run(name, func(b *testing.B) {
+			t := &testing.T{}
+			e := newEnv(t)
+			e.svc.DryRun = true
+			q := e.open(t, dsn(t), queue.Options{DryRun: true})
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = q.Close(ctx)
+			}()
+			var n atomic.Int64
+			b.SetParallelism(16) // 32 callers on 2 cores
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprintf("bench-%d", n.Add(1))
+					d := trigger.Delivery{ID: id, Event: "push", Received: time.Now(), Payload: body, Push: push}
+					if err := q.Accept(context.Background(), d); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -192,29 +192,7 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 	// One statement for the whole group: a round trip per delivery would
 	// cost more than the flush the group shares. The ids it returns are
 	// the new deliveries; the others were stored before.
-	var sqlText strings.Builder
-	sqlText.WriteString(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `)
-	args := make([]any, 0, 8*len(group))
-	seen := make(map[string]bool, len(group))
-	for _, r := range group {
-		d := r.d
-		if seen[d.ID] {
-			continue // the same id twice in one group: the second is a duplicate
-		}
-		seen[d.ID] = true
-		var repo, ref, sha string
-		var paths int
-		if d.Push != nil {
-			repo, ref, sha, paths = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
-		}
-		if len(args) > 0 {
-			sqlText.WriteString(", ")
-		}
-		sqlText.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 'received')")
-		args = append(args, d.ID, d.Event, d.Received.UnixMilli(), d.Payload, repo, ref, sha, paths)
-	}
-	sqlText.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
-	rows, err := tx.QueryContext(ctx, q.db.q(sqlText.String()), args...)
+	rows, err := q.insertGroup(ctx, tx, group)
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
@@ -254,6 +232,50 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 		return nil, fmt.Errorf("commit deliveries: %w", err)
 	}
 	return results, nil
+}
+
+// insertGroup inserts the deliveries of a group that are not stored yet
+// and returns the ids it inserted.
+func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) (*sql.Rows, error) {
+	n := len(group)
+	ids, events, repos, refs, shas := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	received, paths := make([]int64, 0, n), make([]int64, 0, n)
+	payloads := make([][]byte, 0, n)
+	seen := make(map[string]bool, n)
+	for _, r := range group {
+		d := r.d
+		if seen[d.ID] {
+			continue // the same id twice in one group: the second is a duplicate
+		}
+		seen[d.ID] = true
+		ids, events, payloads = append(ids, d.ID), append(events, d.Event), append(payloads, d.Payload)
+		received = append(received, d.Received.UnixMilli())
+		var repo, ref, sha string
+		var np int
+		if d.Push != nil {
+			repo, ref, sha, np = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
+		}
+		repos, refs, shas, paths = append(repos, repo), append(refs, ref), append(shas, sha), append(paths, int64(np))
+	}
+	if q.db.postgres {
+		// Arrays keep the statement text the same for every group size, so
+		// it is prepared once per connection and its values sent in binary.
+		return tx.QueryContext(ctx, `INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status)
+			SELECT *, 'received' FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+			ON CONFLICT (id) DO NOTHING RETURNING id`, ids, events, received, payloads, repos, refs, shas, paths)
+	}
+	var text strings.Builder
+	text.WriteString(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `)
+	args := make([]any, 0, 8*len(ids))
+	for i := range ids {
+		if i > 0 {
+			text.WriteString(", ")
+		}
+		text.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 'received')")
+		args = append(args, ids[i], events[i], received[i], payloads[i], repos[i], refs[i], shas[i], paths[i])
+	}
+	text.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
+	return tx.QueryContext(ctx, text.String(), args...)
 }
 
 // Close stops accepting, commits what was accepted, lets running jobs

@@ -99,7 +99,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		RescueStuckJobsAfter: opts.JobTimeout + max(opts.JobTimeout/2, time.Second),
 		FetchPollInterval:    100 * time.Millisecond,
 		FetchCooldown:        50 * time.Millisecond,
-		Logger:               log.With("component", "river"),
+		Logger:               slog.New(warnOnly{log.Handler()}).With("component", "river"),
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
 	}
@@ -500,3 +500,17 @@ func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[retentionArgs])
 	}
 	return nil
 }
+
+// warnOnly passes on River's warnings and errors; its informational lines
+// are about its own machinery and would drown the deliveries' lines.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnOnly) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return warnOnly{h.Handler.WithAttrs(attrs)}
+}
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/pgtest"
 	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -124,7 +125,7 @@ func (d *daemon) log() string {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)
@@ -493,4 +494,54 @@ func postSigned(url, secret, delivery, body string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestTwoReplicasOnPostgreSQL runs two serve processes on one PostgreSQL
+// database and spreads 500 deliveries across them: each start happens
+// exactly once.
+func TestTwoReplicasOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	rules := "file://" + filepath.ToSlash(t.TempDir()) + "?metadata=skip"
+	env := append(awsEnv(fake), "MONOHOOK_DATABASE="+dsn, "MONOHOOK_STORE="+rules, "MONOHOOK_WEBHOOK_SECRET=replica-secret")
+	for _, p := range []string{"a", "b"} {
+		if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", p, "--match", ".*"); code != 0 {
+			t.Fatal(errOut)
+		}
+	}
+	replicas := []*daemon{
+		startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()),
+		startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()),
+	}
+	const n = 500
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if code := postSigned(replicas[i%2].url, "replica-secret", fmt.Sprintf("replica-%03d", i), pushPayload); code != 202 {
+				t.Errorf("delivery %d: status %d", i, code)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "1,000 starts", func() bool { return len(fake.Calls()) >= 2*n })
+	time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
+	perToken := map[string]int{}
+	for _, c := range fake.Calls() {
+		perToken[c.Token]++
+	}
+	for i := range n {
+		for _, p := range []string{"a", "b"} {
+			if c := perToken[trigger.StartToken(fmt.Sprintf("replica-%03d", i), p)]; c != 1 {
+				t.Errorf("delivery %d pipeline %s: started %d times", i, p, c)
+			}
+		}
+	}
+	if len(perToken) != 2*n {
+		t.Errorf("%d distinct starts, want %d", len(perToken), 2*n)
+	}
 }

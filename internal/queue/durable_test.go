@@ -2,10 +2,8 @@ package queue_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +17,7 @@ import (
 	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/pgtest"
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
@@ -94,8 +93,8 @@ func sqliteDSN(t *testing.T) string {
 // PostgreSQL server, on a fresh database there too.
 func eachDB(t *testing.T, test func(t *testing.T, dsn string)) {
 	t.Run("sqlite", func(t *testing.T) { test(t, sqliteDSN(t)) })
-	if base := os.Getenv("MONOHOOK_TEST_DATABASE_URL"); base != "" {
-		t.Run("postgres", func(t *testing.T) { test(t, freshDatabase(t, base)) })
+	if os.Getenv(pgtest.EnvVar) != "" {
+		t.Run("postgres", func(t *testing.T) { test(t, pgtest.FreshDatabase(t)) })
 	}
 }
 
@@ -346,11 +345,7 @@ func TestRetention(t *testing.T) {
 // TestReplicasOnPostgreSQL runs two replicas on one PostgreSQL database and
 // spreads 500 deliveries across them: every start happens exactly once.
 func TestReplicasOnPostgreSQL(t *testing.T) {
-	base := os.Getenv("MONOHOOK_TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("MONOHOOK_TEST_DATABASE_URL is not set (.ci/run sets it)")
-	}
-	dsn := freshDatabase(t, base)
+	dsn := pgtest.FreshDatabase(t)
 	e := newEnv(t)
 	e.rule(t, "api", "services/api/.*")
 	e.rule(t, "web", "services/web/.*")
@@ -388,34 +383,6 @@ func TestReplicasOnPostgreSQL(t *testing.T) {
 	}
 }
 
-// freshDatabase creates an empty database for one test on the server at
-// base and drops it afterwards.
-func freshDatabase(t *testing.T, base string) string {
-	t.Helper()
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("monohook_test_%d", time.Now().UnixNano())
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", base)
-		if err == nil {
-			_, _ = a.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
-			a.Close()
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
-
 // BenchmarkAccept is the durable part of acknowledging: committing a
 // delivery and its evaluation job, from 32 concurrent callers (GitHub's
 // deliveries arrive in parallel; the group commit shares one flush).
@@ -430,8 +397,8 @@ func BenchmarkAccept(b *testing.B) {
 		b.Fatal(err)
 	}
 	dbs := map[string]func(t *testing.T) string{"sqlite": sqliteDSN}
-	if base := os.Getenv("MONOHOOK_TEST_DATABASE_URL"); base != "" {
-		dbs["postgres"] = func(t *testing.T) string { return freshDatabase(t, base) }
+	if os.Getenv(pgtest.EnvVar) != "" {
+		dbs["postgres"] = func(t *testing.T) string { return pgtest.FreshDatabase(t) }
 	}
 	for name, dsn := range dbs {
 		b.Run(name, func(b *testing.B) {

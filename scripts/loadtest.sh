@@ -42,7 +42,7 @@ for p in "${payloads[@]}"; do
   PAYLOAD="$p" SIG256="$sig" RUN_ID="run-$(date +%s%N)" wrk -t2 -c"$connections" -d"$duration" --latency \
     -s scripts/webhook.lua "http://127.0.0.1:$port"
 done
-echo "== serve log: $(grep -c 'push accepted' "$work/serve.log") accepted, $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"
+echo "== serve log: $(grep -c "push accepted" "$work/serve.log") accepted, $(grep -c "push evaluated" "$work/serve.log") evaluated, $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"
 grep -m 3 -E 'level=(WARN|ERROR)' "$work/serve.log" | cut -c1-400 || true
 # The server's own time per acknowledged push (from reading the request to
 # answering it), all payloads together, from the "push accepted" lines.

@@ -125,7 +125,7 @@ func (q *Queue) Replay(ctx context.Context, id string) (int, error) {
 	if err := tx.QueryRowContext(ctx, q.db.q(`SELECT round FROM monohook_delivery WHERE id = ?`), id).Scan(&round); err != nil {
 		return 0, fmt.Errorf("replay %s: %w", id, err)
 	}
-	if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{DeliveryID: id}, nil); err != nil {
+	if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{DeliveryIDs: []string{id}}, nil); err != nil {
 		return 0, fmt.Errorf("replay %s: %w", id, err)
 	}
 	if err := tx.Commit(); err != nil {

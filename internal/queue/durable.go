@@ -98,7 +98,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		// does not start a second execution.
 		RescueStuckJobsAfter: opts.JobTimeout + max(opts.JobTimeout/2, time.Second),
 		FetchPollInterval:    100 * time.Millisecond,
-		FetchCooldown:        50 * time.Millisecond,
+		FetchCooldown:        20 * time.Millisecond,
 		Logger:               slog.New(warnOnly{log.Handler()}).With("component", "river"),
 		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 			func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
@@ -210,12 +210,12 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
 	results := make([]error, len(group))
-	var jobs []river.InsertManyParams
+	var fresh []string
 	dup := q.db.q(`UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`)
 	for i, r := range group {
 		if inserted[r.d.ID] {
 			delete(inserted, r.d.ID) // a second copy in the group is a duplicate
-			jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{DeliveryID: r.d.ID}})
+			fresh = append(fresh, r.d.ID)
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, dup, r.d.ID); err != nil {
@@ -223,9 +223,9 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 		}
 		results[i] = githubhook.ErrDuplicate
 	}
-	if len(jobs) > 0 {
-		if _, err := q.river.InsertManyFastTx(ctx, tx, jobs); err != nil {
-			return nil, fmt.Errorf("queue evaluations: %w", err)
+	if len(fresh) > 0 {
+		if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{DeliveryIDs: fresh}, nil); err != nil {
+			return nil, fmt.Errorf("queue evaluation: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -321,9 +321,11 @@ const (
 	startQueue    = "monohook_start"
 )
 
-// evaluateArgs is the job that evaluates a delivery.
+// evaluateArgs is the job that evaluates deliveries: the ones committed
+// together, or one being replayed. Batches grow with the load, like the
+// commit groups, so evaluation keeps up however fast deliveries come.
 type evaluateArgs struct {
-	DeliveryID string `json:"delivery_id"`
+	DeliveryIDs []string `json:"delivery_ids"`
 }
 
 func (evaluateArgs) Kind() string { return "monohook_evaluate" }
@@ -335,38 +337,42 @@ type evaluateWorker struct {
 	q *Queue
 }
 
-// Work evaluates a delivery against the current rules and, in one
-// transaction, records the decision and creates one start job per
-// pipeline. Running it again (River completes jobs after they return, so a
-// crash in between repeats one) creates no second start job: a start job is
-// created only with the row that records the start, and that row is
-// inserted once.
+// pending is a delivery read back for evaluation.
+type pending struct {
+	id    string
+	round int
+	push  *trigger.Push
+	res   trigger.Result
+}
+
+// Work evaluates deliveries against the current rules (each repository
+// and branch's rules read once for the batch) and, in one transaction,
+// records every decision and creates one start job per pipeline. Running
+// it again (River completes jobs after they return, so a crash in between
+// repeats one) creates no second start job: a start job is created only
+// with the row that records the start, and that row is inserted once.
 func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs]) error {
 	q, db := w.q, w.q.db
-	id := job.Args.DeliveryID
-	var payload []byte
-	var event string
-	var round int
-	err := db.sql.QueryRowContext(ctx, db.q(`SELECT event, payload, round FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload, &round)
-	if errors.Is(err, sql.ErrNoRows) {
-		return river.JobCancel(fmt.Errorf("delivery %s: %w", id, ErrNotFound))
-	}
+	batch, err := q.readBatch(ctx, job.Args.DeliveryIDs)
 	if err != nil {
-		return fmt.Errorf("read delivery %s: %w", id, err)
+		return err
 	}
-	push, err := githubhook.ParsePush(payload)
-	if err != nil {
-		return river.JobCancel(fmt.Errorf("delivery %s: %w", id, err))
+	sets := map[[2]string]*trigger.RuleSet{}
+	for _, d := range batch {
+		set := &trigger.RuleSet{}
+		if trigger.SkipReason(d.push) == "" {
+			branch, _ := d.push.Branch()
+			key := [2]string{d.push.Repo, branch}
+			if set = sets[key]; set == nil {
+				if set, err = q.svc.Rules.RuleSet(ctx, d.push.Repo, branch); err != nil {
+					return fmt.Errorf("load rules for %s@%s: %w", d.push.Repo, branch, err) // River retries
+				}
+				sets[key] = set
+			}
+		}
+		d.res = trigger.Evaluate(d.push, set)
 	}
-	push.DeliveryID = tokenBase(id, round)
-	res, err := q.svc.Decide(ctx, push)
-	if err != nil {
-		return err // the rule store is unreachable: River retries
-	}
-	result, err := json.Marshal(res)
-	if err != nil {
-		return fmt.Errorf("encode decision: %w", err)
-	}
+
 	status := "pending"
 	if q.opts.DryRun {
 		status = "dry-run"
@@ -374,30 +380,37 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 	now := time.Now().UnixMilli()
 	tx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("record decision: %w", err)
+		return fmt.Errorf("record decisions: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if _, err := tx.ExecContext(ctx, db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ? WHERE id = ?`), now, string(result), id); err != nil {
-		return fmt.Errorf("record decision: %w", err)
-	}
-	var jobs []river.InsertManyParams
+	update := db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ? WHERE id = ?`)
 	insert := db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`)
-	for _, pipeline := range res.Start {
-		token := trigger.StartToken(push.DeliveryID, pipeline)
-		var created string
-		err := tx.QueryRowContext(ctx, insert, id, round, pipeline, token, status, now).Scan(&created)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // recorded by an earlier run of this job
-		}
+	var jobs []river.InsertManyParams
+	for _, d := range batch {
+		result, err := json.Marshal(d.res)
 		if err != nil {
-			return fmt.Errorf("record start: %w", err)
+			return fmt.Errorf("encode decision: %w", err)
 		}
-		if !q.opts.DryRun {
-			jobs = append(jobs, river.InsertManyParams{
-				Args:       startArgs{DeliveryID: id, Round: round, Pipeline: pipeline, Token: token},
-				InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
-			})
+		if _, err := tx.ExecContext(ctx, update, now, string(result), d.id); err != nil {
+			return fmt.Errorf("record decision: %w", err)
+		}
+		for _, pipeline := range d.res.Start {
+			token := trigger.StartToken(d.push.DeliveryID, pipeline)
+			var created string
+			err := tx.QueryRowContext(ctx, insert, d.id, d.round, pipeline, token, status, now).Scan(&created)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // recorded by an earlier run of this job
+			}
+			if err != nil {
+				return fmt.Errorf("record start: %w", err)
+			}
+			if !q.opts.DryRun {
+				jobs = append(jobs, river.InsertManyParams{
+					Args:       startArgs{DeliveryID: d.id, Round: d.round, Pipeline: pipeline, Token: token},
+					InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
+				})
+			}
 		}
 	}
 	if len(jobs) > 0 {
@@ -406,10 +419,47 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record decision: %w", err)
+		return fmt.Errorf("record decisions: %w", err)
 	}
-	q.svc.LogDecision(push, res)
+	for _, d := range batch {
+		q.svc.LogDecision(d.push, d.res)
+	}
 	return nil
+}
+
+// readBatch reads the stored payloads of ids and parses them. A delivery
+// that is gone (deleted by retention) is skipped.
+func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	marks := strings.Repeat(", ?", len(ids))[2:]
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT id, payload, round FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []*pending
+	for rows.Next() {
+		d := &pending{}
+		var payload []byte
+		if err := rows.Scan(&d.id, &payload, &d.round); err != nil {
+			return nil, fmt.Errorf("read deliveries: %w", err)
+		}
+		if d.push, err = githubhook.ParsePush(payload); err != nil {
+			// It was parsed before it was acknowledged; a payload that no
+			// longer parses is logged and left, not retried forever.
+			q.log.Error("stored delivery does not parse", "delivery", d.id, "err", err)
+			continue
+		}
+		d.push.DeliveryID = tokenBase(d.id, d.round)
+		out = append(out, d)
+	}
+	return out, rows.Err()
 }
 
 // tokenBase is what a delivery's start tokens derive from: the delivery id

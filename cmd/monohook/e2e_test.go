@@ -545,3 +545,17 @@ func TestTwoReplicasOnPostgreSQL(t *testing.T) {
 		t.Errorf("%d distinct starts, want %d", len(perToken), 2*n)
 	}
 }
+
+func TestDataDirectoryIsPrivate(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "fresh")
+	d := startServe(t, os.Environ(), "--listen", "127.0.0.1:0", "--data-dir", data, "--dry-run")
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+	st, err := os.Stat(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o700 {
+		t.Errorf("data directory mode %v, want 0700: it holds the secret and the deliveries", st.Mode().Perm())
+	}
+}

@@ -80,6 +80,12 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The data directory holds the secret and the deliveries (payloads of
+	// private repositories): create it for this user only. An existing one
+	// keeps its mode.
+	if err := os.MkdirAll(c.store.dataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
 
 	st, where, err := c.store.open(ctx, log)
 	if err != nil {

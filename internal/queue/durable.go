@@ -45,7 +45,7 @@ type Queue struct {
 	accepts chan acceptReq
 	mu      sync.RWMutex // guards closed and sends on accepts
 	closed  bool
-	written sync.WaitGroup // the committer
+	written sync.WaitGroup // the committers
 }
 
 type acceptReq struct {

@@ -1,0 +1,150 @@
+// Package lambda adapts monohook to AWS Lambda: the CloudFormation custom
+// resource (Custom::MonoRepoTrigger) that writes rule documents.
+package lambda
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/cfn"
+
+	"github.com/monohook/monohook/internal/store"
+)
+
+// LegacyPhysicalID is the PhysicalResourceId the predecessor gave every
+// resource. Resources that carry it keep the predecessor's semantics.
+const LegacyPhysicalID = "GitHubIntegrationMonoRepoS3ConfigResource"
+
+// CustomResource handles Custom::MonoRepoTrigger requests: Create puts a
+// rule document, Update replaces it, Delete removes it. Wrap Handle with
+// cfn.LambdaWrap, which always answers CloudFormation (error, panic or
+// deadline).
+type CustomResource struct {
+	Store *store.Store
+	Log   *slog.Logger
+}
+
+// Handle serves one request. New resources get the document's key as
+// PhysicalResourceId, so an Update that changes the key is a replacement:
+// CloudFormation deletes the old resource (and so the old document) only
+// after the new one succeeded, and a rollback restores it.
+func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID string, data map[string]any, err error) {
+	log := c.Log.With("request", ev.RequestID, "type", ev.RequestType, "stack", ev.StackID, "logical", ev.LogicalResourceID, "physical", ev.PhysicalResourceID)
+	legacy := ev.PhysicalResourceID == LegacyPhysicalID
+	switch ev.RequestType {
+	case cfn.RequestCreate:
+		doc, err := properties(ev.ResourceProperties)
+		if err != nil {
+			return "", nil, err
+		}
+		key, err := c.put(ctx, doc)
+		if err != nil {
+			return "", nil, err
+		}
+		log.Info("rule created", "key", key)
+		return key, map[string]any{"Key": key}, nil
+
+	case cfn.RequestUpdate:
+		doc, err := properties(ev.ResourceProperties)
+		if err != nil {
+			return ev.PhysicalResourceID, nil, err
+		}
+		if legacy {
+			// The predecessor: remove the old document, put the new one,
+			// keep the constant id.
+			if old, err := properties(ev.OldResourceProperties); err == nil {
+				if err := c.delete(ctx, store.SeedKey(c.Store.Prefix(), old.GitHubRepo, old.GitHubBranch, old.CodePipelineName)); err != nil {
+					return ev.PhysicalResourceID, nil, err
+				}
+			}
+			key, err := c.put(ctx, doc)
+			if err != nil {
+				return ev.PhysicalResourceID, nil, err
+			}
+			log.Info("rule updated (legacy resource)", "key", key)
+			return LegacyPhysicalID, map[string]any{"Key": key}, nil
+		}
+		key, err := c.put(ctx, doc)
+		if err != nil {
+			return ev.PhysicalResourceID, nil, err
+		}
+		log.Info("rule updated", "key", key, "replaced", key != ev.PhysicalResourceID)
+		return key, map[string]any{"Key": key}, nil
+
+	case cfn.RequestDelete:
+		key := c.keyToDelete(ev, legacy)
+		if key == "" {
+			// A Create that failed wrote nothing; the properties may even be
+			// invalid. Succeed, so the stack is not stuck.
+			log.Info("nothing to delete")
+			return ev.PhysicalResourceID, nil, nil
+		}
+		if err := c.delete(ctx, key); err != nil {
+			return ev.PhysicalResourceID, nil, err
+		}
+		log.Info("rule deleted", "key", key)
+		return ev.PhysicalResourceID, nil, nil
+	}
+	return ev.PhysicalResourceID, nil, fmt.Errorf("unknown RequestType %q", ev.RequestType)
+}
+
+// keyToDelete is the document a Delete removes: the key that is the
+// PhysicalResourceId, or for a legacy resource the key of its properties;
+// "" when no document was written.
+func (c *CustomResource) keyToDelete(ev cfn.Event, legacy bool) string {
+	if legacy {
+		doc, err := properties(ev.ResourceProperties)
+		if err != nil {
+			return ""
+		}
+		return store.SeedKey(c.Store.Prefix(), doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
+	}
+	if strings.HasPrefix(ev.PhysicalResourceID, c.Store.Prefix()+"/") && strings.HasSuffix(ev.PhysicalResourceID, ".json") {
+		return ev.PhysicalResourceID
+	}
+	return ""
+}
+
+func (c *CustomResource) put(ctx context.Context, doc store.Document) (string, error) {
+	key, _, err := c.Store.Put(ctx, doc)
+	if err != nil {
+		return "", fmt.Errorf("rule for %s@%s → %s: %w", doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName, err)
+	}
+	return key, nil
+}
+
+// delete removes key; a document that is already gone is not an error.
+func (c *CustomResource) delete(ctx context.Context, key string) error {
+	if err := c.Store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// properties reads the four required properties; others (ServiceToken
+// among them) are ignored and never stored.
+func properties(p map[string]any) (store.Document, error) {
+	var doc store.Document
+	var missing []string
+	get := func(name string, to *string, emptyOK bool) {
+		v, ok := p[name]
+		s, isString := v.(string)
+		if !ok || !isString || (s == "" && !emptyOK) {
+			missing = append(missing, name)
+			return
+		}
+		*to = s
+	}
+	get("GitHubRepo", &doc.GitHubRepo, false)
+	get("GitHubBranch", &doc.GitHubBranch, false)
+	// An empty expression list matches every path, as it did before.
+	get("ChangeMatchExpressions", &doc.ChangeMatchExpressions, true)
+	get("CodePipelineName", &doc.CodePipelineName, false)
+	if len(missing) > 0 {
+		return store.Document{}, fmt.Errorf("missing or invalid properties (strings required): %s", strings.Join(missing, ", "))
+	}
+	return doc, nil
+}

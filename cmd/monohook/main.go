@@ -16,6 +16,15 @@ import (
 var version = "dev"
 
 func main() {
+	// Under AWS Lambda the same binary is one of the three functions of the
+	// SAM template, chosen by MONOHOOK_LAMBDA_ROLE.
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		if err := runLambda(); err != nil {
+			fmt.Fprintln(os.Stderr, "monohook:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := newRoot().Execute(); err != nil {
 		var ee exitError
 		if errors.As(err, &ee) {

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/cfn"
+	awslambdastart "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
+	"gocloud.dev/blob"
+
+	"github.com/monohook/monohook/internal/codepipeline"
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/httpserver"
+	"github.com/monohook/monohook/internal/lambda"
+	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// lambdaEnv is the configuration of a Lambda function, set by the SAM
+// template (deploy/aws/template.yaml).
+type lambdaEnv struct {
+	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval or cfn
+	Store         string // MONOHOOK_STORE: s3://bucket
+	Prefix        string // MONOHOOK_PREFIX
+	Secrets       string // MONOHOOK_WEBHOOK_SECRET (webhook)
+	RequireSHA256 bool   // MONOHOOK_REQUIRE_SHA256 (webhook)
+	EvalFunction  string // MONOHOOK_EVAL_FUNCTION (webhook)
+	DryRun        bool   // MONOHOOK_DRY_RUN (eval)
+}
+
+func readLambdaEnv() (lambdaEnv, error) {
+	e := lambdaEnv{
+		Role:          os.Getenv("MONOHOOK_LAMBDA_ROLE"),
+		Store:         os.Getenv("MONOHOOK_STORE"),
+		Prefix:        os.Getenv("MONOHOOK_PREFIX"),
+		Secrets:       os.Getenv("MONOHOOK_WEBHOOK_SECRET"),
+		RequireSHA256: os.Getenv("MONOHOOK_REQUIRE_SHA256") == "true",
+		EvalFunction:  os.Getenv("MONOHOOK_EVAL_FUNCTION"),
+		DryRun:        os.Getenv("MONOHOOK_DRY_RUN") == "true",
+	}
+	if e.Prefix == "" {
+		e.Prefix = store.DefaultPrefix
+	}
+	var missing []string
+	need := func(name, v string) {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	need("MONOHOOK_STORE", e.Store)
+	switch e.Role {
+	case "webhook":
+		need("MONOHOOK_WEBHOOK_SECRET", e.Secrets)
+		need("MONOHOOK_EVAL_FUNCTION", e.EvalFunction)
+	case "eval", "cfn":
+	default:
+		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval or cfn", e.Role)
+	}
+	if len(missing) > 0 {
+		return e, fmt.Errorf("%s function: missing environment: %s", e.Role, strings.Join(missing, ", "))
+	}
+	return e, nil
+}
+
+// runLambda runs the binary as one of the three Lambda functions.
+func runLambda() error {
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	env, err := readLambdaEnv()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, env.Store, env.Prefix, log)
+	if err != nil {
+		return err
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	switch env.Role {
+	case "cfn":
+		cr := &lambda.CustomResource{Store: st, Log: log}
+		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
+	case "eval":
+		bucket, err := blob.OpenBucket(ctx, env.Store)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", env.Store, err)
+		}
+		svc := &trigger.Service{Rules: st, DryRun: env.DryRun, Log: log}
+		if !env.DryRun {
+			svc.Starter = codepipeline.New(awsCfg)
+		}
+		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: bucket, Log: log}).Handle)
+	case "webhook":
+		bucket, err := blob.OpenBucket(ctx, env.Store)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", env.Store, err)
+		}
+		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
+		if err != nil {
+			return err
+		}
+		inv := &lambda.Invoker{Client: awslambda.NewFromConfig(awsCfg), Function: env.EvalFunction, Bucket: bucket, Log: log}
+		h := httpserver.Handler(httpserver.Config{
+			Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: inv, Log: log},
+			Ready:   st.Ping,
+			Log:     log,
+		})
+		awslambdastart.Start(lambda.NewWebhook(h).Handle)
+	}
+	return errors.New("lambda runtime returned")
+}

@@ -18,6 +18,10 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/pgtest"
@@ -284,6 +288,31 @@ func TestEndToEnd(t *testing.T) {
 	waitFor(t, "the replay's starts", func() bool { return fake.Started()["api"] == 2 && fake.Started()["auth"] == 2 })
 	if _, errOut, code = run(t, env, "deliveries", "show", "nope", "--data-dir", data); code == 0 || !strings.Contains(errOut, "not found") {
 		t.Errorf("show unknown: %d %s", code, errOut)
+	}
+
+	// Metrics, scraped and parsed as Prometheus does, count that traffic.
+	families := scrape(t, strings.Replace(d.url, "/webhook", "/metrics", 1))
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "accepted"}, 1},
+		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "duplicate"}, 1},
+		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "bad_signature"}, 1},
+		{"monohook_deliveries_total", map[string]string{"event": "ping", "outcome": "ping"}, 1},
+		{"monohook_signature_failures_total", nil, 1},
+		{"monohook_starts_total", map[string]string{"target": "codepipeline", "outcome": "started"}, 4},
+	} {
+		if got := value(families, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if h := families["monohook_evaluation_seconds"]; h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() != 2 {
+		t.Errorf("evaluation histogram: %v", h)
+	}
+	if _, ok := families["monohook_queue_jobs_waiting"]; !ok {
+		t.Error("no queue depth metric")
 	}
 
 	// SIGTERM: drains and exits 0.
@@ -558,4 +587,46 @@ func TestDataDirectoryIsPrivate(t *testing.T) {
 	if st.Mode().Perm() != 0o700 {
 		t.Errorf("data directory mode %v, want 0700: it holds the secret and the deliveries", st.Mode().Perm())
 	}
+}
+
+func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return families
+}
+
+// value is the counter or gauge of family name whose labels include labels.
+func value(families map[string]*dto.MetricFamily, name string, labels map[string]string) float64 {
+	f := families[name]
+	if f == nil {
+		return -1
+	}
+next:
+	for _, m := range f.GetMetric() {
+		for k, v := range labels {
+			found := false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == k && l.GetValue() == v {
+					found = true
+				}
+			}
+			if !found {
+				continue next
+			}
+		}
+		if m.GetCounter() != nil {
+			return m.GetCounter().GetValue()
+		}
+		return m.GetGauge().GetValue()
+	}
+	return 0
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
+	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -119,16 +120,20 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	defer db.Close()
 	c.queue.DryRun = c.dryRun
+	m := metrics.New()
+	c.queue.Metrics = m
 	q, err := queue.New(db, svc, svc.Starter, c.queue, log)
 	if err != nil {
 		return err
 	}
+	m.Register(q.Collector())
 	if err := q.Start(ctx); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
 
 	handler := httpserver.Handler(httpserver.Config{
-		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log},
+		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m},
+		Metrics: m.Handler(),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("rule store: %w", err)

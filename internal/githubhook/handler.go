@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -45,6 +46,8 @@ type Handler struct {
 	Log      *slog.Logger
 	// MaxBody caps the request body; 0 means MaxBody.
 	MaxBody int64
+	// Metrics counts deliveries by event and outcome; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 type answer struct {
@@ -62,6 +65,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Log.With("delivery", delivery, "event", event, "remote", r.RemoteAddr)
 	reply := func(code int, a answer, msg string, attrs ...any) {
 		writeJSON(w, code, a)
+		h.Metrics.Delivery(event, outcome(code, a))
 		attrs = append(attrs, "status", code, "took", time.Since(began))
 		level := slog.LevelInfo
 		if code >= 400 {
@@ -147,6 +151,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "webhook not accepted", "err", err)
 	}
+}
+
+// outcome names how a delivery was answered, for the metrics.
+func outcome(code int, a answer) string {
+	switch code {
+	case http.StatusAccepted:
+		return "accepted"
+	case http.StatusOK:
+		if a.Status == "ok" {
+			return "ping"
+		}
+		return a.Status // duplicate, ignored
+	case http.StatusForbidden:
+		return "bad_signature"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusMethodNotAllowed:
+		return "bad_method"
+	}
+	return "bad_request"
 }
 
 // readBody reads the whole body, failing with *http.MaxBytesError past limit.

@@ -20,7 +20,9 @@ type Config struct {
 	Webhook http.Handler
 	// Ready reports whether the dependencies (rule store, database) answer.
 	Ready func(context.Context) error
-	Log   *slog.Logger
+	// Metrics, when set, is served on GET /metrics.
+	Metrics http.Handler
+	Log     *slog.Logger
 }
 
 // Handler returns the routes.
@@ -41,6 +43,9 @@ func Handler(cfg Config) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return recoverPanics(mux, cfg.Log)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -29,6 +30,7 @@ type Options struct {
 	JobTimeout  time.Duration // one evaluation or start; a job running longer is abandoned and retried
 	Retention   time.Duration // how long deliveries are kept
 	DryRun      bool          // evaluate and record, start nothing
+	Metrics     *metrics.Metrics
 }
 
 // Queue is the durable queue: Accept commits a delivery before it is
@@ -370,7 +372,9 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 				sets[key] = set
 			}
 		}
+		began := time.Now()
 		d.res = trigger.Evaluate(d.push, set)
+		q.opts.Metrics.Evaluation(time.Since(began))
 	}
 
 	status := "pending"
@@ -506,6 +510,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("pipeline started", "execution_id", execID)
+		q.opts.Metrics.Start("codepipeline", "started")
 		return nil
 	}
 	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
@@ -515,6 +520,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
+	q.opts.Metrics.Start("codepipeline", status)
 	if permanent {
 		log.Error("pipeline start failed; not retried", "err", startErr)
 		return river.JobCancel(startErr)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/fakeaws"
@@ -426,4 +427,40 @@ func BenchmarkAccept(b *testing.B) {
 			})
 		})
 	}
+}
+
+func TestQueueDepthCollector(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		db, err := queue.OpenDB(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		// Not started: what is accepted waits.
+		q, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = q.Close(context.Background()) }()
+		for _, id := range []string{"a", "b"} {
+			if err := q.Accept(context.Background(), delivery(id, "x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(q.Collector())
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range families {
+			got[f.GetName()] = f.GetMetric()[0].GetGauge().GetValue()
+		}
+		// Each accept was its own commit group: two evaluation jobs wait.
+		if got["monohook_queue_jobs_waiting"] != 2 || got["monohook_queue_oldest_job_age_seconds"] < 0 {
+			t.Errorf("metrics %v", got)
+		}
+	})
 }

@@ -1,0 +1,45 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Collector reports the jobs waiting (available, scheduled or retrying)
+// and the age of the oldest, read from the database when scraped, so every
+// replica reports the shared queue.
+func (q *Queue) Collector() prometheus.Collector { return depthCollector{q} }
+
+var (
+	depthDesc  = prometheus.NewDesc("monohook_queue_jobs_waiting", "Jobs (evaluations and pipeline starts) waiting to run.", nil, nil)
+	oldestDesc = prometheus.NewDesc("monohook_queue_oldest_job_age_seconds", "Age of the oldest waiting job; 0 when none waits.", nil, nil)
+)
+
+type depthCollector struct{ q *Queue }
+
+func (c depthCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- depthDesc
+	ch <- oldestDesc
+}
+
+func (c depthCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	query := `SELECT count(*), COALESCE((julianday('now') - julianday(min(created_at))) * 86400, 0)
+		FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')`
+	if c.q.db.postgres {
+		query = `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
+			FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')`
+	}
+	var n int64
+	var age float64
+	if err := c.q.db.sql.QueryRowContext(ctx, query).Scan(&n, &age); err != nil {
+		c.q.log.Warn("metrics: could not read the queue depth", "err", err)
+		ch <- prometheus.NewInvalidMetric(depthDesc, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, max(age, 0))
+}

@@ -500,7 +500,11 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Errorf("token %s not started", tok)
 		}
 	}
-	if got := fake.Started(); got["a"] != got["b"] || got["a"] < len(acked) {
+	// More than the acknowledged may have run: a delivery committed just
+	// before the kill, whose 202 never reached the client, is processed too
+	// (a redelivery would be answered as a duplicate), and its starts may
+	// still be in flight now, so a and b need not be equal.
+	if got := fake.Started(); got["a"] < len(acked) || got["b"] < len(acked) {
 		t.Errorf("executions %v for %d acknowledged deliveries", got, len(acked))
 	}
 }

@@ -61,13 +61,24 @@ func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
 	return out, rows.Err()
 }
 
-// Get returns one delivery with its decision and starts.
+// Get returns one delivery with its decision and starts, read together in
+// one transaction: read separately, a delivery could show starts that
+// happened after the moment its status was read.
 func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
+	opts := &sql.TxOptions{}
+	if q.db.postgres {
+		opts.Isolation = sql.LevelRepeatableRead // one snapshot for both reads
+	}
+	tx, err := q.db.sql.BeginTx(ctx, opts)
+	if err != nil {
+		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to commit
 	d := Delivery{ID: id}
 	var received int64
 	var evaluated sql.NullInt64
 	var result sql.NullString
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, received_at, repo, ref, sha, paths, status, duplicates, round, evaluated_at, result
+	err = tx.QueryRowContext(ctx, q.db.q(`SELECT event, received_at, repo, ref, sha, paths, status, duplicates, round, evaluated_at, result
 		FROM monohook_delivery WHERE id = ?`), id).
 		Scan(&d.Event, &received, &d.Repo, &d.Ref, &d.SHA, &d.Paths, &d.Status, &d.Duplicates, &d.Round, &evaluated, &result)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -87,7 +98,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 			return Delivery{}, fmt.Errorf("delivery %s: decision: %w", id, err)
 		}
 	}
-	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, error, updated_at
+	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, error, updated_at
 		FROM monohook_start WHERE delivery_id = ? ORDER BY round, pipeline`), id)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read starts of %s: %w", id, err)

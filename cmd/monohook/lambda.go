@@ -12,7 +12,6 @@ import (
 	awslambdastart "github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
-	"gocloud.dev/blob"
 
 	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/githubhook"
@@ -89,25 +88,17 @@ func runLambda() error {
 		cr := &lambda.CustomResource{Store: st, Log: log}
 		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
 	case "eval":
-		bucket, err := blob.OpenBucket(ctx, env.Store)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", env.Store, err)
-		}
 		svc := &trigger.Service{Rules: st, DryRun: env.DryRun, Log: log}
 		if !env.DryRun {
 			svc.Starter = codepipeline.New(awsCfg)
 		}
-		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: bucket, Log: log}).Handle)
+		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
 	case "webhook":
-		bucket, err := blob.OpenBucket(ctx, env.Store)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", env.Store, err)
-		}
 		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
 		if err != nil {
 			return err
 		}
-		inv := &lambda.Invoker{Client: awslambda.NewFromConfig(awsCfg), Function: env.EvalFunction, Bucket: bucket, Log: log}
+		inv := &lambda.Invoker{Client: awslambda.NewFromConfig(awsCfg), Function: env.EvalFunction, Bucket: st.Bucket(), Log: log}
 		h := httpserver.Handler(httpserver.Config{
 			Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: inv, Log: log},
 			Ready:   st.Ping,

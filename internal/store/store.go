@@ -97,6 +97,10 @@ func New(b *blob.Bucket, prefix string, log *slog.Logger) *Store {
 // Close closes the bucket.
 func (s *Store) Close() error { return s.bucket.Close() }
 
+// Bucket is the bucket the rules live in; Lambda mode parks large pushes
+// in it too (under their own prefix).
+func (s *Store) Bucket() *blob.Bucket { return s.bucket }
+
 // Prefix is the key prefix the rules live under.
 func (s *Store) Prefix() string { return s.prefix }
 

@@ -58,13 +58,9 @@ type Service struct {
 // starting anything. The error is non-nil only when the rules could not be
 // read.
 func (s *Service) Decide(ctx context.Context, p *Push) (Result, error) {
-	if SkipReason(p) != "" {
-		return Evaluate(p, &RuleSet{}), nil
-	}
-	branch, _ := p.Branch()
-	set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
+	set, err := s.ruleSet(ctx, p)
 	if err != nil {
-		return Result{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		return Result{}, err
 	}
 	return Evaluate(p, set), nil
 }
@@ -81,18 +77,27 @@ func (s *Service) LogDecision(p *Push, res Result) {
 		"why", explanation(res.Decisions))
 }
 
-// Explain loads the rules for p and decides for every rule, matched or
-// not, without starting anything.
+// Explain is Decide with a decision for every rule, matched or not.
 func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
-	if reason := SkipReason(p); reason != "" {
-		return Explain(p, &RuleSet{}), nil
+	set, err := s.ruleSet(ctx, p)
+	if err != nil {
+		return Result{}, err
+	}
+	return Explain(p, set), nil
+}
+
+// ruleSet loads the rules p is evaluated against; a push that is skipped
+// (a tag, a deleted branch) needs none.
+func (s *Service) ruleSet(ctx context.Context, p *Push) (*RuleSet, error) {
+	if SkipReason(p) != "" {
+		return &RuleSet{}, nil
 	}
 	branch, _ := p.Branch()
 	set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
 	if err != nil {
-		return Result{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		return nil, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
 	}
-	return Explain(p, set), nil
+	return set, nil
 }
 
 // Process decides for p and starts every selected pipeline, in this call.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/trigger"
+	"github.com/monohook/monohook/internal/web"
 )
 
 type serveConfig struct {
@@ -33,6 +35,8 @@ type serveConfig struct {
 	db            dbFlags
 	queue         queue.Options
 	shutdown      time.Duration
+	adminToken    string
+	adminFile     string
 }
 
 func newServe() *cobra.Command {
@@ -64,6 +68,8 @@ webhook secret is generated there on first start.`,
 	f.DurationVar(&c.queue.JobTimeout, "job-timeout", time.Minute, "longest an evaluation or a start may run; a job left running by a process that died runs again after 1.5 times this")
 	f.DurationVar(&c.queue.Retention, "retention", 30*24*time.Hour, "how long deliveries and their starts are kept")
 	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take before they are cancelled (they run again after a restart)")
+	f.StringVar(&c.adminToken, "admin-token", "", "token that logs in to the dashboard at / (off without one; prefer the environment variable or --admin-token-file to a flag)")
+	f.StringVar(&c.adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
 	c.log.register(f, "info")
 	return cmd
 }
@@ -131,7 +137,14 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("start workers: %w", err)
 	}
 
+	adminToken, err := c.resolveAdminToken()
+	if err != nil {
+		return err
+	}
+	m.Register(st.Collector())
+	ui := &web.UI{AdminToken: adminToken, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
 	handler := httpserver.Handler(httpserver.Config{
+		UI:      ui,
 		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m},
 		Metrics: m.Handler(),
 		Ready: func(ctx context.Context) error {
@@ -164,6 +177,14 @@ func serve(ctx context.Context, c serveConfig) error {
 		"database", db.Where,
 		"dry_run", c.dryRun,
 	)
+	switch {
+	case adminToken == "":
+		log.Info("dashboard off: set MONOHOOK_ADMIN_TOKEN (or --admin-token-file) to turn it on at /")
+	case len(adminToken) < 16:
+		log.Warn("dashboard on, but its admin token is short: use at least 16 random characters", "dashboard_url", "http://"+ln.Addr().String()+"/")
+	default:
+		log.Info("dashboard on", "dashboard_url", "http://"+ln.Addr().String()+"/")
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
@@ -183,4 +204,20 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// resolveAdminToken returns the dashboard's token, "" when it is off.
+func (c serveConfig) resolveAdminToken() (string, error) {
+	if c.adminFile == "" {
+		return strings.TrimSpace(c.adminToken), nil
+	}
+	b, err := os.ReadFile(c.adminFile)
+	if err != nil {
+		return "", fmt.Errorf("read admin token file: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("admin token file %s is empty", c.adminFile)
+	}
+	return t, nil
 }

@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+
+	"github.com/monohook/monohook/internal/web"
 )
 
 // Config is what the server serves.
@@ -22,7 +24,9 @@ type Config struct {
 	Ready func(context.Context) error
 	// Metrics, when set, is served on GET /metrics.
 	Metrics http.Handler
-	Log     *slog.Logger
+	// UI, when set, is the dashboard at / (off without an admin token).
+	UI  *web.UI
+	Log *slog.Logger
 }
 
 // Handler returns the routes.
@@ -45,6 +49,9 @@ func Handler(cfg Config) http.Handler {
 	})
 	if cfg.Metrics != nil {
 		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.UI != nil {
+		cfg.UI.Register(mux)
 	}
 	return recoverPanics(mux, cfg.Log)
 }

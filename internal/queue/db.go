@@ -116,7 +116,8 @@ CREATE TABLE IF NOT EXISTS monohook_delivery (
 	evaluated_at BIGINT,
 	result       TEXT
 );
-CREATE INDEX IF NOT EXISTS monohook_delivery_received ON monohook_delivery (received_at);
+DROP INDEX IF EXISTS monohook_delivery_received;
+CREATE INDEX IF NOT EXISTS monohook_delivery_time ON monohook_delivery (received_at, id);
 CREATE TABLE IF NOT EXISTS monohook_start (
 	delivery_id  TEXT NOT NULL,
 	round        INTEGER NOT NULL,
@@ -129,6 +130,12 @@ CREATE TABLE IF NOT EXISTS monohook_start (
 	updated_at   BIGINT NOT NULL,
 	PRIMARY KEY (delivery_id, round, pipeline)
 );
+-- The dashboard: deliveries of one repository, newest first; when each
+-- pipeline last started.
+CREATE INDEX IF NOT EXISTS monohook_delivery_repo ON monohook_delivery (repo, received_at, id);
+CREATE INDEX IF NOT EXISTS monohook_delivery_status ON monohook_delivery (status);
+CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
+CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
 `
 
 // migrationLock serialises schema changes of replicas starting together.

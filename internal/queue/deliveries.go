@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -162,4 +165,231 @@ func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	}
 	n, _ := res.RowsAffected()
 	return n, tx.Commit()
+}
+
+// Filter selects deliveries for the dashboard.
+type Filter struct {
+	Repo string
+	// Status keeps deliveries with a start in that state in their latest
+	// round ("failed", "started"), still in progress ("pending": not yet
+	// evaluated, or a start pending or retrying), or that started nothing
+	// ("none").
+	Status string
+	// Text keeps deliveries whose id, repository, ref or commit, or the
+	// name of a pipeline they started, contains it, ignoring case.
+	Text string
+	// Before is Page.Next of the previous page: only older deliveries.
+	Before string
+	Limit  int
+}
+
+// Statuses are the values Filter.Status accepts.
+var Statuses = []string{"failed", "pending", "started", "none"}
+
+// Summary is a delivery with the count of its latest round's starts by
+// state.
+type Summary struct {
+	Delivery
+	Started, Pending, Failed, DryRun int
+}
+
+// Page is one page of deliveries, newest first; Next, when not empty, is
+// the Filter.Before of the following page.
+type Page struct {
+	Deliveries []Summary
+	Next       string
+}
+
+// Find returns a page of the deliveries f selects, newest first. Paging is
+// by (received_at, id), read backwards through their index, so a page
+// costs the same however deep it is.
+func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var where []string
+	var args []any
+	if f.Repo != "" {
+		where = append(where, "d.repo = ?")
+		args = append(args, f.Repo)
+	}
+	// A start's state is looked up through its own index, so a rare state
+	// (failed) is found without reading every delivery.
+	startIn := func(states string) string {
+		return `(d.id, d.round) IN (SELECT s.delivery_id, s.round FROM monohook_start s WHERE s.status IN (` + states + `))`
+	}
+	switch f.Status {
+	case "":
+	case "failed":
+		where = append(where, startIn("'failed'"))
+	case "started":
+		where = append(where, startIn("'started'"))
+	case "pending":
+		where = append(where, "(d.status = 'received' OR "+startIn("'pending', 'retrying'")+")")
+	case "none":
+		where = append(where, "d.status = 'evaluated' AND NOT EXISTS (SELECT 1 FROM monohook_start s WHERE s.delivery_id = d.id AND s.round = d.round)")
+	default:
+		return Page{}, fmt.Errorf("unknown status %q (want one of %s)", f.Status, strings.Join(Statuses, ", "))
+	}
+	if f.Text != "" {
+		like := "%" + escapeLike(strings.ToLower(f.Text)) + "%"
+		where = append(where, `(LOWER(d.id) LIKE ? ESCAPE '\' OR LOWER(d.repo) LIKE ? ESCAPE '\' OR LOWER(d.ref) LIKE ? ESCAPE '\'
+			OR LOWER(d.sha) LIKE ? ESCAPE '\' OR d.id IN (SELECT s.delivery_id FROM monohook_start s WHERE LOWER(s.pipeline) LIKE ? ESCAPE '\'))`)
+		args = append(args, like, like, like, like, like)
+	}
+	if f.Before != "" {
+		ms, id, ok := strings.Cut(f.Before, ":")
+		received, err := strconv.ParseInt(ms, 10, 64)
+		if !ok || err != nil {
+			return Page{}, fmt.Errorf("bad page cursor %q", f.Before)
+		}
+		where = append(where, "(d.received_at, d.id) < (?, ?)")
+		args = append(args, received, id)
+	}
+	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round FROM monohook_delivery d`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
+	args = append(args, f.Limit+1)
+
+	tx, err := q.db.sql.BeginTx(ctx, q.readOnly())
+	if err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to commit
+	rows, err := tx.QueryContext(ctx, q.db.q(query), args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	var page Page
+	byID := map[string]*Summary{}
+	for rows.Next() {
+		var s Summary
+		var received int64
+		if err := rows.Scan(&s.ID, &s.Event, &received, &s.Repo, &s.Ref, &s.SHA, &s.Paths, &s.Status, &s.Duplicates, &s.Round); err != nil {
+			rows.Close()
+			return Page{}, fmt.Errorf("find deliveries: %w", err)
+		}
+		s.Received = time.UnixMilli(received)
+		page.Deliveries = append(page.Deliveries, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	if len(page.Deliveries) > f.Limit {
+		page.Deliveries = page.Deliveries[:f.Limit]
+		last := page.Deliveries[f.Limit-1]
+		page.Next = fmt.Sprintf("%d:%s", last.Received.UnixMilli(), last.ID)
+	}
+	if len(page.Deliveries) == 0 {
+		return page, nil
+	}
+	ids := make([]any, len(page.Deliveries))
+	for i := range page.Deliveries {
+		ids[i] = page.Deliveries[i].ID
+		byID[page.Deliveries[i].ID] = &page.Deliveries[i]
+	}
+	marks := strings.Repeat(", ?", len(ids))[2:]
+	rows, err = tx.QueryContext(ctx, q.db.q(`SELECT s.delivery_id, s.status, COUNT(*) FROM monohook_start s
+		JOIN monohook_delivery d ON d.id = s.delivery_id AND d.round = s.round
+		WHERE s.delivery_id IN (`+marks+`) GROUP BY s.delivery_id, s.status`), ids...)
+	if err != nil {
+		return Page{}, fmt.Errorf("count starts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, status string
+		var n int
+		if err := rows.Scan(&id, &status, &n); err != nil {
+			return Page{}, fmt.Errorf("count starts: %w", err)
+		}
+		s := byID[id]
+		switch status {
+		case "started":
+			s.Started += n
+		case "failed":
+			s.Failed += n
+		case "dry-run":
+			s.DryRun += n
+		default:
+			s.Pending += n
+		}
+	}
+	return page, rows.Err()
+}
+
+// escapeLike makes s match literally inside a LIKE pattern.
+func escapeLike(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// readOnly is the isolation for reads that must see one moment.
+func (q *Queue) readOnly() *sql.TxOptions {
+	if q.db.postgres {
+		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
+	}
+	return &sql.TxOptions{}
+}
+
+// Repos returns the repositories deliveries were received for, sorted.
+func (q *Queue) Repos(ctx context.Context) ([]string, error) {
+	rows, err := q.db.sql.QueryContext(ctx, `SELECT DISTINCT repo FROM monohook_delivery WHERE repo <> '' ORDER BY repo`)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			return nil, fmt.Errorf("list repositories: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// LastStarted returns, per pipeline, when it was last started (or, in a
+// dry run, would have been).
+func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := q.db.sql.QueryContext(ctx, `SELECT pipeline, MAX(updated_at) FROM monohook_start WHERE status IN ('started', 'dry-run') GROUP BY pipeline`)
+	if err != nil {
+		return nil, fmt.Errorf("read last starts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var p string
+		var ms int64
+		if err := rows.Scan(&p, &ms); err != nil {
+			return nil, fmt.Errorf("read last starts: %w", err)
+		}
+		out[p] = time.UnixMilli(ms)
+	}
+	return out, rows.Err()
+}
+
+// Push returns the stored push of a delivery, parsed, as it is evaluated:
+// the dashboard explains it against the current rules.
+func (q *Queue) Push(ctx context.Context, id string) (*trigger.Push, error) {
+	var payload []byte
+	var event string
+	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	if event != "push" {
+		return nil, fmt.Errorf("delivery %s is a %q event, not a push", id, event)
+	}
+	p, err := githubhook.ParsePush(payload)
+	if err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	p.DeliveryID = id
+	return p, nil
 }

@@ -354,6 +354,18 @@ type pending struct {
 // repeats one) creates no second start job: a start job is created only
 // with the row that records the start, and that row is inserted once.
 func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs]) error {
+	err := w.work(ctx, job)
+	if err != nil {
+		// One line per delivery, so a search for a delivery id finds why it
+		// waits.
+		for _, id := range job.Args.DeliveryIDs {
+			w.q.log.Warn("evaluation failed; it will be retried", "delivery", id, "attempt", job.Attempt, "err", err)
+		}
+	}
+	return err
+}
+
+func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs]) error {
 	q, db := w.q, w.q.db
 	batch, err := q.readBatch(ctx, job.Args.DeliveryIDs)
 	if err != nil {

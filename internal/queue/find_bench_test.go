@@ -1,0 +1,128 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/monohook/monohook/internal/pgtest"
+)
+
+// BenchmarkFind measures the dashboard's queries with 100,000 deliveries
+// stored: 20 repositories, 1.2 starts per delivery, 1 in 500 failed.
+func BenchmarkFind(b *testing.B) {
+	dsns := map[string]string{"sqlite": "sqlite://" + filepath.Join(b.TempDir(), "monohook.db")}
+	if os.Getenv(pgtest.EnvVar) != "" {
+		dsns["postgres"] = pgtest.FreshDatabase(b)
+	}
+	for name, dsn := range dsns {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			db, err := OpenDB(ctx, dsn)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			q, err := New(db, nil, nil, Options{}, slog.New(slog.DiscardHandler))
+			if err != nil {
+				b.Fatal(err)
+			}
+			const n = 100_000
+			if err := seedDeliveries(ctx, db, n); err != nil {
+				b.Fatal(err)
+			}
+			page, err := q.Find(ctx, Filter{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			middle := fmt.Sprintf("%d:%s", page.Deliveries[0].Received.UnixMilli()-n/2, "")
+			for _, c := range []struct {
+				name string
+				f    Filter
+			}{
+				{"newest", Filter{}},
+				{"repo", Filter{Repo: "repo-7"}},
+				{"failed", Filter{Status: "failed"}},
+				{"pending", Filter{Status: "pending"}},
+				{"search", Filter{Text: "deadbeef"}},
+				{"deep-page", Filter{Before: middle}},
+			} {
+				b.Run(c.name, func(b *testing.B) {
+					for b.Loop() {
+						if _, err := q.Find(ctx, c.f); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+			b.Run("repos", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := q.Repos(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("last-started", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := q.LastStarted(ctx); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// seedDeliveries stores n evaluated deliveries, one millisecond apart.
+func seedDeliveries(ctx context.Context, db *DB, n int) error {
+	tx, err := db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	now := time.Now().UnixMilli()
+	payload := []byte(`{"ref":"refs/heads/main"}`)
+	insD := db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status, evaluated_at, result)
+		VALUES (?, 'push', ?, ?, ?, 'refs/heads/main', ?, 12, 'evaluated', ?, ?)`)
+	insS := db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, attempts, execution_id, updated_at)
+		VALUES (?, 0, ?, ?, ?, 1, 'exec', ?)`)
+	for i := range n {
+		id := fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+		at := now - int64(n-i)
+		sha := fmt.Sprintf("%040x", i*7919)
+		repo := fmt.Sprintf("repo-%d", i%20)
+		pipeline := fmt.Sprintf("pipe-%d", i%50)
+		result := `{"repo":"` + repo + `","branch":"main","rules":40,"decisions":[{"rule":"mono-repo/config/` + repo + `-main-` + pipeline + `.json","pipeline":"` + pipeline + `","matched":true,"path":"services/x/main.go","expression":"services/x/.*"}],"start":["` + pipeline + `"]}`
+		if _, err := tx.ExecContext(ctx, insD, id, at, payload, repo, sha, at, result); err != nil {
+			return err
+		}
+		if i%5 == 4 {
+			continue // started nothing
+		}
+		status := "started"
+		if i%500 == 0 {
+			status = "failed"
+		}
+		if _, err := tx.ExecContext(ctx, insS, id, pipeline, "tok-"+id, status, at); err != nil {
+			return err
+		}
+		if i%3 == 0 {
+			if _, err := tx.ExecContext(ctx, insS, id, pipeline+"-b", "tok-b-"+id, "started", at); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// As autovacuum would soon after: without statistics PostgreSQL's
+	// planner guesses table sizes.
+	if db.postgres {
+		_, err = db.sql.ExecContext(ctx, "ANALYZE")
+	}
+	return err
+}

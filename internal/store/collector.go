@@ -1,0 +1,38 @@
+package store
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector reports the rules this process has loaded for evaluation and
+// the stored documents it found unusable, over every repository and branch
+// a push has been evaluated for since it started. It reads the cache, so a
+// scrape costs no request to the bucket.
+func (s *Store) Collector() prometheus.Collector { return rulesCollector{s} }
+
+var (
+	loadedDesc  = prometheus.NewDesc("monohook_rules_loaded", "Usable rules loaded for evaluation (repositories and branches pushed to since start).", nil, nil)
+	invalidDesc = prometheus.NewDesc("monohook_rules_invalid", "Stored rule documents found unusable (bad JSON, bad expression, wrong key); they are skipped.", nil, nil)
+)
+
+type rulesCollector struct{ s *Store }
+
+func (c rulesCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- loadedDesc
+	ch <- invalidDesc
+}
+
+func (c rulesCollector) Collect(ch chan<- prometheus.Metric) {
+	loaded, invalid := c.s.Loaded()
+	ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, float64(loaded))
+	ch <- prometheus.MustNewConstMetric(invalidDesc, prometheus.GaugeValue, float64(invalid))
+}
+
+// Loaded counts the cached rules and problems (see Collector).
+func (s *Store) Loaded() (rules, invalid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cs := range s.sets {
+		rules += len(cs.set.Rules)
+		invalid += len(cs.set.Problems)
+	}
+	return rules, invalid
+}

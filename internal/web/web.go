@@ -1,0 +1,383 @@
+package web
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+//go:embed templates/*.html templates/ui.css
+var files embed.FS
+
+// UI is the dashboard. With an empty AdminToken it is off: GET / says how
+// to turn it on, and nothing else is served.
+type UI struct {
+	AdminToken string
+	Deliveries *queue.Queue
+	Store      *store.Store
+	// Rules is what the path tester and the explanations evaluate against:
+	// the store, as the queue's evaluation uses it.
+	Rules  trigger.RuleSource
+	DryRun bool
+	Log    *slog.Logger
+}
+
+// pageSize is the deliveries shown per page.
+const pageSize = 50
+
+// maxTestPaths bounds the path tester's input.
+const maxTestPaths = 100_000
+
+// Register adds the dashboard's routes to mux.
+func (u *UI) Register(mux *http.ServeMux) {
+	if u.AdminToken == "" {
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprintln(w, "The monohook dashboard is off. Start serve with an admin token to turn it on:\nMONOHOOK_ADMIN_TOKEN=… or --admin-token-file FILE.")
+		})
+		return
+	}
+	h := &handlers{ui: u, s: newSessions(u.AdminToken), tmpl: parseTemplates()}
+	page := func(pattern string, f func(http.ResponseWriter, *http.Request, string)) {
+		mux.Handle(pattern, secure(h.authed(f)))
+	}
+	mux.Handle("GET /ui.css", secure(http.HandlerFunc(serveCSS)))
+	mux.Handle("GET /login", secure(http.HandlerFunc(h.loginPage)))
+	mux.Handle("POST /login", secure(http.HandlerFunc(h.login)))
+	page("POST /logout", h.logout)
+	page("GET /{$}", h.deliveries)
+	page("GET /deliveries/{id}", h.delivery)
+	page("POST /deliveries/{id}/replay", h.replay)
+	page("GET /rules", h.rules)
+	page("POST /rules/test", h.rules)
+}
+
+type handlers struct {
+	ui   *UI
+	s    *sessions
+	tmpl map[string]*template.Template
+}
+
+// secure sets the headers every dashboard response carries: nothing from
+// other origins (no CDN, no inline script), not framed, not cached.
+func secure(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		if r.URL.Path != "/ui.css" {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authed lets through requests with a valid session; a page request
+// without one is sent to the login page, anything else refused. A POST
+// must also carry the session's CSRF token and come from this origin.
+func (h *handlers) authed(f func(http.ResponseWriter, *http.Request, string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		session := h.s.sessionOf(r)
+		if session == "" {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			h.fail(w, r, http.StatusUnauthorized, "Not logged in.")
+			return
+		}
+		if r.Method == http.MethodPost {
+			r.Body = http.MaxBytesReader(w, r.Body, 8<<20)
+			if !sameOrigin(r) || !h.s.csrfOK(session, r.PostFormValue("csrf")) {
+				h.ui.Log.Warn("dashboard: POST refused: missing or wrong CSRF token, or another origin", "path", r.URL.Path, "remote", r.RemoteAddr)
+				h.fail(w, r, http.StatusForbidden, "This form is stale or came from another site: reload the page and try again.")
+				return
+			}
+		}
+		f(w, r, session)
+	})
+}
+
+func (h *handlers) loginPage(w http.ResponseWriter, r *http.Request) {
+	h.render(w, http.StatusOK, "login", map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	next := safeNext(r.PostFormValue("next"))
+	if !sameOrigin(r) {
+		h.fail(w, r, http.StatusForbidden, "Login from another site refused.")
+		return
+	}
+	if !h.s.tokenOK(r.PostFormValue("token")) {
+		h.ui.Log.Warn("dashboard: login refused: wrong admin token", "remote", r.RemoteAddr)
+		h.render(w, http.StatusUnauthorized, "login", map[string]any{"Next": next, "Error": "Wrong token."})
+		return
+	}
+	h.ui.Log.Info("dashboard: logged in", "remote", r.RemoteAddr)
+	setSession(w, r, h.s.issue(time.Now()), int(sessionTTL.Seconds()))
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+func (h *handlers) logout(w http.ResponseWriter, r *http.Request, _ string) {
+	setSession(w, r, "", -1)
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session string) {
+	qs := r.URL.Query()
+	f := queue.Filter{Repo: qs.Get("repo"), Status: qs.Get("status"), Text: strings.TrimSpace(qs.Get("q")), Before: qs.Get("before"), Limit: pageSize}
+	if f.Status != "" && !slices.Contains(queue.Statuses, f.Status) {
+		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Unknown status %q.", f.Status))
+		return
+	}
+	page, err := h.ui.Deliveries.Find(r.Context(), f)
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	repos, err := h.ui.Deliveries.Repos(r.Context())
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	var older string
+	if page.Next != "" {
+		v := url.Values{}
+		for k, val := range map[string]string{"repo": f.Repo, "status": f.Status, "q": f.Text, "before": page.Next} {
+			if val != "" {
+				v.Set(k, val)
+			}
+		}
+		older = "/?" + v.Encode()
+	}
+	h.render(w, http.StatusOK, "deliveries", map[string]any{
+		"CSRF": h.s.csrf(session), "Nav": "deliveries", "Filter": f, "Page": page, "Repos": repos,
+		"Statuses": queue.Statuses, "Older": older, "DryRun": h.ui.DryRun,
+	})
+}
+
+// ruleView is one rule's decision with the rule's expressions, for the
+// explanations.
+type ruleView struct {
+	trigger.Decision
+	Expressions string
+}
+
+// explain evaluates p against the current rules and pairs each decision
+// with its rule's expressions.
+func (h *handlers) explain(ctx context.Context, p *trigger.Push) (trigger.Result, []ruleView, error) {
+	set := &trigger.RuleSet{}
+	if trigger.SkipReason(p) == "" {
+		branch, _ := p.Branch()
+		var err error
+		if set, err = h.ui.Rules.RuleSet(ctx, p.Repo, branch); err != nil {
+			return trigger.Result{}, nil, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		}
+	}
+	res := trigger.Explain(p, set)
+	views := make([]ruleView, len(res.Decisions))
+	for i, d := range res.Decisions {
+		views[i] = ruleView{Decision: d, Expressions: set.Rules[i].Expressions}
+	}
+	// Matched rules first, each group in rule order.
+	slices.SortStableFunc(views, func(a, b ruleView) int {
+		switch {
+		case a.Matched == b.Matched:
+			return 0
+		case a.Matched:
+			return -1
+		}
+		return 1
+	})
+	return res, views, nil
+}
+
+func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session string) {
+	id := r.PathValue("id")
+	d, err := h.ui.Deliveries.Get(r.Context(), id)
+	if errors.Is(err, queue.ErrNotFound) {
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored (it may be older than the retention).", id))
+		return
+	}
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "deliveries", "D": d, "Replayed": r.URL.Query().Get("replayed")}
+	if d.Event == "push" {
+		p, err := h.ui.Deliveries.Push(r.Context(), id)
+		if err != nil {
+			data["ExplainError"] = err.Error()
+		} else {
+			data["Push"] = p
+			res, views, err := h.explain(r.Context(), p)
+			if err != nil {
+				data["ExplainError"] = err.Error()
+			} else {
+				data["Now"], data["Views"] = res, views
+			}
+		}
+	}
+	h.render(w, http.StatusOK, "delivery", data)
+}
+
+func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
+	id := r.PathValue("id")
+	round, err := h.ui.Deliveries.Replay(r.Context(), id)
+	if errors.Is(err, queue.ErrNotFound) {
+		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored.", id))
+		return
+	}
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	h.ui.Log.Info("dashboard: delivery replayed", "delivery", id, "round", round, "remote", r.RemoteAddr)
+	http.Redirect(w, r, "/deliveries/"+url.PathEscape(id)+"?replayed="+strconv.Itoa(round), http.StatusSeeOther)
+}
+
+// ruleRow is one stored rule document on the rules page.
+type ruleRow struct {
+	store.Entry
+	LastStarted time.Time
+}
+
+func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string) {
+	entries, err := h.ui.Store.List(r.Context(), "", "")
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	last, err := h.ui.Deliveries.LastStarted(r.Context())
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	rows := make([]ruleRow, len(entries))
+	invalid := 0
+	for i, e := range entries {
+		rows[i] = ruleRow{Entry: e, LastStarted: last[e.Doc.CodePipelineName]}
+		if e.Problem != "" {
+			invalid++
+		}
+	}
+	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "rules", "Rows": rows, "Invalid": invalid}
+	if r.Method == http.MethodPost {
+		repo, branch := strings.TrimSpace(r.PostFormValue("repo")), strings.TrimSpace(r.PostFormValue("branch"))
+		text := r.PostFormValue("paths")
+		var paths []string
+		for line := range strings.Lines(text) {
+			if p := strings.TrimSpace(line); p != "" {
+				paths = append(paths, p)
+			}
+		}
+		data["Test"] = map[string]any{"Repo": repo, "Branch": branch, "Paths": text, "Count": len(paths)}
+		switch {
+		case repo == "" || branch == "":
+			data["TestError"] = "Give the repository (its name, as in the rules) and the branch."
+		case len(paths) > maxTestPaths:
+			data["TestError"] = fmt.Sprintf("At most %d paths.", maxTestPaths)
+		default:
+			p := &trigger.Push{Repo: repo, Ref: "refs/heads/" + branch, Paths: paths}
+			res, views, err := h.explain(r.Context(), p)
+			if err != nil {
+				data["TestError"] = err.Error()
+			} else {
+				data["Result"], data["Views"] = res, views
+			}
+		}
+	}
+	h.render(w, http.StatusOK, "rules", data)
+}
+
+func (h *handlers) render(w http.ResponseWriter, code int, name string, data map[string]any) {
+	var b strings.Builder
+	if err := h.tmpl[name].ExecuteTemplate(&b, "layout", data); err != nil {
+		h.ui.Log.Error("dashboard: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func (h *handlers) fail(w http.ResponseWriter, _ *http.Request, code int, msg string) {
+	h.render(w, code, "error", map[string]any{"Code": code, "Status": http.StatusText(code), "Message": msg})
+}
+
+func (h *handlers) internal(w http.ResponseWriter, r *http.Request, err error) {
+	h.ui.Log.Error("dashboard: request failed", "path", r.URL.Path, "err", err)
+	h.fail(w, r, http.StatusInternalServerError, err.Error())
+}
+
+func serveCSS(w http.ResponseWriter, _ *http.Request) {
+	b, _ := files.ReadFile("templates/ui.css")
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "max-age=3600")
+	_, _ = w.Write(b)
+}
+
+var funcs = template.FuncMap{
+	"short": func(s string) string {
+		if len(s) > 7 {
+			return s[:7]
+		}
+		return s
+	},
+	"ref": func(ref string) string {
+		if b, ok := strings.CutPrefix(ref, "refs/heads/"); ok {
+			return b
+		}
+		if t, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
+			return "tag " + t
+		}
+		return ref
+	},
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"first": func(n int, s []string) []string {
+		if len(s) > n {
+			return s[:n]
+		}
+		return s
+	},
+}
+
+// parseTemplates parses each page with the shared layout.
+func parseTemplates() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, page := range []string{"login", "deliveries", "delivery", "rules", "error"} {
+		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html", "templates/"+page+".html"))
+	}
+	return out
+}

@@ -365,6 +365,17 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05Z")
 	},
+	// skipped says why a push started nothing whatever the rules say,
+	// from what the list shows of it (the decision itself is not read).
+	"skipped": func(ref, sha string) string {
+		switch {
+		case strings.HasPrefix(ref, "refs/tags/"):
+			return "skipped: tag"
+		case sha != "" && strings.Trim(sha, "0") == "":
+			return "skipped: branch deleted"
+		}
+		return ""
+	},
 	"first": func(n int, s []string) []string {
 		if len(s) > n {
 			return s[:n]

@@ -167,6 +167,15 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if page := body(t, resp, err); !strings.Contains(page, `data-id="d1"`) {
 		t.Errorf("the delivery is not listed: %s", page)
 	}
+	tag := push(t, "d-tag")
+	tag.Push.Ref = "refs/tags/v1"
+	if err := q.Accept(context.Background(), tag); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = c.Get(srv.URL + "/?q=d-tag")
+	if page := body(t, resp, err); !strings.Contains(page, "skipped: tag") || strings.Contains(page, `data-id="d1"`) {
+		t.Errorf("search for the tag push: %s", page)
+	}
 	resp, err = c.PostForm(srv.URL+"/deliveries/d1/replay", url.Values{"csrf": {"00" + csrf[2:]}})
 	body(t, resp, err)
 	if resp.StatusCode != http.StatusForbidden {

@@ -20,9 +20,11 @@ func newEval() *cobra.Command {
 		Use:   "eval PUSH.json",
 		Short: "Show which pipelines a push payload would start, and why, without starting any",
 		Long: `eval reads a GitHub push payload (a file, or - for standard input), loads the
-rules stored for its repository and branch, and prints every pipeline it would
-start with the rule, the first matching path and the matching expression.
-Invalid rules are named. Nothing is started.`,
+rules that apply to it (seed rules of its repository and branch, v2 rules of its
+repository, event and ref), and prints every pipeline it would start with the
+rule, the first matching path and the matching pattern. --explain also lists
+the rules that did not match, and why. Invalid rules are named. Nothing is
+started, and the GitHub API is not asked for a fuller change set.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, err := readInput(args[0])
@@ -53,7 +55,8 @@ Invalid rules are named. Nothing is started.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the decisions as JSON")
-	cmd.Flags().BoolVar(&all, "all", false, "also list the rules that did not match")
+	cmd.Flags().BoolVar(&all, "explain", false, "list every rule, matched or not, with the path and pattern that decided it (an exclude that vetoed it included)")
+	cmd.Flags().BoolVar(&all, "all", false, "the same as --explain")
 	sf.register(cmd.Flags())
 	lf.register(cmd.Flags(), "warn")
 	return cmd
@@ -82,20 +85,39 @@ func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
 			matched++
 		}
 	}
-	fmt.Fprintf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", len(res.Decisions), res.Repo, res.Branch, matched, len(res.Start))
+	fmt.Fprintf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", res.Rules, res.Repo, res.Branch, matched, len(res.Start))
+	if res.Incomplete != "" {
+		fmt.Fprintf(w, "the changed paths may be incomplete: %s\n", res.Incomplete)
+	}
 	for _, d := range res.Decisions {
 		if d.Matched {
-			fmt.Fprintf(w, "\nSTART %s\n  rule        %s\n  path        %s\n  expression  %s\n", d.Pipeline, d.Rule, d.Path, d.Expression)
+			fmt.Fprintf(w, "\nSTART %s\n  rule        %s\n", d.Pipeline, d.Rule)
+			printWhy(w, d)
 		}
 	}
 	if all {
 		for _, d := range res.Decisions {
 			if !d.Matched {
 				fmt.Fprintf(w, "\nno match %s\n  rule        %s\n", d.Pipeline, d.Rule)
+				printWhy(w, d)
 			}
 		}
 	}
 	for _, pr := range res.Problems {
 		fmt.Fprintf(w, "\nINVALID rule skipped: %s\n  %s\n", pr.Key, pr.Error)
+	}
+}
+
+func printWhy(w io.Writer, d trigger.Decision) {
+	switch {
+	case d.Vetoed:
+		fmt.Fprintf(w, "  path        %s\n  excluded by %s\n", d.Path, d.Expression)
+	case d.Path != "":
+		fmt.Fprintf(w, "  path        %s\n  pattern     %s\n", d.Path, d.Expression)
+	case !d.Matched && d.Reason == "":
+		fmt.Fprintf(w, "  no changed path matched\n")
+	}
+	if d.Reason != "" {
+		fmt.Fprintf(w, "  why         %s\n", d.Reason)
 	}
 }

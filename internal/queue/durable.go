@@ -371,21 +371,30 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 	if err != nil {
 		return err
 	}
+	// Each repository and branch's seed rules, and the v2 rules, are read
+	// once for the batch.
 	sets := map[[2]string]*trigger.RuleSet{}
+	var v2 *trigger.V2Set
 	for _, d := range batch {
-		set := &trigger.RuleSet{}
-		if trigger.SkipReason(d.push) == "" {
+		var r trigger.Rules
+		if trigger.SkipReason(d.push) == "" && d.push.Event != "pull_request" {
 			branch, _ := d.push.Branch()
 			key := [2]string{d.push.Repo, branch}
-			if set = sets[key]; set == nil {
-				if set, err = q.svc.Rules.RuleSet(ctx, d.push.Repo, branch); err != nil {
+			if r.Seed = sets[key]; r.Seed == nil {
+				if r.Seed, err = q.svc.Rules.RuleSet(ctx, d.push.Repo, branch); err != nil {
 					return fmt.Errorf("load rules for %s@%s: %w", d.push.Repo, branch, err) // River retries
 				}
-				sets[key] = set
+				sets[key] = r.Seed
 			}
 		}
+		if v2 == nil {
+			if v2, err = q.svc.Rules.V2Rules(ctx); err != nil {
+				return fmt.Errorf("load v2 rules: %w", err) // River retries
+			}
+		}
+		r.V2 = v2
 		began := time.Now()
-		d.res = trigger.Evaluate(d.push, set)
+		d.res = trigger.EvaluateRules(d.push, r, false)
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
 

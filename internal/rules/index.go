@@ -79,6 +79,9 @@ func (ix *Index) Rules() int { return len(ix.rules) }
 // Each pattern is tested at most once per path, and not at all once every
 // rule that lists it has matched.
 func (ix *Index) Match(paths []string) []Hit {
+	if ix == nil {
+		return nil // no rules
+	}
 	m, _ := ix.pool.Get().(*matcher)
 	if m == nil {
 		m = &matcher{

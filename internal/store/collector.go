@@ -34,5 +34,9 @@ func (s *Store) Loaded() (rules, invalid int) {
 		rules += len(cs.set.Rules)
 		invalid += len(cs.set.Problems)
 	}
+	if s.v2 != nil {
+		rules += len(s.v2.set.Rules)
+		invalid += len(s.v2.set.Problems)
+	}
 	return rules, invalid
 }

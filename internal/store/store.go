@@ -36,9 +36,11 @@ type Store struct {
 	prefix string
 	log    *slog.Logger
 
-	mu     sync.Mutex
-	sets   map[string]*cachedSet // repo + "\x00" + branch
-	groups map[string]*group     // same key
+	mu       sync.Mutex
+	sets     map[string]*cachedSet // repo + "\x00" + branch
+	groups   map[string]*group     // same key, or "\x00v2"
+	v2prefix string
+	v2       *v2Cache
 }
 
 // group coalesces the LISTs of one repository and branch. A caller joins
@@ -53,7 +55,7 @@ type group struct {
 type flight struct {
 	started bool // guarded by Store.mu
 	done    chan struct{}
-	set     *trigger.RuleSet
+	val     any
 	err     error
 }
 
@@ -91,7 +93,7 @@ func Open(ctx context.Context, url, prefix string, log *slog.Logger) (*Store, er
 
 // New uses an open bucket.
 func New(b *blob.Bucket, prefix string, log *slog.Logger) *Store {
-	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), log: log, sets: make(map[string]*cachedSet), groups: make(map[string]*group)}
+	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), v2prefix: DefaultV2Prefix, log: log, sets: make(map[string]*cachedSet), groups: make(map[string]*group)}
 }
 
 // Close closes the bucket.
@@ -115,7 +117,16 @@ func (s *Store) Ping(ctx context.Context) error {
 // changed since the last call are fetched and compiled. When nothing
 // changed the previous RuleSet, index included, is returned as is.
 func (s *Store) RuleSet(ctx context.Context, repo, branch string) (*trigger.RuleSet, error) {
-	id := repo + "\x00" + branch
+	v, err := s.shared(ctx, repo+"\x00"+branch, func(ctx context.Context) (any, error) { return s.ruleSet(ctx, repo, branch) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*trigger.RuleSet), nil
+}
+
+// shared runs load for the group id, coalesced as group describes: the
+// caller joins the flight that has not started yet, or starts it.
+func (s *Store) shared(ctx context.Context, id string, load func(context.Context) (any, error)) (any, error) {
 	s.mu.Lock()
 	g := s.groups[id]
 	if g == nil {
@@ -141,7 +152,7 @@ func (s *Store) RuleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 		s.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.set, f.err
+			return f.val, f.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
@@ -151,7 +162,7 @@ func (s *Store) RuleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 	s.mu.Unlock()
 
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
-	f.set, f.err = s.ruleSet(lctx, repo, branch)
+	f.val, f.err = load(lctx)
 	cancel()
 	s.mu.Lock()
 	g.running = nil
@@ -160,7 +171,7 @@ func (s *Store) RuleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 	}
 	s.mu.Unlock()
 	close(f.done)
-	return f.set, f.err
+	return f.val, f.err
 }
 
 func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.RuleSet, error) {
@@ -422,3 +433,5 @@ func redactURL(u string) string {
 	}
 	return u
 }
+
+func isNotFound(err error) bool { return gcerrors.Code(err) == gcerrors.NotFound }

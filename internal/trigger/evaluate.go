@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"slices"
+	"strings"
 )
 
 // Decision explains the outcome of one rule for one push.
@@ -15,6 +16,13 @@ type Decision struct {
 	// matched, and the rule's first expression that matches that path.
 	Path       string `json:"path,omitempty"`
 	Expression string `json:"expression,omitempty"`
+	// Vetoed is set on an unmatched v2 rule whose including pattern
+	// matched Path but whose exclude Expression ("!…") removed it.
+	Vetoed bool `json:"vetoed,omitempty"`
+	// Reason says why a rule matched without a path (a tag push; an
+	// incomplete change set under on_incomplete: run) or did not match
+	// although a path did (on_incomplete: skip).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Result is what evaluation decided for one push.
@@ -32,6 +40,11 @@ type Result struct {
 	// each once, sorted.
 	Start    []string  `json:"start"`
 	Problems []Problem `json:"problems,omitempty"`
+	// Targets holds the target of every started name that a v2 rule
+	// chose; a name without one is a CodePipeline pipeline started plainly.
+	Targets map[string]Target `json:"targets,omitempty"`
+	// Incomplete says why the changed paths may be incomplete.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // Skip reasons for pushes that start nothing whatever the rules say.
@@ -95,6 +108,150 @@ func evaluate(p *Push, set *RuleSet, all bool) Result {
 	slices.Sort(res.Start)
 	res.Start = slices.Compact(res.Start)
 	return res
+}
+
+// Rules is everything a push is evaluated against: the seed rules of its
+// repository and branch, and the v2 rules.
+type Rules struct {
+	Seed *RuleSet
+	V2   *V2Set
+}
+
+// EvaluateRules decides p against both kinds of rules; with all, every
+// rule gets a Decision (as Explain). Seed rules come first, then v2 rules,
+// each in key order; a pipeline named by both starts once, as the v2 rule
+// says.
+func EvaluateRules(p *Push, r Rules, all bool) Result {
+	seed := r.Seed
+	if seed == nil {
+		seed = &RuleSet{}
+	}
+	res := evaluate(p, seed, all)
+	if p.Deleted {
+		return res
+	}
+	v2 := r.V2.For(p)
+	if len(v2.Rules) == 0 {
+		return res
+	}
+	if res.Skipped == SkipTag || res.Skipped == SkipNotBranch {
+		res.Skipped = "" // a v2 rule may take tags or pull requests
+		branch, _ := p.Branch()
+		res.Branch = branch
+		res.Problems = seed.Problems
+	}
+	res.Rules += len(v2.Rules)
+	res.Incomplete = p.Incomplete
+	for _, d := range evaluateV2(p, v2, all) {
+		res.Decisions = append(res.Decisions, d)
+		if !d.Matched {
+			continue
+		}
+		if res.Targets == nil {
+			res.Targets = map[string]Target{}
+		}
+		if _, dup := res.Targets[d.Pipeline]; !dup {
+			res.Targets[d.Pipeline] = v2.ruleByKey(d.Rule).V2.Spec.Target
+			res.Start = append(res.Start, d.Pipeline)
+		}
+	}
+	slices.Sort(res.Start)
+	res.Start = slices.Compact(res.Start)
+	return res
+}
+
+func (s *RuleSet) ruleByKey(key string) *Rule {
+	for i := range s.Rules {
+		if s.Rules[i].Key == key {
+			return &s.Rules[i]
+		}
+	}
+	return nil
+}
+
+// evaluateV2 decides the v2 rules of set (already filtered by repository,
+// event and ref) for p's paths: the index finds the rules whose including
+// patterns match a path, then each rule with excludes looks for a path
+// that its last matching pattern includes.
+func evaluateV2(p *Push, set *RuleSet, all bool) []Decision {
+	var out []Decision
+	decided := make([]bool, len(set.Rules))
+	tag := strings.HasPrefix(p.Ref, "refs/tags/")
+	if tag {
+		// As GitHub Actions does, paths are not evaluated for tag pushes:
+		// a tag names a commit, it changes no file.
+		for _, r := range set.Rules {
+			out = append(out, Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Reason: "tag push: paths are not evaluated for tags"})
+		}
+		return out
+	}
+	vetoes := map[int]Decision{}
+	for _, h := range set.index.Match(p.Paths) {
+		r := &set.Rules[h.Rule]
+		d := Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Path: h.Path, Expression: r.Patterns[h.Pattern].Source}
+		if f := r.V2.paths; f != nil && hasExclude(f) {
+			d = decidePaths(r, f, p.Paths)
+		}
+		if d.Matched {
+			decided[h.Rule] = true
+			out = append(out, d)
+		} else {
+			vetoes[h.Rule] = d
+		}
+	}
+	for i := range set.Rules {
+		r := &set.Rules[i]
+		if decided[i] {
+			continue
+		}
+		d, vetoed := vetoes[i]
+		if !vetoed {
+			d = Decision{Rule: r.Key, Pipeline: r.Pipeline}
+		}
+		if p.Incomplete != "" {
+			if r.V2.skip {
+				d.Reason = "no known path matched; the change set may be incomplete (" + p.Incomplete + "), and on_incomplete is skip"
+			} else {
+				d.Matched = true
+				d.Reason = "no known path matched, but the change set may be incomplete (" + p.Incomplete + "); on_incomplete: run"
+			}
+		}
+		if d.Matched || all {
+			out = append(out, d)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Decision) int { return strings.Compare(a.Rule, b.Rule) })
+	return out
+}
+
+func hasExclude(f filter) bool {
+	for _, fp := range f {
+		if fp.exclude {
+			return true
+		}
+	}
+	return false
+}
+
+// decidePaths applies a filter with excludes: the first path whose last
+// matching pattern includes it matches the rule; failing that, the first
+// path an exclude removed explains why not.
+func decidePaths(r *Rule, f filter, paths []string) Decision {
+	d := Decision{Rule: r.Key, Pipeline: r.Pipeline}
+	for _, path := range paths {
+		i := f.decide(path)
+		if i < 0 {
+			continue
+		}
+		if !f[i].exclude {
+			// The pattern that decided: the last that matches.
+			return Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Path: path, Expression: f[i].p.Source}
+		}
+		if !d.Vetoed {
+			d.Vetoed, d.Path, d.Expression = true, path, "!"+f[i].p.Source
+		}
+	}
+	return d
 }
 
 // StartToken is the idempotency token of starting pipeline for a delivery:

@@ -23,6 +23,21 @@ type Push struct {
 	// payload order. A path changed by several commits appears once per
 	// commit; matching treats the paths as a set (their union).
 	Paths []string `json:"paths"`
+
+	// Event is "push" (also when empty) or "pull_request".
+	Event string `json:"event,omitempty"`
+	// A pull request: its number, action, base branch and head commit
+	// (After); its changed paths come from the GitHub API.
+	PullRequest int    `json:"pull_request,omitempty"`
+	Action      string `json:"action,omitempty"`
+	BaseBranch  string `json:"base_branch,omitempty"`
+	// DefaultBranch is the repository's, the base a new branch is
+	// compared with.
+	DefaultBranch string `json:"default_branch,omitempty"`
+	// MaxCommitFiles is the most paths one commit of the payload lists.
+	MaxCommitFiles int `json:"max_commit_files,omitempty"`
+	// Incomplete, when not empty, says why Paths may lack changed paths.
+	Incomplete string `json:"incomplete,omitempty"`
 }
 
 // Branch returns the full branch name of a branch push: "feature/x" for

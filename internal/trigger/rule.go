@@ -16,7 +16,13 @@ type Rule struct {
 	Branch      string // full branch name
 	Pipeline    string
 	Expressions string // as stored: comma-separated regular expressions
-	Patterns    []*rules.Pattern
+	// Patterns are what the index matches: every expression of a seed
+	// rule; the including patterns of a v2 rule (its excludes are applied
+	// to each candidate path afterwards).
+	Patterns []*rules.Pattern
+	// V2 is set for rules of format v2; Repo is then owner/name and
+	// Pipeline the target's name.
+	V2 *V2
 }
 
 // Problem is a stored rule that cannot be used, and why. A problem never

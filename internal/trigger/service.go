@@ -14,6 +14,8 @@ import (
 // Problem in the set.
 type RuleSource interface {
 	RuleSet(ctx context.Context, repo, branch string) (*RuleSet, error)
+	// V2Rules gives every rule of format v2.
+	V2Rules(ctx context.Context) (*V2Set, error)
 }
 
 // Starter starts a pipeline. token is the idempotency token of this start
@@ -54,15 +56,14 @@ type Service struct {
 	Log      *slog.Logger
 }
 
-// Decide loads the rules for p's repository and branch and decides, without
-// starting anything. The error is non-nil only when the rules could not be
-// read.
+// Decide loads the rules for p and decides, without starting anything.
+// The error is non-nil only when the rules could not be read.
 func (s *Service) Decide(ctx context.Context, p *Push) (Result, error) {
-	set, err := s.ruleSet(ctx, p)
+	r, err := s.Load(ctx, p)
 	if err != nil {
 		return Result{}, err
 	}
-	return Evaluate(p, set), nil
+	return EvaluateRules(p, r, false), nil
 }
 
 // LogDecision logs what was decided for p: one line, with why each
@@ -74,30 +75,37 @@ func (s *Service) LogDecision(p *Push, res Result) {
 	}
 	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
 		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun,
-		"why", explanation(res.Decisions))
+		"incomplete", p.Incomplete, "why", explanation(res.Decisions))
 }
 
 // Explain is Decide with a decision for every rule, matched or not.
 func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
-	set, err := s.ruleSet(ctx, p)
+	r, err := s.Load(ctx, p)
 	if err != nil {
 		return Result{}, err
 	}
-	return Explain(p, set), nil
+	return EvaluateRules(p, r, true), nil
 }
 
-// ruleSet loads the rules p is evaluated against; a push that is skipped
-// (a tag, a deleted branch) needs none.
-func (s *Service) ruleSet(ctx context.Context, p *Push) (*RuleSet, error) {
-	if SkipReason(p) != "" {
-		return &RuleSet{}, nil
+// Load reads the rules p is evaluated against: the seed rules of its
+// repository and branch (none for a tag, a deleted branch or a pull
+// request), and the v2 rules.
+func (s *Service) Load(ctx context.Context, p *Push) (Rules, error) {
+	var r Rules
+	if SkipReason(p) == "" && p.Event != "pull_request" {
+		branch, _ := p.Branch()
+		set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
+		if err != nil {
+			return Rules{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		}
+		r.Seed = set
 	}
-	branch, _ := p.Branch()
-	set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
+	v2, err := s.Rules.V2Rules(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		return Rules{}, fmt.Errorf("load v2 rules: %w", err)
 	}
-	return set, nil
+	r.V2 = v2
+	return r, nil
 }
 
 // Process decides for p and starts every selected pipeline, in this call.
@@ -162,6 +170,10 @@ func (e explanation) LogValue() slog.Value {
 	for i, d := range e {
 		if i > 0 {
 			b.WriteString("; ")
+		}
+		if d.Path == "" {
+			fmt.Fprintf(&b, "%s: %s (%s)", d.Pipeline, d.Reason, d.Rule)
+			continue
 		}
 		fmt.Fprintf(&b, "%s: %s matched %s (%s)", d.Pipeline, d.Path, d.Expression, d.Rule)
 	}

@@ -191,18 +191,24 @@ type ruleView struct {
 // explain evaluates p against the current rules and pairs each decision
 // with its rule's expressions.
 func (h *handlers) explain(ctx context.Context, p *trigger.Push) (trigger.Result, []ruleView, error) {
-	set := &trigger.RuleSet{}
-	if trigger.SkipReason(p) == "" {
-		branch, _ := p.Branch()
-		var err error
-		if set, err = h.ui.Rules.RuleSet(ctx, p.Repo, branch); err != nil {
-			return trigger.Result{}, nil, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+	svc := trigger.Service{Rules: h.ui.Rules}
+	r, err := svc.Load(ctx, p)
+	if err != nil {
+		return trigger.Result{}, nil, err
+	}
+	res := trigger.EvaluateRules(p, r, true)
+	exprs := map[string]string{}
+	if r.Seed != nil {
+		for _, rule := range r.Seed.Rules {
+			exprs[rule.Key] = rule.Expressions
 		}
 	}
-	res := trigger.Explain(p, set)
+	for _, rule := range r.V2.For(p).Rules {
+		exprs[rule.Key] = rule.Expressions
+	}
 	views := make([]ruleView, len(res.Decisions))
 	for i, d := range res.Decisions {
-		views[i] = ruleView{Decision: d, Expressions: set.Rules[i].Expressions}
+		views[i] = ruleView{Decision: d, Expressions: exprs[d.Rule]}
 	}
 	// Matched rules first, each group in rule order.
 	slices.SortStableFunc(views, func(a, b ruleView) int {

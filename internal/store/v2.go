@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"gocloud.dev/blob"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// DefaultV2Prefix is where rule documents of format v2 live: one document
+// per rule, NAME.yaml, NAME.yml or NAME.json. They are listed whole (a v2
+// rule names its repository inside), apart from the seed layout, which
+// the predecessor's tools keep writing.
+const DefaultV2Prefix = "monohook/rules"
+
+var v2Name = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// v2Cache is the compiled v2 rules, valid while a LIST returns the same
+// keys with the same versions.
+type v2Cache struct {
+	listed []listed
+	docs   map[string]v2Doc
+	set    *trigger.V2Set
+}
+
+type v2Doc struct {
+	version string
+	rule    *trigger.Rule
+	problem *trigger.Problem
+}
+
+// SetV2Prefix changes where v2 documents are read and written.
+func (s *Store) SetV2Prefix(p string) { s.v2prefix = strings.Trim(p, "/") }
+
+// V2Prefix is where v2 documents are kept.
+func (s *Store) V2Prefix() string { return s.v2prefix }
+
+// V2Key is the key of the v2 rule name with the extension ext (yaml or json).
+func (s *Store) V2Key(name, ext string) string { return s.v2prefix + "/" + name + "." + ext }
+
+func isV2Key(key string) bool {
+	switch path.Ext(key) {
+	case ".yaml", ".yml", ".json":
+		return true
+	}
+	return false
+}
+
+// V2Rules returns every v2 rule: one LIST of the v2 prefix, begun after
+// this call (concurrent callers share it), then only new or changed
+// documents are read.
+func (s *Store) V2Rules(ctx context.Context) (*trigger.V2Set, error) {
+	v, err := s.shared(ctx, "\x00v2", func(ctx context.Context) (any, error) { return s.v2Rules(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*trigger.V2Set), nil
+}
+
+func (s *Store) v2Rules(ctx context.Context) (*trigger.V2Set, error) {
+	var objs []listed
+	it := s.bucket.List(&blob.ListOptions{Prefix: s.v2prefix + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", s.v2prefix, err)
+		}
+		if !obj.IsDir && isV2Key(obj.Key) {
+			objs = append(objs, listed{key: obj.Key, version: version(obj)})
+		}
+	}
+	s.mu.Lock()
+	old := s.v2
+	s.mu.Unlock()
+	if old != nil && slices.Equal(old.listed, objs) {
+		return old.set, nil
+	}
+	docs := make(map[string]v2Doc, len(objs))
+	var stale []listed
+	for _, o := range objs {
+		if old != nil {
+			if d, ok := old.docs[o.key]; ok && d.version == o.version {
+				docs[o.key] = d
+				continue
+			}
+		}
+		stale = append(stale, o)
+	}
+	fetched := make([]v2Doc, len(stale))
+	sem := make(chan struct{}, fetchParallel)
+	var wg sync.WaitGroup
+	for i, o := range stale {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			fetched[i] = s.loadV2(ctx, o)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	for i, o := range stale {
+		docs[o.key] = fetched[i]
+	}
+	var rs []trigger.Rule
+	var problems []trigger.Problem
+	cacheable := objs
+	for _, o := range objs {
+		d := docs[o.key]
+		if d.version == "" {
+			cacheable = nil
+		}
+		if d.rule != nil {
+			rs = append(rs, *d.rule)
+		} else if d.problem != nil {
+			problems = append(problems, *d.problem)
+		}
+	}
+	set := trigger.NewV2Set(rs, problems)
+	s.mu.Lock()
+	s.v2 = &v2Cache{listed: cacheable, docs: docs, set: set}
+	s.mu.Unlock()
+	s.log.Debug("v2 rules loaded", "rules", len(rs), "invalid", len(problems), "fetched", len(stale))
+	return set, nil
+}
+
+func (s *Store) loadV2(ctx context.Context, o listed) v2Doc {
+	d := v2Doc{version: o.version}
+	b, err := s.read(ctx, o.key)
+	if err != nil {
+		d.version = ""
+		d.problem = &trigger.Problem{Key: o.key, Error: err.Error()}
+		return d
+	}
+	r, err := CompileV2(o.key, b)
+	if err != nil {
+		d.problem = &trigger.Problem{Key: o.key, Error: err.Error()}
+		return d
+	}
+	d.rule = &r
+	return d
+}
+
+// CompileV2 parses and validates a v2 document stored under key.
+func CompileV2(key string, b []byte) (trigger.Rule, error) {
+	spec, err := trigger.ParseSpec(b)
+	if err != nil {
+		return trigger.Rule{}, err
+	}
+	return trigger.NewV2Rule(key, spec)
+}
+
+// PutV2 validates a v2 document and stores it, as given (comments and
+// formatting kept), under the rule's name. The extension follows the
+// document: .json when it is JSON, else .yaml. Any other document of the
+// same name is removed, so a name is one rule.
+func (s *Store) PutV2(ctx context.Context, name string, b []byte) (string, error) {
+	if !v2Name.MatchString(name) {
+		return "", fmt.Errorf("rule name %q: 1-128 of A-Z a-z 0-9 . _ -, starting with a letter or digit", name)
+	}
+	if len(b) > maxDocument {
+		return "", fmt.Errorf("rule document larger than %d bytes", maxDocument)
+	}
+	ext := "yaml"
+	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, "{") {
+		ext = "json"
+	}
+	key := s.V2Key(name, ext)
+	if _, err := CompileV2(key, b); err != nil {
+		return "", fmt.Errorf("invalid rule: %w", err)
+	}
+	if err := s.bucket.WriteAll(ctx, key, b, nil); err != nil {
+		return "", fmt.Errorf("write %s: %w", key, err)
+	}
+	for _, other := range []string{"yaml", "yml", "json"} {
+		if k := s.V2Key(name, other); k != key {
+			if err := s.bucket.Delete(ctx, k); err != nil && !isNotFound(err) {
+				return "", fmt.Errorf("remove %s: %w", k, err)
+			}
+		}
+	}
+	return key, nil
+}
+
+// ListV2 reads every v2 document: its rule, or why it is unusable.
+func (s *Store) ListV2(ctx context.Context) ([]V2Entry, error) {
+	var keys []string
+	it := s.bucket.List(&blob.ListOptions{Prefix: s.v2prefix + "/"})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s/: %w", s.v2prefix, err)
+		}
+		if !obj.IsDir && isV2Key(obj.Key) {
+			keys = append(keys, obj.Key)
+		}
+	}
+	out := make([]V2Entry, len(keys))
+	for i, key := range keys {
+		out[i].Key = key
+		b, err := s.read(ctx, key)
+		if err != nil {
+			out[i].Problem = err.Error()
+			continue
+		}
+		out[i].Raw = b
+		r, err := CompileV2(key, b)
+		if err != nil {
+			out[i].Problem = err.Error()
+			continue
+		}
+		out[i].Rule = &r
+	}
+	return out, nil
+}
+
+// V2Entry is one stored v2 document as ListV2 reads it.
+type V2Entry struct {
+	Key     string
+	Raw     []byte
+	Rule    *trigger.Rule
+	Problem string
+}

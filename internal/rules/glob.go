@@ -11,12 +11,12 @@ import (
 // on.push.paths and on.push.branches) to a Pattern that matches whole
 // strings:
 //
-//	*    zero or more characters, not "/"
-//	**   zero or more of any character; "**/" also matches no directory at all
-//	?    zero or one of the preceding character
-//	+    one or more of the preceding character
-//	[…]  one character listed or in a range (a-z, A-Z, 0-9 only)
-//	\c   the character c itself
+//   - zero or more characters, not "/"
+//     **   zero or more of any character; "**/" also matches no directory at all
+//     ?    zero or one of the preceding character
+//   - one or more of the preceding character
+//     […]  one character listed or in a range (a-z, A-Z, 0-9 only)
+//     \c   the character c itself
 //
 // Every other character stands for itself. A leading "!" (negation) is the
 // caller's business: strip it first.

@@ -26,15 +26,17 @@ const secretFileName = "webhook-secret"
 
 // storeFlags locate the rules.
 type storeFlags struct {
-	dataDir string
-	url     string
-	prefix  string
+	dataDir  string
+	url      string
+	prefix   string
+	v2prefix string
 }
 
 func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", "./monohook-data", "directory for local state: the generated webhook secret, and the rules unless --store says otherwise")
 	fs.StringVar(&f.url, "store", "", "rule store as a gocloud blob URL: file:///path, s3://bucket?region=…, mem:// (default: file:// of --data-dir)")
-	fs.StringVar(&f.prefix, "prefix", store.DefaultPrefix, "key prefix of the rule documents in the store")
+	fs.StringVar(&f.prefix, "prefix", store.DefaultPrefix, "key prefix of the seed rule documents in the store")
+	fs.StringVar(&f.v2prefix, "v2-prefix", store.DefaultV2Prefix, "key prefix of the v2 rule documents (YAML or JSON) in the store")
 }
 
 // storeURL is --store, or the data directory as a file:// bucket.
@@ -59,6 +61,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, 
 	if err != nil {
 		return nil, "", err
 	}
+	s.SetV2Prefix(f.v2prefix)
 	where := u
 	if i := strings.IndexByte(where, '?'); i >= 0 {
 		where = where[:i]

@@ -7,24 +7,35 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 func newRules() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "rules",
 		Short: "Manage the stored rules (the predecessor's config documents)",
-		Long: `A rule says: for pushes to this repository and branch, start this pipeline when a
-changed path matches one of these comma-separated regular expressions (each
-anchored at the start of the path). Rules are stored exactly as the
-predecessor's CloudFormation custom resource stored them, so a bucket can be
-shared with it or migrated as is.`,
+		Long: `Two formats of rules live side by side in the store.
+
+Seed rules (the predecessor's config documents): for pushes to this repository
+and branch, start this pipeline when a changed path matches one of these
+comma-separated regular expressions (each anchored at the start of the path).
+They are stored exactly as the predecessor's CloudFormation custom resource
+stored them, so a bucket can be shared with it or migrated as is.
+
+Rules v2 (YAML or JSON, one document per rule under --v2-prefix): a repository
+(owner/name), events (push, pull_request), branch and tag filters, path filters
+with GitHub Actions glob semantics and "!" excludes (or regular expressions),
+and a target: codepipeline, codebuild, github-actions, http or exec. See the
+README. 'rules convert' turns a seed rule into v2.`,
 	}
-	cmd.AddCommand(newRulesPut(), newRulesList(), newRulesGet(), newRulesRm(), newRulesValidate())
+	cmd.AddCommand(newRulesPut(), newRulesList(), newRulesGet(), newRulesRm(), newRulesValidate(), newRulesConvert())
 	return cmd
 }
 
@@ -62,13 +73,17 @@ func newRulesPut() *cobra.Command {
 	var sf storeFlags
 	var lf logFlags
 	var a ruleAddress
-	var match string
+	var match, file, name string
 	cmd := &cobra.Command{
-		Use:     "put",
-		Short:   "Store a rule (replacing the one for the same repo, branch and pipeline)",
-		Example: `  monohook rules put --repo monorepo --branch main --pipeline api-deploy --match 'services/api/.*,libs/.*'`,
-		Args:    cobra.NoArgs,
+		Use:   "put",
+		Short: "Store a rule (replacing the one of the same name, or of the same repo, branch and pipeline)",
+		Example: `  monohook rules put --repo monorepo --branch main --pipeline api-deploy --match 'services/api/.*,libs/.*'
+  monohook rules put --file api-deploy.yaml          # a v2 rule, named after the file`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file != "" {
+				return putV2(cmd, &sf, &lf, file, name)
+			}
 			if a.repo == "" || a.branch == "" || a.pipeline == "" || !cmd.Flags().Changed("match") && os.Getenv(envName("match")) == "" {
 				return errors.New("--repo, --branch, --pipeline and --match are required")
 			}
@@ -92,6 +107,8 @@ func newRulesPut() *cobra.Command {
 	}
 	a.register(cmd)
 	cmd.Flags().StringVar(&match, "match", "", "comma-separated regular expressions, each matched at the start of a changed path")
+	cmd.Flags().StringVar(&file, "file", "", "a v2 rule document (YAML or JSON; - for standard input) instead of the seed flags")
+	cmd.Flags().StringVar(&name, "name", "", "name of the v2 rule (default: the file's name without its extension)")
 	sf.register(cmd.Flags())
 	lf.register(cmd.Flags(), "warn")
 	return cmd
@@ -116,10 +133,15 @@ func newRulesList() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			v2, err := st.ListV2(cmd.Context())
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return writeEntriesJSON(cmd.OutOrStdout(), entries)
+				return writeEntriesJSON(cmd.OutOrStdout(), entries, v2)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			defer printV2List(cmd.OutOrStdout(), v2)
 			fmt.Fprintln(tw, "REPO\tBRANCH\tPIPELINE\tMATCH\tSTATUS")
 			for _, e := range entries {
 				status := "ok"
@@ -150,14 +172,24 @@ type entryJSON struct {
 	Valid                  bool     `json:"valid"`
 	Problem                string   `json:"problem,omitempty"`
 	Warnings               []string `json:"warnings,omitempty"`
+	// A v2 rule: its document as read.
+	Format string        `json:"format,omitempty"`
+	Spec   *trigger.Spec `json:"spec,omitempty"`
 }
 
-func writeEntriesJSON(w io.Writer, entries []store.Entry) error {
+func writeEntriesJSON(w io.Writer, entries []store.Entry, v2 []store.V2Entry) error {
 	out := make([]entryJSON, len(entries))
 	for i, e := range entries {
 		out[i] = entryJSON{Key: e.Key, GitHubRepo: e.Doc.GitHubRepo, GitHubBranch: e.Doc.GitHubBranch,
 			ChangeMatchExpressions: e.Doc.ChangeMatchExpressions, CodePipelineName: e.Doc.CodePipelineName,
 			Valid: e.Problem == "", Problem: e.Problem, Warnings: e.Warnings}
+	}
+	for _, e := range v2 {
+		j := entryJSON{Key: e.Key, Format: "v2", Valid: e.Problem == "", Problem: e.Problem}
+		if e.Rule != nil {
+			j.Spec = &e.Rule.V2.Spec
+		}
+		out = append(out, j)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -182,6 +214,14 @@ func newRulesGet() *cobra.Command {
 				return err
 			}
 			defer st.Close()
+			if strings.HasPrefix(key, st.V2Prefix()+"/") {
+				b, err := st.Bucket().ReadAll(cmd.Context(), key)
+				if err != nil {
+					return fmt.Errorf("read %s: %w", key, err)
+				}
+				_, err = cmd.OutOrStdout().Write(b)
+				return err
+			}
 			doc, err := st.Get(cmd.Context(), key)
 			if err != nil {
 				return err
@@ -255,8 +295,18 @@ empty expression that matches every path.`,
 			if err != nil {
 				return err
 			}
+			v2, err := st.ListV2(cmd.Context())
+			if err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			invalid, warned := 0, 0
+			for _, e := range v2 {
+				if e.Problem != "" {
+					invalid++
+					fmt.Fprintf(out, "INVALID %s: %s\n", e.Key, e.Problem)
+				}
+			}
 			for _, e := range entries {
 				if e.Problem != "" {
 					invalid++
@@ -267,13 +317,125 @@ empty expression that matches every path.`,
 					fmt.Fprintf(out, "WARNING %s: %s\n", e.Key, w)
 				}
 			}
-			fmt.Fprintf(out, "%d rules, %d invalid, %d warnings\n", len(entries), invalid, warned)
+			fmt.Fprintf(out, "%d rules, %d invalid, %d warnings\n", len(entries)+len(v2), invalid, warned)
 			if invalid > 0 {
 				return exitError(1)
 			}
 			return nil
 		},
 	}
+	sf.register(cmd.Flags())
+	lf.register(cmd.Flags(), "warn")
+	return cmd
+}
+
+func putV2(cmd *cobra.Command, sf *storeFlags, lf *logFlags, file, name string) error {
+	b, err := readInput(file)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		if file == "-" {
+			return errors.New("--name is needed with --file -")
+		}
+		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	st, err := openStore(cmd.Context(), sf, lf)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	key, err := st.PutV2(cmd.Context(), name, b)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), key)
+	return nil
+}
+
+func printV2List(w io.Writer, entries []store.V2Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "V2 RULE\tREPOSITORY\tEVENTS\tREFS\tTARGET\tPATHS\tSTATUS")
+	for _, e := range entries {
+		if e.Rule == nil {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\tINVALID (rules validate says why)\n", e.Key)
+			continue
+		}
+		s := e.Rule.V2.Spec
+		events := strings.Join(s.Events, ",")
+		if events == "" {
+			events = "push"
+		}
+		refs := strings.Join(s.Branches, ",")
+		if len(s.Tags) > 0 {
+			refs = strings.TrimPrefix(refs+",tags:"+strings.Join(s.Tags, ","), ",")
+		}
+		if refs == "" {
+			refs = "(every branch)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tok\n", e.Key, s.Repository, events, refs, e.Rule.Pipeline, e.Rule.Expressions)
+	}
+	_ = tw.Flush()
+}
+
+func newRulesConvert() *cobra.Command {
+	var sf storeFlags
+	var lf logFlags
+	var a ruleAddress
+	var owner, name string
+	var put bool
+	cmd := &cobra.Command{
+		Use:   "convert [KEY]",
+		Short: "Turn a seed rule into a v2 rule (printed as YAML, or stored with --put)",
+		Long: `convert reads a seed rule and writes the v2 rule that decides the same pushes:
+its repository (with --owner), its branch as a branches filter, its expressions
+as path_regex (the same regular expressions, matched the same way), and its
+pipeline as a codepipeline target. The seed rule is left in place: remove it
+with 'rules rm' once the v2 rule is stored, or both start the pipeline (once
+per push, as the v2 rule says).`,
+		Example: `  monohook rules convert --repo monorepo --branch main --pipeline api-deploy --owner acme --put`,
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if owner == "" {
+				return errors.New("--owner is needed: v2 rules name the repository as owner/name")
+			}
+			key, err := a.key(sf.prefix, args)
+			if err != nil {
+				return err
+			}
+			st, err := openStore(cmd.Context(), &sf, &lf)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			doc, err := st.Get(cmd.Context(), key)
+			if err != nil {
+				return err
+			}
+			out := store.ConvertSeed(doc, owner)
+			if !put {
+				_, err = cmd.OutOrStdout().Write(out)
+				return err
+			}
+			if name == "" {
+				name = doc.GitHubRepo + "-" + strings.ReplaceAll(doc.GitHubBranch, "/", "-") + "-" + doc.CodePipelineName
+			}
+			v2key, err := st.PutV2(cmd.Context(), name, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), v2key)
+			return nil
+		},
+	}
+	a.register(cmd)
+	cmd.Flags().StringVar(&owner, "owner", "", "the repository's owner (organization or user)")
+	cmd.Flags().BoolVar(&put, "put", false, "store the v2 rule instead of printing it")
+	cmd.Flags().StringVar(&name, "name", "", "name of the stored v2 rule (default: repo-branch-pipeline)")
 	sf.register(cmd.Flags())
 	lf.register(cmd.Flags(), "warn")
 	return cmd

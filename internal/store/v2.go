@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"gocloud.dev/blob"
 
+	"github.com/monohook/monohook/internal/rules"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -237,4 +239,37 @@ type V2Entry struct {
 	Raw     []byte
 	Rule    *trigger.Rule
 	Problem string
+}
+
+// ConvertSeed writes the v2 rule (YAML) that decides what doc decides: the
+// branch as an exact branches filter, the expressions as path_regex, the
+// pipeline as a codepipeline target.
+func ConvertSeed(doc Document, owner string) []byte {
+	var b strings.Builder
+	q := func(s string) string {
+		j, _ := json.Marshal(s) // a JSON string is a YAML string
+		return string(j)
+	}
+	fmt.Fprintf(&b, "# converted from the seed rule %s@%s → %s\n", doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
+	fmt.Fprintf(&b, "repository: %s\n", q(owner+"/"+doc.GitHubRepo))
+	fmt.Fprintf(&b, "events: [push]\n")
+	fmt.Fprintf(&b, "branches: [%s]\n", q(escapeGlob(doc.GitHubBranch)))
+	b.WriteString("path_regex:\n")
+	for _, e := range rules.SplitSeed(doc.ChangeMatchExpressions) {
+		fmt.Fprintf(&b, "  - %s\n", q(e))
+	}
+	fmt.Fprintf(&b, "target:\n  type: codepipeline\n  pipeline: %s\n", q(doc.CodePipelineName))
+	return []byte(b.String())
+}
+
+// escapeGlob makes a branch name match itself only.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?+[]\!`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
+	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/monohook/monohook/internal/trigger"
@@ -35,23 +38,44 @@ func New(cfg aws.Config) *Starter {
 	return &Starter{client: codepipeline.NewFromConfig(cfg)}
 }
 
-// Start starts pipeline with token as clientRequestToken, so a retried
-// start of the same delivery does not start a second execution.
-func (s *Starter) Start(ctx context.Context, pipeline, token string) (string, error) {
-	out, err := s.client.StartPipelineExecution(ctx, &codepipeline.StartPipelineExecutionInput{
+// Start starts the pipeline with the request's token as
+// clientRequestToken, so a retried start of the same delivery does not
+// start a second execution. A v2 target may pin the run to the pushed
+// commit (sourceRevisions) and set pipeline variables (V2 pipelines).
+func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
+	pipeline := req.Name
+	if req.Target.Pipeline != "" {
+		pipeline = req.Target.Pipeline
+	}
+	in := &codepipeline.StartPipelineExecutionInput{
 		Name:               aws.String(pipeline),
-		ClientRequestToken: aws.String(token),
-	})
+		ClientRequestToken: aws.String(req.Token),
+	}
+	if req.Target.SourceRevision {
+		in.SourceRevisions = []types.SourceRevisionOverride{{
+			ActionName:    aws.String(req.Target.SourceAction),
+			RevisionType:  types.SourceRevisionTypeCommitId,
+			RevisionValue: aws.String(req.Data.SHA),
+		}}
+	}
+	vars, err := trigger.RenderMap(req.Target.Variables, req.Data, nil)
+	if err != nil {
+		return trigger.Started{}, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		in.Variables = append(in.Variables, types.PipelineVariable{Name: aws.String(k), Value: aws.String(vars[k])})
+	}
+	out, err := s.client.StartPipelineExecution(ctx, in)
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) {
 			// Lead with the AWS error code: it is what a person searches for.
 			if permanent[ae.ErrorCode()] {
-				return "", fmt.Errorf("%s (%w): %w", ae.ErrorCode(), trigger.ErrPermanent, err)
+				return trigger.Started{}, fmt.Errorf("%s (%w): %w", ae.ErrorCode(), trigger.ErrPermanent, err)
 			}
-			return "", fmt.Errorf("%s: %w", ae.ErrorCode(), err)
+			return trigger.Started{}, fmt.Errorf("%s: %w", ae.ErrorCode(), err)
 		}
-		return "", fmt.Errorf("start pipeline %s: %w", pipeline, err)
+		return trigger.Started{}, fmt.Errorf("start pipeline %s: %w", pipeline, err)
 	}
-	return aws.ToString(out.PipelineExecutionId), nil
+	return trigger.Started{ID: aws.ToString(out.PipelineExecutionId)}, nil
 }

@@ -28,21 +28,52 @@ func TestStartSendsNameAndToken(t *testing.T) {
 	fake := fakeaws.NewCodePipeline()
 	defer fake.Close()
 	s := newStarter(t, fake)
-	id, err := s.Start(context.Background(), "api-deploy", "monohook-abc")
+	id, err := s.Start(context.Background(), plain("api-deploy", "monohook-abc"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id == "" {
+	if id.ID == "" {
 		t.Error("no execution id")
 	}
 	calls := fake.Calls()
-	if len(calls) != 1 || calls[0] != (fakeaws.Start{Name: "api-deploy", Token: "monohook-abc"}) {
+	if len(calls) != 1 || calls[0].Name != "api-deploy" || calls[0].Token != "monohook-abc" || calls[0].Variables != nil || calls[0].SourceRevisions != nil {
 		t.Errorf("calls %+v", calls)
 	}
 	// The same token again is the same execution.
-	again, err := s.Start(context.Background(), "api-deploy", "monohook-abc")
+	again, err := s.Start(context.Background(), plain("api-deploy", "monohook-abc"))
 	if err != nil || again != id {
 		t.Errorf("repeat: %q %v, want %q", again, err, id)
+	}
+}
+
+func plain(pipeline, token string) trigger.StartRequest {
+	return trigger.StartRequest{Name: pipeline, Token: token}
+}
+
+// A v2 target pins the run to the pushed commit and sets variables from
+// templates.
+func TestStartV2SourceRevisionAndVariables(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	s := newStarter(t, fake)
+	req := trigger.StartRequest{Name: "api", Token: "tok", Target: trigger.Target{
+		Type: "codepipeline", Pipeline: "api", SourceRevision: true, SourceAction: "Source",
+		Variables: map[string]string{"COMMIT": "{{.SHA}}", "WHERE": "{{.Repo}}@{{.Branch}} ({{.ChangedPathsCount}})"},
+	}, Data: trigger.TemplateData{Repo: "acme/mono", Branch: "main", SHA: "0123abcd", ChangedPathsCount: 3}}
+	if _, err := s.Start(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.Calls()[0]
+	if c.Variables["COMMIT"] != "0123abcd" || c.Variables["WHERE"] != "acme/mono@main (3)" {
+		t.Errorf("variables %v", c.Variables)
+	}
+	if len(c.SourceRevisions) != 1 || c.SourceRevisions[0] != (fakeaws.SourceRevision{ActionName: "Source", RevisionType: "COMMIT_ID", RevisionValue: "0123abcd"}) {
+		t.Errorf("source revisions %+v", c.SourceRevisions)
+	}
+	// A template that fails is permanent: retrying renders it the same.
+	req.Target.Variables = map[string]string{"X": "{{.Nope}}"}
+	if _, err := s.Start(context.Background(), req); !errors.Is(err, trigger.ErrPermanent) {
+		t.Errorf("bad template: %v", err)
 	}
 }
 
@@ -51,7 +82,7 @@ func TestThrottlingIsRetriedBySDK(t *testing.T) {
 	defer fake.Close()
 	fake.FailNext("p", "ThrottlingException", "ThrottlingException")
 	s := newStarter(t, fake)
-	if _, err := s.Start(context.Background(), "p", "t"); err != nil {
+	if _, err := s.Start(context.Background(), plain("p", "t")); err != nil {
 		t.Fatalf("throttled twice then fine: %v", err)
 	}
 	if n := len(fake.Calls()); n != 3 {
@@ -64,7 +95,7 @@ func TestErrorNamesCode(t *testing.T) {
 	defer fake.Close()
 	fake.OnlyPipelines("exists")
 	s := newStarter(t, fake)
-	_, err := s.Start(context.Background(), "missing", "t")
+	_, err := s.Start(context.Background(), plain("missing", "t"))
 	if err == nil || !strings.HasPrefix(err.Error(), "PipelineNotFoundException") || !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("err %v", err)
 	}
@@ -72,7 +103,7 @@ func TestErrorNamesCode(t *testing.T) {
 		t.Errorf("a permanent error was retried: %d calls", n)
 	}
 	fake.FailNext("exists", "InternalFailure", "InternalFailure", "InternalFailure", "InternalFailure")
-	if _, err := s.Start(context.Background(), "exists", "t2"); err == nil || errors.Is(err, trigger.ErrPermanent) {
+	if _, err := s.Start(context.Background(), plain("exists", "t2")); err == nil || errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("a 5xx after the SDK's retries: %v, want a transient error", err)
 	}
 }

@@ -18,6 +18,16 @@ import (
 type Start struct {
 	Name  string
 	Token string
+	// Variables and SourceRevisions as sent (V2 pipelines).
+	Variables       map[string]string
+	SourceRevisions []SourceRevision
+}
+
+// SourceRevision is one sourceRevisions entry of a start.
+type SourceRevision struct {
+	ActionName    string `json:"actionName"`
+	RevisionType  string `json:"revisionType"`
+	RevisionValue string `json:"revisionValue"`
 }
 
 // CodePipeline fakes the AWS CodePipeline API (JSON 1.1 protocol,
@@ -117,6 +127,11 @@ func (f *CodePipeline) serve(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Name               string `json:"name"`
 		ClientRequestToken string `json:"clientRequestToken"`
+		Variables          []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"variables"`
+		SourceRevisions []SourceRevision `json:"sourceRevisions"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 		awsError(w, 400, "SerializationException", err.Error())
@@ -124,7 +139,14 @@ func (f *CodePipeline) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	delay := f.delay
-	f.calls = append(f.calls, Start{Name: in.Name, Token: in.ClientRequestToken})
+	call := Start{Name: in.Name, Token: in.ClientRequestToken, SourceRevisions: in.SourceRevisions}
+	for _, v := range in.Variables {
+		if call.Variables == nil {
+			call.Variables = map[string]string{}
+		}
+		call.Variables[v.Name] = v.Value
+	}
+	f.calls = append(f.calls, call)
 	var fail string
 	if q := f.failures[in.Name]; len(q) > 0 {
 		fail, f.failures[in.Name] = q[0], q[1:]

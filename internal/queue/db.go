@@ -158,12 +158,35 @@ func (db *DB) migrate(ctx context.Context) error {
 	if _, err := db.sql.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("migrate monohook tables: %w", err)
 	}
+	// Columns added after the first release.
+	if err := db.addColumn(ctx, "monohook_start", "output", "TEXT NOT NULL DEFAULT ''"); err != nil {
+		return err
+	}
 	m, err := rivermigrate.New(db.driver, nil)
 	if err != nil {
 		return fmt.Errorf("migrate river: %w", err)
 	}
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("migrate river tables: %w", err)
+	}
+	return nil
+}
+
+// addColumn adds a column to a table unless it is there already.
+func (db *DB) addColumn(ctx context.Context, table, column, decl string) error {
+	var n int
+	query := `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`
+	if db.postgres {
+		query = `SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`
+	}
+	if err := db.sql.QueryRowContext(ctx, query, table, column).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: read the columns of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := db.sql.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN "+column+" "+decl); err != nil {
+		return fmt.Errorf("migrate: add %s.%s: %w", table, column, err)
 	}
 	return nil
 }

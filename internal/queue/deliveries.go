@@ -39,6 +39,7 @@ type Start struct {
 	Status      string    `json:"status"` // pending, retrying, started, failed, dry-run
 	Attempts    int       `json:"attempts"`
 	ExecutionID string    `json:"execution_id,omitempty"`
+	Output      string    `json:"output,omitempty"` // more of what the target answered
 	Error       string    `json:"error,omitempty"`
 	Updated     time.Time `json:"updated"`
 }
@@ -101,7 +102,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 			return Delivery{}, fmt.Errorf("delivery %s: decision: %w", id, err)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, error, updated_at
+	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, output, error, updated_at
 		FROM monohook_start WHERE delivery_id = ? ORDER BY round, pipeline`), id)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read starts of %s: %w", id, err)
@@ -110,7 +111,7 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 	for rows.Next() {
 		var s Start
 		var updated int64
-		if err := rows.Scan(&s.Round, &s.Pipeline, &s.Token, &s.Status, &s.Attempts, &s.ExecutionID, &s.Error, &updated); err != nil {
+		if err := rows.Scan(&s.Round, &s.Pipeline, &s.Token, &s.Status, &s.Attempts, &s.ExecutionID, &s.Output, &s.Error, &updated); err != nil {
 			return Delivery{}, fmt.Errorf("read starts of %s: %w", id, err)
 		}
 		s.Updated = time.UnixMilli(updated)

@@ -431,8 +431,13 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 				return fmt.Errorf("record start: %w", err)
 			}
 			if !q.opts.DryRun {
+				args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: pipeline, Token: token}
+				if t, ok := d.res.Targets[pipeline]; ok {
+					data := trigger.NewTemplateData(d.push)
+					args.Target, args.Data = &t, &data
+				}
 				jobs = append(jobs, river.InsertManyParams{
-					Args:       startArgs{DeliveryID: d.id, Round: d.round, Pipeline: pipeline, Token: token},
+					Args:       args,
 					InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
 				})
 			}
@@ -503,6 +508,11 @@ type startArgs struct {
 	Round      int    `json:"round"`
 	Pipeline   string `json:"pipeline"`
 	Token      string `json:"token"`
+	// Target and Data are set for v2 rules: the target as the rule said
+	// when the delivery was evaluated (a later edit of the rule does not
+	// change a start already decided), and what its templates see.
+	Target *trigger.Target       `json:"target,omitempty"`
+	Data   *trigger.TemplateData `json:"data,omitempty"`
 }
 
 func (startArgs) Kind() string { return "monohook_start" }
@@ -520,28 +530,44 @@ type startWorker struct {
 func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
 	q, db, a := w.q, w.q.db, job.Args
 	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Pipeline, "token", a.Token, "attempt", job.Attempt)
-	execID, startErr := q.starter.Start(ctx, a.Pipeline, a.Token)
+	req := trigger.StartRequest{Name: a.Pipeline, Token: a.Token}
+	if a.Target != nil {
+		req.Target = *a.Target
+	}
+	if a.Data != nil {
+		req.Data = *a.Data
+	}
+	req.Paths = func(ctx context.Context) ([]string, error) {
+		p, err := q.Push(ctx, a.DeliveryID)
+		if err != nil {
+			return nil, err
+		}
+		return p.Paths, nil
+	}
+	target := req.Type()
+	log = log.With("target", target)
+	got, startErr := q.starter.Start(ctx, req)
 	now := time.Now().UnixMilli()
-	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, error = ?, updated_at = ?
+	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
 		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, execID, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
-		log.Info("pipeline started", "execution_id", execID)
-		q.opts.Metrics.Start("codepipeline", "started")
+		log.Info("pipeline started", "execution_id", got.ID)
+		q.opts.Metrics.Start(target, "started")
 		return nil
 	}
 	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
 	}
-	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
-	q.opts.Metrics.Start("codepipeline", status)
+	q.opts.Metrics.Start(target, status)
 	if permanent {
 		log.Error("pipeline start failed; not retried", "err", startErr)
 		return river.JobCancel(startErr)

@@ -18,12 +18,79 @@ type RuleSource interface {
 	V2Rules(ctx context.Context) (*V2Set, error)
 }
 
-// Starter starts a pipeline. token is the idempotency token of this start
-// (StartToken): a second call with the same token must not start a second run.
-// An error that retrying cannot fix (no such pipeline, access denied) wraps
-// ErrPermanent.
+// StartRequest is one start of one target for one push.
+type StartRequest struct {
+	// Name is the start's name: the pipeline of a seed rule, or the v2
+	// target's Name.
+	Name string
+	// Token is the idempotency token of this start (StartToken): a second
+	// call with the same token must not start a second run where the
+	// target supports it.
+	Token string
+	// Target is the v2 rule's target; the zero Target is a plain
+	// CodePipeline start of Name (a seed rule).
+	Target Target
+	Data   TemplateData
+	// Paths gives the changed paths, read only by targets that need them.
+	Paths func(context.Context) ([]string, error)
+}
+
+// Type is the target type of the request.
+func (r *StartRequest) Type() string {
+	if r.Target.Type == "" {
+		return "codepipeline"
+	}
+	return r.Target.Type
+}
+
+// Started is what a target answered to a start.
+type Started struct {
+	ID     string // the execution, build or run id; for http and exec, the status
+	Output string // more of the answer: a response body, a command's output (trimmed)
+}
+
+// Starter starts targets. An error that retrying cannot fix (no such
+// pipeline, access denied) wraps ErrPermanent.
 type Starter interface {
-	Start(ctx context.Context, pipeline, token string) (executionID string, err error)
+	Start(ctx context.Context, req StartRequest) (Started, error)
+}
+
+// Starters sends each start to the Starter of its target type.
+type Starters map[string]Starter
+
+// Start implements Starter.
+func (s Starters) Start(ctx context.Context, req StartRequest) (Started, error) {
+	st := s[req.Type()]
+	if st == nil {
+		return Started{}, fmt.Errorf("target type %s is not configured in this process (%w)", req.Type(), ErrPermanent)
+	}
+	return st.Start(ctx, req)
+}
+
+// NewStartRequest is the request that starts name for p, as res decided.
+func NewStartRequest(p *Push, res *Result, name string) StartRequest {
+	req := StartRequest{Name: name, Token: StartToken(p.DeliveryID, name), Target: res.Targets[name], Data: NewTemplateData(p)}
+	req.Paths = func(context.Context) ([]string, error) { return p.Paths, nil }
+	return req
+}
+
+// NewTemplateData is what target templates see of p.
+func NewTemplateData(p *Push) TemplateData {
+	d := TemplateData{Event: p.Event, Repo: p.FullName, RepoName: p.Repo, Ref: p.Ref, SHA: p.After, Before: p.Before,
+		ChangedPathsCount: len(p.Paths), PullRequest: p.PullRequest, DeliveryID: p.DeliveryID}
+	if d.Event == "" {
+		d.Event = "push"
+	}
+	if b, ok := p.Branch(); ok {
+		d.Branch = b
+	}
+	if t, ok := strings.CutPrefix(p.Ref, "refs/tags/"); ok {
+		d.Tag = t
+	}
+	if p.Event == "pull_request" {
+		d.Branch = p.BaseBranch
+	}
+	return d
 }
 
 // ErrPermanent marks a start error that a retry would repeat.
@@ -34,6 +101,7 @@ type StartResult struct {
 	Pipeline    string `json:"pipeline"`
 	Token       string `json:"token"`
 	ExecutionID string `json:"execution_id,omitempty"`
+	Output      string `json:"output,omitempty"`
 	Error       string `json:"error,omitempty"`
 	DryRun      bool   `json:"dry_run,omitempty"`
 }
@@ -127,7 +195,8 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for i, name := range res.Start {
-		out.Starts[i] = StartResult{Pipeline: name, Token: StartToken(p.DeliveryID, name), DryRun: s.DryRun}
+		req := NewStartRequest(p, &res, name)
+		out.Starts[i] = StartResult{Pipeline: name, Token: req.Token, DryRun: s.DryRun}
 		if s.DryRun {
 			continue
 		}
@@ -135,14 +204,14 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 		sem <- struct{}{}
 		go func(sr *StartResult) {
 			defer func() { <-sem; wg.Done() }()
-			id, err := s.Starter.Start(ctx, sr.Pipeline, sr.Token)
+			got, err := s.Starter.Start(ctx, req)
 			if err != nil {
 				sr.Error = err.Error()
-				log.Error("pipeline start failed", "pipeline", sr.Pipeline, "token", sr.Token, "err", err)
+				log.Error("pipeline start failed", "pipeline", sr.Pipeline, "target", req.Type(), "token", sr.Token, "err", err)
 				return
 			}
-			sr.ExecutionID = id
-			log.Info("pipeline started", "pipeline", sr.Pipeline, "execution_id", id, "token", sr.Token)
+			sr.ExecutionID, sr.Output = got.ID, got.Output
+			log.Info("pipeline started", "pipeline", sr.Pipeline, "target", req.Type(), "execution_id", got.ID, "token", sr.Token)
 		}(&out.Starts[i])
 	}
 	wg.Wait()

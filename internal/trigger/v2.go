@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"strings"
@@ -146,6 +147,42 @@ func ParseTemplate(name, text string, funcs template.FuncMap) (*template.Templat
 		t = t.Funcs(funcs)
 	}
 	return t.Parse(text)
+}
+
+// Render executes one target template with d. secret, when not nil,
+// serves {{secret "NAME"}}; without it a template that asks for a secret
+// fails.
+func Render(name, text string, d TemplateData, secret func(string) (string, error)) (string, error) {
+	var funcs template.FuncMap
+	if secret != nil {
+		funcs = template.FuncMap{"secret": secret}
+	} else {
+		funcs = template.FuncMap{"secret": func(n string) (string, error) {
+			return "", fmt.Errorf("secret %q: secrets are only available to http targets", n)
+		}}
+	}
+	t, err := ParseTemplate(name, text, funcs)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", name, err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("%s: %w (%w)", name, err, ErrPermanent)
+	}
+	return b.String(), nil
+}
+
+// RenderMap renders every value of m.
+func RenderMap(m map[string]string, d TemplateData, secret func(string) (string, error)) (map[string]string, error) {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		r, err := Render(k, v, d, secret)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = r
+	}
+	return out, nil
 }
 
 // ParseSpec reads a v2 document, JSON or YAML, refusing unknown fields
@@ -307,8 +344,14 @@ func NewV2Rule(key string, s Spec) (Rule, error) {
 func validateTarget(t *Target) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("target."+format, args...)) }
+	// A template is run once against empty data, so a misspelt field
+	// ({{.Sha}}) is refused when the rule is written, not when it fires.
 	tmpl := func(field, text string) {
-		if _, err := ParseTemplate(field, text, nil); err != nil {
+		t, err := ParseTemplate(field, text, nil)
+		if err == nil {
+			err = t.Execute(io.Discard, TemplateData{})
+		}
+		if err != nil {
 			add("%s: %v", field, err)
 		}
 	}

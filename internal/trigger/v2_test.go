@@ -213,6 +213,11 @@ target:
 		`repository: a/b
 target: {type: exec, command: [], timeout: soon}`: `target.command`,
 		`repository: a/b
+target:
+  type: codepipeline
+  pipeline: p
+  variables: {C: "{{.Sha}}"}`: `target.variables.C: template: variables.C:1:2: executing "variables.C" at <.Sha>: can't evaluate field Sha`,
+		`repository: a/b
 target: {type: github-actions, repository: a/b}`: `target.workflow`,
 		`repository: a/b
 target: {type: codebuild, project: "-x"}`: `target.project`,

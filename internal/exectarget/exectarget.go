@@ -1,0 +1,145 @@
+// Package exectarget starts a pipeline by running a local command.
+package exectarget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// DefaultTimeout bounds a command whose target gives no timeout.
+const DefaultTimeout = 10 * time.Minute
+
+// maxOutput is how much of a command's output (its end) is kept.
+const maxOutput = 16 << 10
+
+// Starter runs a target's command. The command gets a small environment:
+// PATH, HOME, LANG and TMPDIR of monohook, and MONOHOOK_* variables that
+// describe the push (never monohook's own configuration or secrets).
+//
+// A command is not idempotent by itself: should monohook die while it
+// runs, it runs again after the restart. MONOHOOK_TOKEN is the same for
+// both runs, so a command can tell.
+type Starter struct {
+	Dir string // working directory (default: monohook's)
+}
+
+// Start implements trigger.Starter. Exit status 0 is a start; any other
+// ending (an exit status, a signal, the timeout) is permanent: the command
+// said no, and running it again would repeat its work.
+func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
+	t := req.Target
+	argv := make([]string, len(t.Command))
+	for i, a := range t.Command {
+		r, err := trigger.Render(fmt.Sprintf("command[%d]", i), a, req.Data, nil)
+		if err != nil {
+			return trigger.Started{}, err
+		}
+		argv[i] = r
+	}
+	timeout := DefaultTimeout
+	if t.Timeout != "" {
+		if d, err := time.ParseDuration(t.Timeout); err == nil && d > 0 {
+			timeout = d
+		}
+	}
+	var paths []string
+	if req.Paths != nil {
+		var err error
+		if paths, err = req.Paths(ctx); err != nil {
+			return trigger.Started{}, fmt.Errorf("changed paths: %w", err)
+		}
+	}
+	list, err := os.CreateTemp("", "monohook-paths-*.txt")
+	if err != nil {
+		return trigger.Started{}, fmt.Errorf("changed paths file: %w", err)
+	}
+	defer os.Remove(list.Name())
+	_, werr := list.WriteString(strings.Join(paths, "\n") + "\n")
+	if cerr := list.Close(); werr != nil || cerr != nil {
+		return trigger.Started{}, fmt.Errorf("changed paths file: %w", errors.Join(werr, cerr))
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = s.Dir
+	cmd.Env = environment(req, list.Name(), len(paths))
+	// Its own process group, so the timeout ends the command's children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var out tail
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	answer := trigger.Started{Output: out.String()}
+	switch {
+	case err == nil:
+		answer.ID = "exit 0"
+		return answer, nil
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return answer, fmt.Errorf("%s: timed out after %s (%w)", argv[0], timeout, trigger.ErrPermanent)
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return answer, fmt.Errorf("%s: %s (%w)", argv[0], ee.ProcessState, trigger.ErrPermanent)
+	}
+	// Not started at all: no such program, not executable.
+	return answer, fmt.Errorf("%s: %w (%w)", argv[0], err, trigger.ErrPermanent)
+}
+
+func environment(req trigger.StartRequest, pathsFile string, n int) []string {
+	var env []string
+	for _, k := range []string{"PATH", "HOME", "LANG", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	d := req.Data
+	return append(env,
+		"MONOHOOK_EVENT="+d.Event,
+		"MONOHOOK_REPO="+d.Repo,
+		"MONOHOOK_REPO_NAME="+d.RepoName,
+		"MONOHOOK_REF="+d.Ref,
+		"MONOHOOK_BRANCH="+d.Branch,
+		"MONOHOOK_TAG="+d.Tag,
+		"MONOHOOK_SHA="+d.SHA,
+		"MONOHOOK_BEFORE="+d.Before,
+		"MONOHOOK_PULL_REQUEST="+strconv.Itoa(d.PullRequest),
+		"MONOHOOK_DELIVERY="+d.DeliveryID,
+		"MONOHOOK_TOKEN="+req.Token,
+		"MONOHOOK_CHANGED_PATHS_FILE="+pathsFile,
+		"MONOHOOK_CHANGED_PATHS_COUNT="+strconv.Itoa(n),
+	)
+}
+
+// tail keeps the last maxOutput bytes written to it.
+type tail struct {
+	b       []byte
+	dropped bool
+}
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if over := len(t.b) - maxOutput; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+		t.dropped = true
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	s := strings.TrimSpace(string(t.b))
+	if t.dropped {
+		return "…" + s
+	}
+	return s
+}

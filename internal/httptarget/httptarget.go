@@ -1,0 +1,146 @@
+// Package httptarget starts pipelines by an HTTP request: the Jenkins,
+// Buildkite and GitLab trigger APIs, or any webhook receiver.
+package httptarget
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// maxOutput is how much of a response body is kept with the start.
+const maxOutput = 4 << 10
+
+var secretName = regexp.MustCompile(`^[A-Z0-9_]{1,64}$`)
+
+// Starter sends a target's request. Secrets in its templates
+// ({{secret "NAME"}}) come from the environment variable
+// MONOHOOK_SECRET_NAME, else from the file NAME in SecretsDir; rules
+// never hold them, and errors never show them.
+type Starter struct {
+	Client     *http.Client // default: 30 s timeout
+	SecretsDir string
+}
+
+// Start implements trigger.Starter. A 2xx answer is a start; 408, 429,
+// 5xx and network errors are retried; any other answer is permanent.
+func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
+	t := req.Target
+	var secrets []string
+	secret := func(name string) (string, error) {
+		v, err := s.secret(name)
+		if err == nil && v != "" {
+			secrets = append(secrets, v)
+		}
+		return v, err
+	}
+	target, err := trigger.Render("url", t.URL, req.Data, secret)
+	if err != nil {
+		return trigger.Started{}, err
+	}
+	body := t.Body
+	var b []byte
+	if body == "" {
+		// No template: the push as JSON.
+		b, _ = json.Marshal(req.Data)
+	} else {
+		rendered, err := trigger.Render("body", body, req.Data, secret)
+		if err != nil {
+			return trigger.Started{}, err
+		}
+		b = []byte(rendered)
+	}
+	headers, err := trigger.RenderMap(t.Headers, req.Data, secret)
+	if err != nil {
+		return trigger.Started{}, err
+	}
+	method := t.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	hr, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(b))
+	if err != nil {
+		return trigger.Started{}, fmt.Errorf("request to %s: %s (%w)", redact(t.URL), redactAll(err.Error(), secrets), trigger.ErrPermanent)
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("User-Agent", "monohook")
+	// Receivers that honour it ignore a repeat of the same start.
+	hr.Header.Set("Idempotency-Key", req.Token)
+	for k, v := range headers {
+		hr.Header.Set(k, v)
+	}
+	client := s.Client
+	if client == nil {
+		client = &http.Client{Timeout: 30 * time.Second}
+	}
+	resp, err := client.Do(hr)
+	if err != nil {
+		// The error text of net/http includes the URL, which may carry a
+		// secret: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return trigger.Started{}, fmt.Errorf("%s %s: %s", method, redact(t.URL), redactAll(err.Error(), secrets))
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(io.LimitReader(resp.Body, maxOutput))
+	answer := trigger.Started{ID: resp.Status, Output: redactAll(strings.TrimSpace(string(out)), secrets)}
+	if loc := resp.Header.Get("Location"); loc != "" {
+		answer.ID += " " + redactAll(loc, secrets)
+	}
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return answer, nil
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		return answer, fmt.Errorf("%s %s answered %s", method, redact(t.URL), resp.Status)
+	default:
+		return answer, fmt.Errorf("%s %s answered %s (%w)", method, redact(t.URL), resp.Status, trigger.ErrPermanent)
+	}
+}
+
+func (s *Starter) secret(name string) (string, error) {
+	if !secretName.MatchString(name) {
+		return "", fmt.Errorf("secret name %q: use A-Z, 0-9 and _", name)
+	}
+	if v, ok := os.LookupEnv("MONOHOOK_SECRET_" + name); ok {
+		return v, nil
+	}
+	if s.SecretsDir != "" {
+		b, err := os.ReadFile(filepath.Join(s.SecretsDir, name))
+		if err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("secret %s: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("secret %s is not configured: set MONOHOOK_SECRET_%s or put it in the secrets directory", name, name)
+}
+
+// redact drops the query of a URL template: it may carry a token.
+func redact(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		return u[:i] + "?…"
+	}
+	return u
+}
+
+func redactAll(s string, secrets []string) string {
+	for _, v := range secrets {
+		s = strings.ReplaceAll(s, v, "[secret]")
+	}
+	return s
+}

@@ -122,15 +122,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "ping":
 		reply(http.StatusOK, answer{Status: "ok", Event: event, Message: "pong"}, "ping received")
 		return
-	case "push":
+	case "push", "pull_request":
 	default:
-		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "monohook acts on push events only"}, "event ignored")
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "monohook acts on push and pull_request events only"}, "event ignored")
 		return
 	}
 
-	push, err := ParsePush(payload)
+	push, err := ParseEvent(event, payload)
 	if err != nil {
-		reply(http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed push", "err", err)
+		reply(http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed "+event, "err", err)
+		return
+	}
+	if event == "pull_request" && !PullRequestActs(push.Action) {
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "pull_request action " + push.Action + " starts nothing"}, "event ignored", "action", push.Action)
 		return
 	}
 	if delivery == "" {
@@ -144,7 +148,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch err := h.Acceptor.Accept(r.Context(), d); {
 	case err == nil:
 		reply(http.StatusAccepted, answer{Status: "accepted", Delivery: delivery, Event: event},
-			"push accepted", "repo", push.Repo, "ref", push.Ref, "sha", push.ShortSHA(), "paths", len(push.Paths))
+			event+" accepted", "repo", push.Repo, "ref", push.Ref, "sha", push.ShortSHA(), "paths", len(push.Paths))
 	case errors.Is(err, ErrDuplicate):
 		reply(http.StatusOK, answer{Status: "duplicate", Delivery: delivery, Event: event, Message: "this delivery was accepted before; not processed again"}, "duplicate delivery")
 	default:

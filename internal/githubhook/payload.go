@@ -56,6 +56,8 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 					nameSeen = err == nil
 				case "full_name":
 					p.FullName, err = s.strOrNull()
+				case "default_branch":
+					p.DefaultBranch, err = s.strOrNull()
 				default:
 					err = s.skip()
 				}
@@ -66,6 +68,8 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 			p.Commits = 0
 			err = s.array(func() error {
 				p.Commits++
+				first := len(paths.list)
+				defer func() { p.MaxCommitFiles = max(p.MaxCommitFiles, len(paths.list)-first) }()
 				return s.object(func(key []byte) error {
 					switch string(key) {
 					case "added", "removed", "modified":

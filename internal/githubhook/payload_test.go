@@ -94,8 +94,9 @@ type stdPush struct {
 	Deleted    bool   `json:"deleted"`
 	Forced     bool   `json:"forced"`
 	Repository *struct {
-		Name     *string `json:"name"`
-		FullName string  `json:"full_name"`
+		Name          *string `json:"name"`
+		FullName      string  `json:"full_name"`
+		DefaultBranch string  `json:"default_branch"`
 	} `json:"repository"`
 	Commits []struct {
 		Added    []string `json:"added"`
@@ -111,13 +112,15 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 	}
 	p := &trigger.Push{Ref: s.Ref, Before: s.Before, After: s.After, Created: s.Created, Deleted: s.Deleted, Forced: s.Forced, Commits: len(s.Commits)}
 	if s.Repository != nil && s.Repository.Name != nil {
-		p.Repo, p.FullName = *s.Repository.Name, s.Repository.FullName
+		p.Repo, p.FullName, p.DefaultBranch = *s.Repository.Name, s.Repository.FullName, s.Repository.DefaultBranch
 	}
 	p.Paths = []string{}
 	for _, c := range s.Commits {
+		n := len(p.Paths)
 		for _, list := range [][]string{c.Added, c.Removed, c.Modified} {
 			p.Paths = append(p.Paths, list...)
 		}
+		p.MaxCommitFiles = max(p.MaxCommitFiles, len(p.Paths)-n)
 	}
 	return p
 }
@@ -125,15 +128,15 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 func samePush(a, b *trigger.Push) bool {
 	return a.Ref == b.Ref && a.Before == b.Before && a.After == b.After && a.Created == b.Created &&
 		a.Deleted == b.Deleted && a.Forced == b.Forced && a.Repo == b.Repo && a.FullName == b.FullName &&
-		a.Commits == b.Commits && slices.Equal(a.Paths, b.Paths)
+		a.Commits == b.Commits && slices.Equal(a.Paths, b.Paths) && a.DefaultBranch == b.DefaultBranch && a.MaxCommitFiles == b.MaxCommitFiles
 }
 
 // caseVariantKey finds keys that encoding/json would match case-insensitively
 // but GitHub never sends; the fast parser matches keys exactly.
-var caseVariantKey = regexp.MustCompile(`(?i)"(ref|before|after|created|deleted|forced|repository|name|full_name|commits|added|removed|modified)"`)
+var caseVariantKey = regexp.MustCompile(`(?i)"(ref|before|after|created|deleted|forced|repository|name|full_name|default_branch|commits|added|removed|modified)"`)
 
 func FuzzParsePush(f *testing.F) {
-	f.Add([]byte(`{"ref":"refs/heads/main","repository":{"name":"r","full_name":"o/r"},"commits":[{"added":["a"],"removed":["b"],"modified":["a"]}]}`))
+	f.Add([]byte(`{"ref":"refs/heads/main","repository":{"name":"r","full_name":"o/r","default_branch":"main"},"commits":[{"added":["a"],"removed":["b"],"modified":["a"]}]}`))
 	f.Add([]byte(`{"ref":"refs/tags/v1","deleted":true,"repository":{"name":"r"},"commits":null,"x":[1,2.5e3,{"y":"\u00e9\ud800"}]}`))
 	f.Add([]byte(`{"ref":"\ud83d\ude00","repository":{"name":"r\\"},"commits":[{"added":["\ud83d"]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {

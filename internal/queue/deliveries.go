@@ -384,13 +384,31 @@ func (q *Queue) Push(ctx context.Context, id string) (*trigger.Push, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read delivery %s: %w", id, err)
 	}
-	if event != "push" {
-		return nil, fmt.Errorf("delivery %s is a %q event, not a push", id, event)
-	}
-	p, err := githubhook.ParsePush(payload)
+	p, err := githubhook.ParseEvent(event, payload)
 	if err != nil {
 		return nil, fmt.Errorf("delivery %s: %w", id, err)
 	}
 	p.DeliveryID = id
 	return p, nil
+}
+
+// ChangedPaths returns a delivery's changed paths as its evaluation saw
+// them: the payload's, and those the GitHub API added.
+func (q *Queue) ChangedPaths(ctx context.Context, id string) ([]string, error) {
+	p, err := q.Push(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var result sql.NullString
+	if err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT result FROM monohook_delivery WHERE id = ?`), id).Scan(&result); err != nil {
+		return nil, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	if result.Valid {
+		var res trigger.Result
+		if err := json.Unmarshal([]byte(result.String), &res); err != nil {
+			return nil, fmt.Errorf("delivery %s: decision: %w", id, err)
+		}
+		p.Paths = append(p.Paths, res.Fetched...)
+	}
+	return p.Paths, nil
 }

@@ -393,8 +393,13 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 			}
 		}
 		r.V2 = v2
+		fetched, err := q.svc.Complete(ctx, d.push)
+		if err != nil {
+			return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries
+		}
 		began := time.Now()
 		d.res = trigger.EvaluateRules(d.push, r, false)
+		d.res.Fetched = fetched
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
 
@@ -468,7 +473,7 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT id, payload, round FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
+	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT id, event, payload, round FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
@@ -477,10 +482,11 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	for rows.Next() {
 		d := &pending{}
 		var payload []byte
-		if err := rows.Scan(&d.id, &payload, &d.round); err != nil {
+		var event string
+		if err := rows.Scan(&d.id, &event, &payload, &d.round); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
-		if d.push, err = githubhook.ParsePush(payload); err != nil {
+		if d.push, err = githubhook.ParseEvent(event, payload); err != nil {
 			// It was parsed before it was acknowledged; a payload that no
 			// longer parses is logged and left, not retried forever.
 			q.log.Error("stored delivery does not parse", "delivery", d.id, "err", err)
@@ -537,13 +543,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if a.Data != nil {
 		req.Data = *a.Data
 	}
-	req.Paths = func(ctx context.Context) ([]string, error) {
-		p, err := q.Push(ctx, a.DeliveryID)
-		if err != nil {
-			return nil, err
-		}
-		return p.Paths, nil
-	}
+	req.Paths = func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) }
 	target := req.Type()
 	log = log.With("target", target)
 	got, startErr := q.starter.Start(ctx, req)

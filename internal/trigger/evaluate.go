@@ -45,6 +45,8 @@ type Result struct {
 	Targets map[string]Target `json:"targets,omitempty"`
 	// Incomplete says why the changed paths may be incomplete.
 	Incomplete string `json:"incomplete,omitempty"`
+	// Fetched are the changed paths the GitHub API added to the payload's.
+	Fetched []string `json:"fetched,omitempty"`
 }
 
 // Skip reasons for pushes that start nothing whatever the rules say.

@@ -121,6 +121,9 @@ type Service struct {
 	DryRun bool
 	// Parallel bounds the starts in flight for one push (default 8).
 	Parallel int
+	// Changes, when set, completes change sets that a payload may list
+	// only in part (see Complete).
+	Changes ChangeSource
 	Log      *slog.Logger
 }
 
@@ -181,6 +184,9 @@ func (s *Service) Load(ctx context.Context, p *Push) (Rules, error) {
 // starting. The error is non-nil only when the rules could not be loaded,
 // so nothing was decided and the whole push may be retried.
 func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
+	if _, err := s.Complete(ctx, p); err != nil {
+		return Outcome{}, err
+	}
 	res, err := s.Decide(ctx, p)
 	if err != nil {
 		return Outcome{}, err

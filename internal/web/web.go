@@ -235,7 +235,7 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 		return
 	}
 	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "deliveries", "D": d, "Replayed": r.URL.Query().Get("replayed")}
-	if d.Event == "push" {
+	if d.Event == "push" || d.Event == "pull_request" {
 		p, err := h.ui.Deliveries.Push(r.Context(), id)
 		if err != nil {
 			data["ExplainError"] = err.Error()
@@ -362,6 +362,9 @@ var funcs = template.FuncMap{
 		}
 		if t, ok := strings.CutPrefix(ref, "refs/tags/"); ok {
 			return "tag " + t
+		}
+		if n, ok := strings.CutPrefix(ref, "refs/pull/"); ok {
+			return "pull request #" + strings.TrimSuffix(n, "/head")
 		}
 		return ref
 	},

@@ -1,0 +1,80 @@
+package githubhook
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// IncompletePullRequest is why a pull request's change set is incomplete
+// before the GitHub API is asked: its payload lists no files.
+const IncompletePullRequest = "a pull_request payload lists no files"
+
+// ParsePullRequest reads a pull_request event. Its changed paths are not
+// in the payload: they are asked of the GitHub API when it is evaluated.
+// Pull request events are far rarer than pushes, so encoding/json does.
+func ParsePullRequest(body []byte) (*trigger.Push, error) {
+	var pl struct {
+		Action      string `json:"action"`
+		Number      int    `json:"number"`
+		PullRequest *struct {
+			Merged bool `json:"merged"`
+			Base   struct {
+				Ref string `json:"ref"`
+				SHA string `json:"sha"`
+			} `json:"base"`
+			Head struct {
+				SHA string `json:"sha"`
+			} `json:"head"`
+		} `json:"pull_request"`
+		Repository *struct {
+			Name          string `json:"name"`
+			FullName      string `json:"full_name"`
+			DefaultBranch string `json:"default_branch"`
+		} `json:"repository"`
+	}
+	if err := json.Unmarshal(body, &pl); err != nil {
+		return nil, fmt.Errorf("pull_request payload: %w", err)
+	}
+	switch {
+	case pl.PullRequest == nil:
+		return nil, errors.New("pull_request payload: no pull_request")
+	case pl.Repository == nil || pl.Repository.Name == "" || pl.Repository.FullName == "":
+		return nil, errors.New("pull_request payload: no repository.name or full_name")
+	case pl.Number <= 0:
+		return nil, errors.New("pull_request payload: no number")
+	}
+	action := pl.Action
+	if action == "closed" && pl.PullRequest.Merged {
+		action = "merged"
+	}
+	return &trigger.Push{
+		Event: "pull_request", Action: action, PullRequest: pl.Number,
+		Repo: pl.Repository.Name, FullName: pl.Repository.FullName, DefaultBranch: pl.Repository.DefaultBranch,
+		Ref:        "refs/pull/" + strconv.Itoa(pl.Number) + "/head",
+		BaseBranch: pl.PullRequest.Base.Ref, Before: pl.PullRequest.Base.SHA, After: pl.PullRequest.Head.SHA,
+		Incomplete: IncompletePullRequest,
+	}, nil
+}
+
+// PullRequestActs reports whether a pull request action can start
+// pipelines: opened, synchronize (new commits), reopened, and closed when
+// merged ("merged"). Labels, reviews, edits and the like start nothing.
+func PullRequestActs(action string) bool {
+	switch action {
+	case "opened", "synchronize", "reopened", "merged":
+		return true
+	}
+	return false
+}
+
+// ParseEvent parses the payload of an event monohook stores.
+func ParseEvent(event string, payload []byte) (*trigger.Push, error) {
+	if event == "pull_request" {
+		return ParsePullRequest(payload)
+	}
+	return ParsePush(payload)
+}

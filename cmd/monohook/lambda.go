@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/cfn"
 	awslambdastart "github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/lambda"
@@ -89,8 +89,18 @@ func runLambda() error {
 		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
 	case "eval":
 		svc := &trigger.Service{Rules: st, DryRun: env.DryRun, Log: log}
+		// Targets as in serve, without exec; secrets and the GitHub token
+		// come from the environment.
+		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second}
+		gh, err := tf.github()
+		if err != nil {
+			return err
+		}
+		if gh != nil {
+			svc.Changes = gh
+		}
 		if !env.DryRun {
-			svc.Starter = codepipeline.New(awsCfg)
+			svc.Starter = tf.starters(&awsCfg, gh)
 		}
 		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
 	case "webhook":

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
-	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/metrics"
@@ -37,6 +36,7 @@ type serveConfig struct {
 	shutdown      time.Duration
 	adminToken    string
 	adminFile     string
+	targets       targetFlags
 }
 
 func newServe() *cobra.Command {
@@ -70,6 +70,7 @@ webhook secret is generated there on first start.`,
 	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take before they are cancelled (they run again after a restart)")
 	f.StringVar(&c.adminToken, "admin-token", "", "token that logs in to the dashboard at / (off without one; prefer the environment variable or --admin-token-file to a flag)")
 	f.StringVar(&c.adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
+	c.targets.register(f)
 	c.log.register(f, "info")
 	return cmd
 }
@@ -108,7 +109,14 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 
+	gh, err := c.targets.github()
+	if err != nil {
+		return err
+	}
 	svc := &trigger.Service{Rules: st, DryRun: c.dryRun, Log: log}
+	if gh != nil {
+		svc.Changes = gh
+	}
 	if !c.dryRun {
 		awsCfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
@@ -117,7 +125,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		if awsCfg.Region == "" {
 			return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
 		}
-		svc.Starter = codepipeline.New(awsCfg)
+		svc.Starter = c.targets.starters(&awsCfg, gh)
 	}
 
 	db, err := c.db.open(ctx, c.store.dataDir)
@@ -176,6 +184,8 @@ func serve(ctx context.Context, c serveConfig) error {
 		"secret_from", secretSource,
 		"database", db.Where,
 		"dry_run", c.dryRun,
+		"github_api", gh != nil,
+		"exec_targets", c.targets.allowExec,
 	)
 	switch {
 	case adminToken == "":

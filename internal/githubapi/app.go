@@ -93,8 +93,11 @@ func (t *appTransport) installationToken(req *http.Request) (string, error) {
 		Token     string    `json:"token"`
 		ExpiresAt time.Time `json:"expires_at"`
 	}
-	if err := json.Unmarshal(body, &out); err != nil || out.Token == "" {
-		return "", fmt.Errorf("GitHub App installation token: unreadable answer: %v", err)
+	if err := json.Unmarshal(body, &out); err != nil {
+		return "", fmt.Errorf("GitHub App installation token: unreadable answer: %w", err)
+	}
+	if out.Token == "" {
+		return "", errors.New("GitHub App installation token: the answer holds no token")
 	}
 	t.token, t.expires = out.Token, out.ExpiresAt
 	return t.token, nil

@@ -25,8 +25,8 @@ func IncompleteReason(p *Push) string {
 	switch {
 	case p.Event == "pull_request":
 		return p.Incomplete
-	case p.Deleted:
-		return ""
+	case p.Deleted, strings.HasPrefix(p.Ref, "refs/tags/"):
+		return "" // nothing to start, or paths are not evaluated (tags)
 	case p.Created || (p.Before != "" && strings.Trim(p.Before, "0") == ""):
 		return "a new branch: the payload lists its commits, not its difference from the default branch"
 	case p.Forced:

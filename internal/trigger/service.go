@@ -124,7 +124,7 @@ type Service struct {
 	// Changes, when set, completes change sets that a payload may list
 	// only in part (see Complete).
 	Changes ChangeSource
-	Log      *slog.Logger
+	Log     *slog.Logger
 }
 
 // Decide loads the rules for p and decides, without starting anything.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -389,7 +390,7 @@ func validateTarget(t *Target) error {
 			add("url %q: want an http:// or https:// URL", t.URL)
 		}
 		switch t.Method {
-		case "", "POST", "PUT", "PATCH":
+		case "", http.MethodPost, http.MethodPut, http.MethodPatch:
 		default:
 			add("method %q: POST, PUT or PATCH", t.Method)
 		}

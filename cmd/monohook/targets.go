@@ -1,0 +1,73 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/pflag"
+
+	"github.com/monohook/monohook/internal/codebuild"
+	"github.com/monohook/monohook/internal/codepipeline"
+	"github.com/monohook/monohook/internal/exectarget"
+	"github.com/monohook/monohook/internal/githubapi"
+	"github.com/monohook/monohook/internal/httptarget"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// targetFlags configure the targets rules start and the GitHub API.
+type targetFlags struct {
+	githubURL          string
+	githubToken        string
+	githubApp          int64
+	githubInstallation int64
+	githubKeyFile      string
+	githubMaxWait      time.Duration
+	secretsDir         string
+	allowExec          bool
+}
+
+func (f *targetFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.githubURL, "github-api-url", "https://api.github.com/", "GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3/)")
+	fs.StringVar(&f.githubToken, "github-token", "", "GitHub token for full change sets, pull request files and github-actions targets (prefer the environment variable)")
+	fs.Int64Var(&f.githubApp, "github-app-id", 0, "GitHub App id, to authenticate as its installation instead of a token")
+	fs.Int64Var(&f.githubInstallation, "github-installation-id", 0, "GitHub App installation id")
+	fs.StringVar(&f.githubKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
+	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later")
+	fs.StringVar(&f.secretsDir, "secrets-dir", "", `directory of secrets for http targets ({{secret "NAME"}} reads the file NAME; MONOHOOK_SECRET_NAME wins)`)
+	fs.BoolVar(&f.allowExec, "allow-exec", false, "let exec targets run commands on this host (whoever can write rules can then run commands here)")
+}
+
+// github returns the GitHub API client, or nil when no credentials are
+// configured.
+func (f *targetFlags) github() (*githubapi.Client, error) {
+	cfg := githubapi.Config{URL: f.githubURL, Token: f.githubToken, App: f.githubApp, Installation: f.githubInstallation, MaxWait: f.githubMaxWait}
+	if cfg.Token == "" && cfg.App == 0 {
+		return nil, nil
+	}
+	if f.githubKeyFile != "" {
+		key, err := os.ReadFile(f.githubKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("GitHub App key: %w", err)
+		}
+		cfg.Key = key
+	}
+	return githubapi.New(cfg)
+}
+
+// starters returns a Starter per target type; awsCfg is nil in a dry run.
+func (f *targetFlags) starters(awsCfg *aws.Config, gh *githubapi.Client) trigger.Starters {
+	s := trigger.Starters{"http": &httptarget.Starter{SecretsDir: f.secretsDir}}
+	if awsCfg != nil {
+		s["codepipeline"] = codepipeline.New(*awsCfg)
+		s["codebuild"] = codebuild.New(*awsCfg)
+	}
+	if gh != nil {
+		s["github-actions"] = githubapi.Starter{Client: gh}
+	}
+	if f.allowExec {
+		s["exec"] = &exectarget.Starter{}
+	}
+	return s
+}

@@ -78,7 +78,12 @@ func (ix *Index) Rules() int { return len(ix.rules) }
 // matches; the reported pattern is the rule's first pattern that matches it.
 // Each pattern is tested at most once per path, and not at all once every
 // rule that lists it has matched.
-func (ix *Index) Match(paths []string) []Hit {
+func (ix *Index) Match(paths []string) []Hit { return ix.MatchFunc(paths, nil) }
+
+// MatchFunc is Match where a rule matches a path only when accept agrees
+// (nil accepts every match): rules with excludes veto paths this way, and
+// the rule stays open for later paths.
+func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bool) []Hit {
 	if ix == nil {
 		return nil // no rules
 	}
@@ -92,8 +97,10 @@ func (ix *Index) Match(paths []string) []Hit {
 		}
 		m.try = m.tryPattern
 	}
+	m.accept = accept
 	defer func() {
 		m.path = "" // do not keep the push's paths alive in the pool
+		m.accept = nil
 		ix.pool.Put(m)
 	}()
 	m.remaining = len(ix.rules)
@@ -125,7 +132,7 @@ func (ix *Index) Match(paths []string) []Hit {
 		}
 		path := paths[pi]
 		for k, p := range ix.rules[r] {
-			if p.Match(path) {
+			if p.Match(path) { // the first of the rule's patterns that matches
 				hits = append(hits, Hit{Rule: r, Pattern: k, Path: path})
 				break
 			}
@@ -144,6 +151,7 @@ type matcher struct {
 	path      string
 	pathIndex int32
 	try       func(int32) // tryPattern, bound once
+	accept    func(rule int, path string) bool
 }
 
 func (m *matcher) tryPattern(id int32) {
@@ -167,13 +175,19 @@ func (m *matcher) tryPattern(id int32) {
 	if !p.exact && !p.re.MatchString(m.path) {
 		return
 	}
-	m.patDone[id] = true
+	done := true
 	for _, r := range owners {
-		if m.ruleHit[r] < 0 {
-			m.ruleHit[r] = m.pathIndex
-			m.remaining--
+		if m.ruleHit[r] >= 0 {
+			continue
 		}
+		if m.accept != nil && !m.accept(int(r), m.path) {
+			done = false // vetoed for this path; a later path may do
+			continue
+		}
+		m.ruleHit[r] = m.pathIndex
+		m.remaining--
 	}
+	m.patDone[id] = done
 }
 
 // node is a radix tree node: the path from the root spells a literal

@@ -145,7 +145,7 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 	res.Rules += len(v2.Rules)
 	res.Incomplete = p.Incomplete
 	for _, d := range evaluateV2(p, v2, all) {
-		res.Decisions = append(res.Decisions, d)
+		res.Decisions = append(res.Decisions, d.Decision)
 		if !d.Matched {
 			continue
 		}
@@ -153,7 +153,7 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 			res.Targets = map[string]Target{}
 		}
 		if _, dup := res.Targets[d.Pipeline]; !dup {
-			res.Targets[d.Pipeline] = v2.ruleByKey(d.Rule).V2.Spec.Target
+			res.Targets[d.Pipeline] = d.rule.V2.Spec.Target
 			res.Start = append(res.Start, d.Pipeline)
 		}
 	}
@@ -162,55 +162,43 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 	return res
 }
 
-func (s *RuleSet) ruleByKey(key string) *Rule {
-	for i := range s.Rules {
-		if s.Rules[i].Key == key {
-			return &s.Rules[i]
-		}
-	}
-	return nil
+type v2Decision struct {
+	Decision
+	rule *Rule
 }
 
 // evaluateV2 decides the v2 rules of set (already filtered by repository,
-// event and ref) for p's paths: the index finds the rules whose including
-// patterns match a path, then each rule with excludes looks for a path
-// that its last matching pattern includes.
-func evaluateV2(p *Push, set *RuleSet, all bool) []Decision {
-	var out []Decision
-	decided := make([]bool, len(set.Rules))
-	tag := strings.HasPrefix(p.Ref, "refs/tags/")
-	if tag {
+// event and ref) for p's paths, in rule order: the index finds, for each
+// rule, the first path that its including patterns match and its
+// excludes do not veto.
+func evaluateV2(p *Push, set *RuleSet, all bool) []v2Decision {
+	var out []v2Decision
+	if strings.HasPrefix(p.Ref, "refs/tags/") {
 		// As GitHub Actions does, paths are not evaluated for tag pushes:
 		// a tag names a commit, it changes no file.
-		for _, r := range set.Rules {
-			out = append(out, Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Reason: "tag push: paths are not evaluated for tags"})
+		for i := range set.Rules {
+			r := &set.Rules[i]
+			out = append(out, v2Decision{Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Reason: "tag push: paths are not evaluated for tags"}, r})
 		}
 		return out
 	}
-	vetoes := map[int]Decision{}
-	for _, h := range set.index.Match(p.Paths) {
-		r := &set.Rules[h.Rule]
-		d := Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Path: h.Path, Expression: r.Patterns[h.Pattern].Source}
-		if f := r.V2.paths; f != nil && hasExclude(f) {
-			d = decidePaths(r, f, p.Paths)
-		}
-		if d.Matched {
-			decided[h.Rule] = true
-			out = append(out, d)
-		} else {
-			vetoes[h.Rule] = d
-		}
-	}
+	hits := set.index.MatchFunc(p.Paths, set.accept)
 	for i := range set.Rules {
 		r := &set.Rules[i]
-		if decided[i] {
-			continue
+		d := Decision{Rule: r.Key, Pipeline: r.Pipeline}
+		f := r.V2.paths
+		switch {
+		case len(hits) > 0 && hits[0].Rule == i:
+			h := hits[0]
+			hits = hits[1:]
+			d.Matched, d.Path, d.Expression = true, h.Path, r.Patterns[h.Pattern].Source
+			if hasExclude(f) {
+				d.Expression = f[f.decide(h.Path)].p.Source // the pattern that decided
+			}
+		case all && hasExclude(f):
+			d = vetoOf(r, f, p.Paths)
 		}
-		d, vetoed := vetoes[i]
-		if !vetoed {
-			d = Decision{Rule: r.Key, Pipeline: r.Pipeline}
-		}
-		if p.Incomplete != "" {
+		if !d.Matched && p.Incomplete != "" {
 			if r.V2.skip {
 				d.Reason = "no known path matched; the change set may be incomplete (" + p.Incomplete + "), and on_incomplete is skip"
 			} else {
@@ -219,10 +207,9 @@ func evaluateV2(p *Push, set *RuleSet, all bool) []Decision {
 			}
 		}
 		if d.Matched || all {
-			out = append(out, d)
+			out = append(out, v2Decision{d, r})
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Decision) int { return strings.Compare(a.Rule, b.Rule) })
 	return out
 }
 
@@ -235,22 +222,20 @@ func hasExclude(f filter) bool {
 	return false
 }
 
-// decidePaths applies a filter with excludes: the first path whose last
-// matching pattern includes it matches the rule; failing that, the first
-// path an exclude removed explains why not.
-func decidePaths(r *Rule, f filter, paths []string) Decision {
+// vetoOf explains an unmatched rule with excludes: the first path that an
+// including pattern matched and an exclude removed.
+func vetoOf(r *Rule, f filter, paths []string) Decision {
 	d := Decision{Rule: r.Key, Pipeline: r.Pipeline}
 	for _, path := range paths {
 		i := f.decide(path)
-		if i < 0 {
+		if i < 0 || !f[i].exclude {
 			continue
 		}
-		if !f[i].exclude {
-			// The pattern that decided: the last that matches.
-			return Decision{Rule: r.Key, Pipeline: r.Pipeline, Matched: true, Path: path, Expression: f[i].p.Source}
-		}
-		if !d.Vetoed {
-			d.Vetoed, d.Path, d.Expression = true, path, "!"+f[i].p.Source
+		for _, earlier := range f[:i] {
+			if !earlier.exclude && earlier.p.Match(path) {
+				d.Vetoed, d.Path, d.Expression = true, path, "!"+f[i].p.Source
+				return d
+			}
 		}
 	}
 	return d

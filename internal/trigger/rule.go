@@ -86,6 +86,9 @@ type RuleSet struct {
 	Rules    []Rule
 	Problems []Problem
 	index    *rules.Index
+	// accept lets a rule with excludes veto a path its including patterns
+	// matched; nil when no rule has excludes.
+	accept func(rule int, path string) bool
 }
 
 // NewRuleSet indexes rs. Build it once per change of the stored rules: the
@@ -95,5 +98,20 @@ func NewRuleSet(repo, branch string, rs []Rule, problems []Problem) *RuleSet {
 	for i := range rs {
 		lists[i] = rs[i].Patterns
 	}
-	return &RuleSet{Repo: repo, Branch: branch, Rules: rs, Problems: problems, index: rules.NewIndex(lists)}
+	set := &RuleSet{Repo: repo, Branch: branch, Rules: rs, Problems: problems, index: rules.NewIndex(lists)}
+	var vetoes []bool // rule has excludes
+	for i := range rs {
+		if rs[i].V2 != nil && hasExclude(rs[i].V2.paths) {
+			if vetoes == nil {
+				vetoes = make([]bool, len(rs))
+			}
+			vetoes[i] = true
+		}
+	}
+	if vetoes != nil {
+		set.accept = func(rule int, path string) bool {
+			return !vetoes[rule] || rs[rule].V2.paths.includes(path)
+		}
+	}
+	return set
 }

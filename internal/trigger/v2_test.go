@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -230,4 +231,59 @@ target: {type: codebuild, project: "-x"}`: `target.project`,
 			t.Errorf("%s\n→ %v\nwant an error containing %q", doc, err, want)
 		}
 	}
+}
+
+// FuzzV2AgreesWithNaive checks indexed v2 evaluation (includes found by
+// the index, excludes vetoing through it) against the filter semantics
+// read literally: a rule matches when some path's last matching pattern
+// includes it.
+func FuzzV2AgreesWithNaive(f *testing.F) {
+	f.Add("api/**;!**/*.md|docs/*;!docs/x|**;!a/**;a/b/**", "api/x.md\napi/y.go\ndocs/x\na/b/c")
+	f.Add("*.md;!README.md;README*", "README.md\nx/README.md")
+	f.Fuzz(func(t *testing.T, ruleText, pathText string) {
+		if len(ruleText) > 200 || len(pathText) > 1000 {
+			return
+		}
+		var rs []Rule
+		var lists [][]string
+		for i, list := range strings.Split(ruleText, "|") {
+			pats := strings.Split(list, ";")
+			r, err := NewV2Rule(fmt.Sprintf("r%03d", i), Spec{Repository: "a/b", Paths: pats, Target: Target{Type: "codepipeline", Pipeline: fmt.Sprintf("p%03d", i)}})
+			if err != nil {
+				continue
+			}
+			rs = append(rs, r)
+			lists = append(lists, pats)
+		}
+		paths := strings.Split(pathText, "\n")
+		p := &Push{FullName: "a/b", Ref: "refs/heads/main", Paths: paths}
+		var want []string
+		for i, r := range rs {
+		paths:
+			for _, path := range paths {
+				for j := len(lists[i]) - 1; j >= 0; j-- {
+					if r.V2.paths[j].p.Match(path) {
+						if !strings.HasPrefix(lists[i][j], "!") {
+							want = append(want, r.Pipeline)
+							break paths
+						}
+						break
+					}
+				}
+			}
+		}
+		res := EvaluateRules(p, Rules{V2: NewV2Set(rs, nil)}, true)
+		var got []string
+		for _, d := range res.Decisions {
+			if d.Matched {
+				got = append(got, d.Pipeline)
+				if !slices.Contains(paths, d.Path) {
+					t.Fatalf("%s matched by %q, not a changed path", d.Rule, d.Path)
+				}
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("rules %q paths %q: got %v, want %v", ruleText, pathText, got, want)
+		}
+	})
 }

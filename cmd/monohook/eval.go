@@ -16,6 +16,7 @@ func newEval() *cobra.Command {
 	var sf storeFlags
 	var lf logFlags
 	var asJSON, all bool
+	var event string
 	cmd := &cobra.Command{
 		Use:   "eval PUSH.json",
 		Short: "Show which pipelines a push payload would start, and why, without starting any",
@@ -31,7 +32,7 @@ started, and the GitHub API is not asked for a fuller change set.`,
 			if err != nil {
 				return err
 			}
-			push, err := githubhook.ParsePush(body)
+			push, err := githubhook.ParseEvent(event, body)
 			if err != nil {
 				return err
 			}
@@ -40,6 +41,9 @@ started, and the GitHub API is not asked for a fuller change set.`,
 				return err
 			}
 			defer st.Close()
+			if reason := trigger.IncompleteReason(push); reason != "" {
+				push.Incomplete = reason + "; eval does not ask the GitHub API"
+			}
 			svc := &trigger.Service{Rules: st, DryRun: true}
 			res, err := svc.Explain(cmd.Context(), push)
 			if err != nil {
@@ -55,6 +59,7 @@ started, and the GitHub API is not asked for a fuller change set.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the decisions as JSON")
+	cmd.Flags().StringVar(&event, "event", "push", "the payload's event: push or pull_request")
 	cmd.Flags().BoolVar(&all, "explain", false, "list every rule, matched or not, with the path and pattern that decided it (an exclude that vetoed it included)")
 	cmd.Flags().BoolVar(&all, "all", false, "the same as --explain")
 	sf.register(cmd.Flags())

@@ -85,8 +85,10 @@ func TestSAMTemplate(t *testing.T) {
 	}
 	policies := func(v any) string { b, _ := json.Marshal(v); return string(b) }
 	for name, want := range map[string][]string{
-		"GitHubWebhookFunction":   {"lambda:InvokeFunction"},
-		"GitHubEventEvalFunction": {"codepipeline:StartPipelineExecution", "s3:GetObject", "sqs:SendMessage"},
+		"GitHubWebhookFunction": {"lambda:InvokeFunction"},
+		"GitHubEventEvalFunction": {"codepipeline:StartPipelineExecution", "codebuild:StartBuild", "s3:GetObject", "sqs:SendMessage",
+			// v2 rules are read too (store.DefaultV2Prefix).
+			"monohook/rules/*"},
 	} {
 		p := policies(fns[name].Policies)
 		for _, action := range want {

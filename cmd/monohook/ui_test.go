@@ -162,7 +162,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if !strings.Contains(text, "broken") || !strings.Contains(text, "look-around") {
 		t.Errorf("invalid rule row %q", text)
 	}
-	do(chromedp.SendKeys(`#repo`, "monorepo"),
+	do(chromedp.SendKeys(`#repo`, "acme/monorepo"),
 		chromedp.SendKeys(`#branch`, "feature/login"),
 		chromedp.SendKeys(`#paths`, "services/web/index.html\nREADME.md"),
 		chromedp.Click(`#test`),

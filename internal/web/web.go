@@ -240,6 +240,14 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 		if err != nil {
 			data["ExplainError"] = err.Error()
 		} else {
+			// The change set as the evaluation saw it: with the paths the
+			// GitHub API added, and why it may still be incomplete.
+			if d.Result != nil {
+				p.Paths = append(p.Paths, d.Result.Fetched...)
+				p.Incomplete = d.Result.Incomplete
+			} else {
+				p.Incomplete = trigger.IncompleteReason(p)
+			}
 			data["Push"] = p
 			res, views, err := h.explain(r.Context(), p)
 			if err != nil {
@@ -267,6 +275,13 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
 	http.Redirect(w, r, "/deliveries/"+url.PathEscape(id)+"?replayed="+strconv.Itoa(round), http.StatusSeeOther)
 }
 
+// v2Row is one stored v2 rule document on the rules page.
+type v2Row struct {
+	store.V2Entry
+	Spec        *trigger.Spec
+	LastStarted time.Time
+}
+
 // ruleRow is one stored rule document on the rules page.
 type ruleRow struct {
 	store.Entry
@@ -292,7 +307,22 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 			invalid++
 		}
 	}
-	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "rules", "Rows": rows, "Invalid": invalid}
+	v2, err := h.ui.Store.ListV2(r.Context())
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	v2rows := make([]v2Row, len(v2))
+	for i, e := range v2 {
+		v2rows[i] = v2Row{V2Entry: e}
+		if e.Rule != nil {
+			v2rows[i].Spec = &e.Rule.V2.Spec
+			v2rows[i].LastStarted = last[e.Rule.Pipeline]
+		} else {
+			invalid++
+		}
+	}
+	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "rules", "Rows": rows, "V2": v2rows, "Invalid": invalid}
 	if r.Method == http.MethodPost {
 		repo, branch := strings.TrimSpace(r.PostFormValue("repo")), strings.TrimSpace(r.PostFormValue("branch"))
 		text := r.PostFormValue("paths")
@@ -305,11 +335,15 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 		data["Test"] = map[string]any{"Repo": repo, "Branch": branch, "Paths": text, "Count": len(paths)}
 		switch {
 		case repo == "" || branch == "":
-			data["TestError"] = "Give the repository (its name, as in the rules) and the branch."
+			data["TestError"] = "Give the repository (owner/name) and the branch."
 		case len(paths) > maxTestPaths:
 			data["TestError"] = fmt.Sprintf("At most %d paths.", maxTestPaths)
 		default:
+			// owner/name reaches v2 rules too; seed rules know the name only.
 			p := &trigger.Push{Repo: repo, Ref: "refs/heads/" + branch, Paths: paths}
+			if _, name, ok := strings.Cut(repo, "/"); ok {
+				p.Repo, p.FullName = name, repo
+			}
 			res, views, err := h.explain(r.Context(), p)
 			if err != nil {
 				data["TestError"] = err.Error()

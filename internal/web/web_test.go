@@ -44,6 +44,9 @@ func newUI(t *testing.T, token string) (*httptest.Server, *queue.Queue) {
 	if _, _, err := st.Put(ctx, store.Document{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "api", ChangeMatchExpressions: "api/.*"}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := st.PutV2(ctx, "web", []byte("description: the web app\nrepository: org/mono\npaths: [\"web/**\", \"!**/*.md\"]\ntarget: {type: codebuild, project: web-ci}\n")); err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	(&UI{AdminToken: token, Deliveries: q, Store: st, Rules: st, Log: log}).Register(mux)
 	srv := httptest.NewServer(mux)
@@ -207,6 +210,17 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	page := body(t, resp, err)
 	if !strings.Contains(page, `Would start: <strong>api</strong>`) || !strings.Contains(page, "2 paths") {
 		t.Errorf("path tester: %s", page)
+	}
+
+	// A v2 rule is listed, and its exclude explains why it did not match.
+	resp, err = c.Get(srv.URL + "/rules")
+	if page := body(t, resp, err); !strings.Contains(page, "codebuild: codebuild:web-ci") || !strings.Contains(page, "the web app") {
+		t.Errorf("rules page lacks the v2 rule: %s", page)
+	}
+	resp, err = c.PostForm(srv.URL+"/rules/test", url.Values{"csrf": {csrf}, "repo": {"org/mono"}, "branch": {"main"}, "paths": {"web/README.md"}})
+	page = body(t, resp, err)
+	if !strings.Contains(page, "<code>web/README.md</code> excluded by <code>!**/*.md</code>") {
+		t.Errorf("path tester does not show the veto: %s", page)
 	}
 
 	// Logging out ends the session in the browser.

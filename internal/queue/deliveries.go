@@ -375,14 +375,18 @@ func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
 // Push returns the stored push of a delivery, parsed, as it is evaluated:
 // the dashboard explains it against the current rules.
 func (q *Queue) Push(ctx context.Context, id string) (*trigger.Push, error) {
-	var payload []byte
+	var stored []byte
 	var event string
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload)
+	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &stored)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	payload, err := unpack(stored)
+	if err != nil {
+		return nil, fmt.Errorf("delivery %s: %w", id, err)
 	}
 	p, err := githubhook.ParseEvent(event, payload)
 	if err != nil {

@@ -130,6 +130,7 @@ func (q *Queue) Start(ctx context.Context) error { return q.river.Start(ctx) }
 // disk. A delivery id stored before returns githubhook.ErrDuplicate and is
 // counted, not processed again. Concurrent calls share one commit.
 func (q *Queue) Accept(ctx context.Context, d trigger.Delivery) error {
+	d.Payload = pack(d.Payload) // here, on the request's goroutine, not in the one committer
 	req := acceptReq{d: d, done: make(chan error, 1)}
 	q.mu.RLock()
 	if q.closed {
@@ -367,6 +368,7 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 
 func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs]) error {
 	q, db := w.q, w.q.db
+	q.yieldToIngest(ctx)
 	batch, err := q.readBatch(ctx, job.Args.DeliveryIDs)
 	if err != nil {
 		return err
@@ -413,22 +415,32 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	update := db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ? WHERE id = ?`)
-	insert := db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`)
+	// Prepared once for the batch: compiling a statement costs more than
+	// running it (SQLite parses it anew at every unprepared call).
+	update, err := tx.PrepareContext(ctx, db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ? WHERE id = ?`))
+	if err != nil {
+		return fmt.Errorf("record decisions: %w", err)
+	}
+	defer update.Close()
+	insert, err := tx.PrepareContext(ctx, db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`))
+	if err != nil {
+		return fmt.Errorf("record decisions: %w", err)
+	}
+	defer insert.Close()
 	var jobs []river.InsertManyParams
 	for _, d := range batch {
 		result, err := json.Marshal(d.res)
 		if err != nil {
 			return fmt.Errorf("encode decision: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, update, now, string(result), d.id); err != nil {
+		if _, err := update.ExecContext(ctx, now, string(result), d.id); err != nil {
 			return fmt.Errorf("record decision: %w", err)
 		}
 		for _, pipeline := range d.res.Start {
 			token := trigger.StartToken(d.push.DeliveryID, pipeline)
 			var created string
-			err := tx.QueryRowContext(ctx, insert, d.id, d.round, pipeline, token, status, now).Scan(&created)
+			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, token, status, now).Scan(&created)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // recorded by an earlier run of this job
 			}
@@ -462,6 +474,28 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 	return nil
 }
 
+// maxYield bounds how long an evaluation waits for deliveries to be
+// committed first, so evaluation slows under a burst but never stops.
+const maxYield = 100 * time.Millisecond
+
+// yieldToIngest lets deliveries waiting to be committed have SQLite's one
+// connection before an evaluation takes it: an acknowledgement has a
+// deadline (GitHub gives up after 10 s), an evaluation has none, and what
+// waits here is evaluated after the burst. PostgreSQL serves both at once.
+func (q *Queue) yieldToIngest(ctx context.Context) {
+	if q.db.postgres {
+		return
+	}
+	deadline := time.Now().Add(maxYield)
+	for len(q.accepts) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // readBatch reads the stored payloads of ids and parses them. A delivery
 // that is gone (deleted by retention) is skipped.
 func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error) {
@@ -481,12 +515,16 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	var out []*pending
 	for rows.Next() {
 		d := &pending{}
-		var payload []byte
+		var stored []byte
 		var event string
-		if err := rows.Scan(&d.id, &event, &payload, &d.round); err != nil {
+		if err := rows.Scan(&d.id, &event, &stored, &d.round); err != nil {
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
-		if d.push, err = githubhook.ParseEvent(event, payload); err != nil {
+		payload, err := unpack(stored)
+		if err == nil {
+			d.push, err = githubhook.ParseEvent(event, payload)
+		}
+		if err != nil {
 			// It was parsed before it was acknowledged; a payload that no
 			// longer parses is logged and left, not retried forever.
 			q.log.Error("stored delivery does not parse", "delivery", d.id, "err", err)

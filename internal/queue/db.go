@@ -49,7 +49,10 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			db.sql.Close()
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
+		// Keep every connection open: database/sql keeps only two idle by
+		// default, and a new PostgreSQL connection is a new server process.
 		db.sql.SetMaxOpenConns(20)
+		db.sql.SetMaxIdleConns(20)
 		db.jobs = db.sql
 		db.driver = riverdatabasesql.NewWithPgxListener(db.sql, db.listener)
 	default:

@@ -22,8 +22,8 @@ func TestParsePullRequest(t *testing.T) {
 		}
 	}
 	for bad, want := range map[string]string{
-		`{"action":"opened","number":1}`: "no pull_request",
-		`{"action":"opened","number":1,"pull_request":{},"repository":{"name":"m"}}`: "full_name",
+		`{"action":"opened","number":1}`:                                                    "no pull_request",
+		`{"action":"opened","number":1,"pull_request":{},"repository":{"name":"m"}}`:        "full_name",
 		`{"action":"opened","pull_request":{},"repository":{"name":"m","full_name":"a/m"}}`: "no number",
 		`{"action":`: "pull_request payload",
 	} {

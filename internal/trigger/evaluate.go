@@ -54,6 +54,8 @@ const (
 	SkipDeleted   = "the ref was deleted"
 	SkipTag       = "tag pushes never match branch rules"
 	SkipNotBranch = "the ref is not a branch"
+	// Seed rules never see pull requests.
+	SkipPullRequest = "no v2 rule of this repository takes pull_request events for its base branch"
 )
 
 // SkipReason says why p is not evaluated against branch rules, or "" when
@@ -134,6 +136,9 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 	}
 	v2 := r.V2.For(p)
 	if len(v2.Rules) == 0 {
+		if p.Event == "pull_request" {
+			res.Skipped = SkipPullRequest
+		}
 		return res
 	}
 	if res.Skipped == SkipTag || res.Skipped == SkipNotBranch {

@@ -478,14 +478,12 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 // committed first, so evaluation slows under a burst but never stops.
 const maxYield = 100 * time.Millisecond
 
-// yieldToIngest lets deliveries waiting to be committed have SQLite's one
-// connection before an evaluation takes it: an acknowledgement has a
-// deadline (GitHub gives up after 10 s), an evaluation has none, and what
-// waits here is evaluated after the burst. PostgreSQL serves both at once.
+// yieldToIngest lets deliveries waiting to be committed go first: an
+// acknowledgement has a deadline (GitHub gives up after 10 s), an
+// evaluation has none, and what waits here is evaluated after the burst.
+// On SQLite they share its one connection; on PostgreSQL, the server's
+// CPU and WAL flushes.
 func (q *Queue) yieldToIngest(ctx context.Context) {
-	if q.db.postgres {
-		return
-	}
 	deadline := time.Now().Add(maxYield)
 	for len(q.accepts) > 0 && time.Now().Before(deadline) {
 		select {

@@ -136,7 +136,9 @@ CREATE TABLE IF NOT EXISTS monohook_start (
 -- The dashboard: deliveries of one repository, newest first; when each
 -- pipeline last started.
 CREATE INDEX IF NOT EXISTS monohook_delivery_repo ON monohook_delivery (repo, received_at, id);
-CREATE INDEX IF NOT EXISTS monohook_delivery_status ON monohook_delivery (status);
+DROP INDEX IF EXISTS monohook_delivery_status;
+-- Evaluation takes the oldest waiting deliveries.
+CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
 CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
 CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
 `

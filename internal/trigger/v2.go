@@ -347,10 +347,16 @@ func validateTarget(t *Target) error {
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("target."+format, args...)) }
 	// A template is run once against empty data, so a misspelt field
 	// ({{.Sha}}) is refused when the rule is written, not when it fires.
+	// Only http targets may use {{secret}}: the others would show it in
+	// a pipeline variable, a command line or a workflow input.
 	tmpl := func(field, text string) {
-		t, err := ParseTemplate(field, text, nil)
+		secret := func(string) (string, error) { return "", errors.New("secrets are only available to http targets") }
+		if t.Type == "http" {
+			secret = func(string) (string, error) { return "", nil }
+		}
+		tt, err := ParseTemplate(field, text, template.FuncMap{"secret": secret})
 		if err == nil {
-			err = t.Execute(io.Discard, TemplateData{})
+			err = tt.Execute(io.Discard, TemplateData{})
 		}
 		if err != nil {
 			add("%s: %v", field, err)

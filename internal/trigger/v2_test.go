@@ -215,6 +215,10 @@ target:
 target: {type: exec, command: [], timeout: soon}`: `target.command`,
 		`repository: a/b
 target:
+  type: exec
+  command: [deploy, '{{secret "TOKEN"}}']`: `secrets are only available to http targets`,
+		`repository: a/b
+target:
   type: codepipeline
   pipeline: p
   variables: {C: "{{.Sha}}"}`: `target.variables.C: template: variables.C:1:2: executing "variables.C" at <.Sha>: can't evaluate field Sha`,
@@ -284,6 +288,32 @@ func FuzzV2AgreesWithNaive(f *testing.F) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("rules %q paths %q: got %v, want %v", ruleText, pathText, got, want)
+		}
+	})
+}
+
+// FuzzParseSpec: any document is either refused with an error or becomes a
+// rule whose templates render; nothing panics.
+func FuzzParseSpec(f *testing.F) {
+	f.Add([]byte("repository: a/b\npaths: [\"x/**\", \"!x/y\"]\ntarget: {type: codepipeline, pipeline: p}\n"))
+	f.Add([]byte(`{"repository":"a/b","tags":["v*"],"target":{"type":"http","url":"https://x/{{.SHA}}","body":"{{json .Repo}}"}}`))
+	f.Add([]byte("repository: a/b\ntarget:\n  type: exec\n  command: [sh, -c, 'echo {{.Branch}}']\n"))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		s, err := ParseSpec(doc)
+		if err != nil {
+			return
+		}
+		r, err := NewV2Rule("k", s)
+		if err != nil {
+			return
+		}
+		p := &Push{FullName: s.Repository, Ref: "refs/heads/main", Paths: []string{"x/y", "a.md"}}
+		res := EvaluateRules(p, Rules{V2: NewV2Set([]Rule{r}, nil)}, true)
+		if len(res.Decisions) > 1 {
+			t.Fatalf("one rule, %d decisions", len(res.Decisions))
+		}
+		if _, err := RenderMap(s.Target.Variables, TemplateData{}, nil); err != nil {
+			t.Fatalf("validated variables do not render: %v", err)
 		}
 	})
 }

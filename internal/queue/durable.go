@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -45,6 +46,8 @@ type Queue struct {
 	log     *slog.Logger
 
 	accepts chan acceptReq
+	// acking counts deliveries between arrival and their commit.
+	acking atomic.Int64
 	// Deliveries an evaluation of this process holds (see claim).
 	claimMu sync.Mutex
 	claimed map[string]bool
@@ -133,6 +136,8 @@ func (q *Queue) Start(ctx context.Context) error { return q.river.Start(ctx) }
 // disk. A delivery id stored before returns githubhook.ErrDuplicate and is
 // counted, not processed again. Concurrent calls share one commit.
 func (q *Queue) Accept(ctx context.Context, d trigger.Delivery) error {
+	q.acking.Add(1)
+	defer q.acking.Add(-1)
 	d.Payload = pack(d.Payload) // here, on the request's goroutine, not in the one committer
 	req := acceptReq{d: d, done: make(chan error, 1)}
 	q.mu.RLock()
@@ -423,59 +428,29 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	// Prepared once for the batch: compiling a statement costs more than
-	// running it (SQLite parses it anew at every unprepared call).
-	// Only a delivery still waiting for this round is recorded: another
-	// evaluation (a sweep here, or another replica's) may have done it.
-	update, err := tx.PrepareContext(ctx, db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ?
-		WHERE id = ? AND status = 'received' AND round = ?`))
-	if err != nil {
-		return fmt.Errorf("record decisions: %w", err)
+	record := q.recordRows
+	if db.postgres {
+		record = q.recordArrays
 	}
-	defer update.Close()
-	insert, err := tx.PrepareContext(ctx, db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`))
+	recorded, created, err := record(ctx, tx, batch, status, now)
 	if err != nil {
-		return fmt.Errorf("record decisions: %w", err)
+		return err
 	}
-	defer insert.Close()
 	var jobs []river.InsertManyParams
-	recorded := batch[:0:0]
-	for _, d := range batch {
-		result, err := json.Marshal(d.res)
-		if err != nil {
-			return fmt.Errorf("encode decision: %w", err)
+	for _, c := range created {
+		if q.opts.DryRun {
+			break
 		}
-		res, err := update.ExecContext(ctx, now, string(result), d.id, d.round)
-		if err != nil {
-			return fmt.Errorf("record decision: %w", err)
+		d := c.d
+		args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: c.pipeline, Token: trigger.StartToken(d.push.DeliveryID, c.pipeline)}
+		if t, ok := d.res.Targets[c.pipeline]; ok {
+			data := trigger.NewTemplateData(d.push)
+			args.Target, args.Data = &t, &data
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			continue // evaluated meanwhile by another evaluation
-		}
-		recorded = append(recorded, d)
-		for _, pipeline := range d.res.Start {
-			token := trigger.StartToken(d.push.DeliveryID, pipeline)
-			var created string
-			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, token, status, now).Scan(&created)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // recorded by an earlier run of this job
-			}
-			if err != nil {
-				return fmt.Errorf("record start: %w", err)
-			}
-			if !q.opts.DryRun {
-				args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: pipeline, Token: token}
-				if t, ok := d.res.Targets[pipeline]; ok {
-					data := trigger.NewTemplateData(d.push)
-					args.Target, args.Data = &t, &data
-				}
-				jobs = append(jobs, river.InsertManyParams{
-					Args:       args,
-					InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
-				})
-			}
-		}
+		jobs = append(jobs, river.InsertManyParams{
+			Args:       args,
+			InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
+		})
 	}
 	if len(jobs) > 0 {
 		if _, err := q.river.InsertManyFastTx(ctx, tx, jobs); err != nil {
@@ -554,6 +529,123 @@ func (q *Queue) release(ids []string) {
 	}
 }
 
+// createdStart is a start row recorded by this evaluation: it gets a job.
+type createdStart struct {
+	d        *pending
+	pipeline string
+}
+
+// recordRows records decisions and start rows one statement each, through
+// statements prepared once for the batch (SQLite parses an unprepared
+// statement anew at every call, which cost more than running it). Only a
+// delivery still waiting for this round is recorded: another evaluation
+// may have done it. A start row that exists already (an earlier run of
+// this job) gets no second job.
+func (q *Queue) recordRows(ctx context.Context, tx *sql.Tx, batch []*pending, status string, now int64) ([]*pending, []createdStart, error) {
+	update, err := tx.PrepareContext(ctx, q.db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ?
+		WHERE id = ? AND status = 'received' AND round = ?`))
+	if err != nil {
+		return nil, nil, fmt.Errorf("record decisions: %w", err)
+	}
+	defer update.Close()
+	insert, err := tx.PrepareContext(ctx, q.db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING pipeline`))
+	if err != nil {
+		return nil, nil, fmt.Errorf("record decisions: %w", err)
+	}
+	defer insert.Close()
+	var recorded []*pending
+	var created []createdStart
+	for _, d := range batch {
+		result, err := json.Marshal(d.res)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode decision: %w", err)
+		}
+		res, err := update.ExecContext(ctx, now, string(result), d.id, d.round)
+		if err != nil {
+			return nil, nil, fmt.Errorf("record decision: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			continue // evaluated meanwhile by another evaluation
+		}
+		recorded = append(recorded, d)
+		for _, pipeline := range d.res.Start {
+			var got string
+			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, trigger.StartToken(d.push.DeliveryID, pipeline), status, now).Scan(&got)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return nil, nil, fmt.Errorf("record start: %w", err)
+			}
+			created = append(created, createdStart{d, pipeline})
+		}
+	}
+	return recorded, created, nil
+}
+
+// recordArrays is recordRows in two statements for the whole batch, the
+// rows passed as arrays: on PostgreSQL a statement is a round trip, and
+// the server's time per statement is what evaluation costs.
+func (q *Queue) recordArrays(ctx context.Context, tx *sql.Tx, batch []*pending, status string, now int64) ([]*pending, []createdStart, error) {
+	ids, results, rounds := make([]string, len(batch)), make([]string, len(batch)), make([]int64, len(batch))
+	byID := make(map[string]*pending, len(batch))
+	for i, d := range batch {
+		result, err := json.Marshal(d.res)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encode decision: %w", err)
+		}
+		ids[i], results[i], rounds[i] = d.id, string(result), int64(d.round)
+		byID[d.id] = d
+	}
+	rows, err := tx.QueryContext(ctx, `UPDATE monohook_delivery d SET status = 'evaluated', evaluated_at = $1, result = u.result
+		FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(id, result, round)
+		WHERE d.id = u.id AND d.status = 'received' AND d.round = u.round RETURNING d.id`, now, ids, results, rounds)
+	if err != nil {
+		return nil, nil, fmt.Errorf("record decisions: %w", err)
+	}
+	var recorded []*pending
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("record decisions: %w", err)
+		}
+		recorded = append(recorded, byID[id])
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("record decisions: %w", err)
+	}
+	var sIDs, sPipelines, sTokens []string
+	var sRounds []int64
+	for _, d := range recorded {
+		for _, pipeline := range d.res.Start {
+			sIDs, sPipelines = append(sIDs, d.id), append(sPipelines, pipeline)
+			sTokens, sRounds = append(sTokens, trigger.StartToken(d.push.DeliveryID, pipeline)), append(sRounds, int64(d.round))
+		}
+	}
+	if len(sIDs) == 0 {
+		return recorded, nil, nil
+	}
+	rows, err = tx.QueryContext(ctx, `INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at)
+		SELECT u.d, u.r, u.p, u.t, $5, $6 FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) AS u(d, r, p, t)
+		ON CONFLICT (delivery_id, round, pipeline) DO NOTHING RETURNING delivery_id, pipeline`, sIDs, sRounds, sPipelines, sTokens, status, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("record starts: %w", err)
+	}
+	defer rows.Close()
+	var created []createdStart
+	for rows.Next() {
+		var id, pipeline string
+		if err := rows.Scan(&id, &pipeline); err != nil {
+			return nil, nil, fmt.Errorf("record starts: %w", err)
+		}
+		created = append(created, createdStart{byID[id], pipeline})
+	}
+	return recorded, created, rows.Err()
+}
+
 // maxYield bounds how long an evaluation waits for deliveries to be
 // committed first, so evaluation slows under a burst but never stops.
 const maxYield = 100 * time.Millisecond
@@ -565,13 +657,25 @@ const maxYield = 100 * time.Millisecond
 // CPU and WAL flushes.
 func (q *Queue) yieldToIngest(ctx context.Context) {
 	deadline := time.Now().Add(maxYield)
-	for len(q.accepts) > 0 && time.Now().Before(deadline) {
+	for q.ingestWaiting() && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Millisecond):
 		}
 	}
+}
+
+// ingestWaiting reports whether deliveries wait to be committed. On
+// SQLite, those queued for the committer: one that is being committed
+// holds the connection anyway. On PostgreSQL, any delivery between arrival
+// and commit: there several commits run at once, so the queue is rarely
+// long, but each shares the server with evaluation.
+func (q *Queue) ingestWaiting() bool {
+	if q.db.postgres {
+		return q.acking.Load() > 0
+	}
+	return len(q.accepts) > 0
 }
 
 // readBatch reads the stored payloads of ids and parses them. A delivery

@@ -215,9 +215,9 @@ func newRulesGet() *cobra.Command {
 			}
 			defer st.Close()
 			if strings.HasPrefix(key, st.V2Prefix()+"/") {
-				b, err := st.Bucket().ReadAll(cmd.Context(), key)
+				b, err := st.Raw(cmd.Context(), key)
 				if err != nil {
-					return fmt.Errorf("read %s: %w", key, err)
+					return err
 				}
 				_, err = cmd.OutOrStdout().Write(b)
 				return err

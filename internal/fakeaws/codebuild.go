@@ -121,12 +121,8 @@ func (f *CodeBuild) serve(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"build": map[string]string{"id": id, "buildStatus": "IN_PROGRESS"}})
 }
 
-// Setenv points the SDK's CodeBuild client at the fake for the rest of t.
-func (f *CodeBuild) Setenv(t testing.TB) {
-	t.Setenv("AWS_ENDPOINT_URL_CODEBUILD", f.URL)
-	for _, kv := range []string{"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
-		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true"} {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
-}
+// Environ points the AWS SDK's CodeBuild client at the fake.
+func (f *CodeBuild) Environ() []string { return sdkEnv("CODEBUILD", f.URL) }
+
+// Setenv sets Environ for the rest of test t.
+func (f *CodeBuild) Setenv(t testing.TB) { setenv(t, f.Environ()) }

@@ -185,20 +185,27 @@ func awsError(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
 }
 
-// Environ returns environment variables that point the AWS SDK's
-// CodePipeline client at the fake, with dummy credentials and a region,
-// and keep it from reading the machine's AWS configuration.
-func (f *CodePipeline) Environ() []string {
+// Environ points the AWS SDK's CodePipeline client at the fake.
+func (f *CodePipeline) Environ() []string { return sdkEnv("CODEPIPELINE", f.URL) }
+
+// Setenv sets Environ for the rest of test t.
+func (f *CodePipeline) Setenv(t testing.TB) { setenv(t, f.Environ()) }
+
+// sdkEnv returns environment variables that point the AWS SDK's client of
+// service (as in AWS_ENDPOINT_URL_<SERVICE>) at url, with dummy
+// credentials and a region, and keep it from reading the machine's AWS
+// configuration.
+func sdkEnv(service, url string) []string {
 	return []string{
-		"AWS_ENDPOINT_URL_CODEPIPELINE=" + f.URL,
+		"AWS_ENDPOINT_URL_" + service + "=" + url,
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
 		"AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
 	}
 }
 
-// Setenv sets Environ for the rest of test t.
-func (f *CodePipeline) Setenv(t testing.TB) {
-	for _, kv := range f.Environ() {
+// setenv sets env (KEY=VALUE) for the rest of test t.
+func setenv(t testing.TB, env []string) {
+	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}

@@ -47,9 +47,7 @@ func (f *Lambda) Calls() []Invocation {
 }
 
 // Environ points the AWS SDK's Lambda client at the fake.
-func (f *Lambda) Environ() []string {
-	return []string{"AWS_ENDPOINT_URL_LAMBDA=" + f.URL, "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1", "AWS_CONFIG_FILE=/nonexistent"}
-}
+func (f *Lambda) Environ() []string { return sdkEnv("LAMBDA", f.URL) }
 
 func (f *Lambda) serve(w http.ResponseWriter, r *http.Request) {
 	rest, ok := strings.CutPrefix(r.URL.Path, "/2015-03-31/functions/")

@@ -375,37 +375,16 @@ func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
 // Push returns the stored push of a delivery, parsed, as it is evaluated:
 // the dashboard explains it against the current rules.
 func (q *Queue) Push(ctx context.Context, id string) (*trigger.Push, error) {
-	var stored []byte
-	var event string
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &stored)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read delivery %s: %w", id, err)
-	}
-	payload, err := unpack(stored)
-	if err != nil {
-		return nil, fmt.Errorf("delivery %s: %w", id, err)
-	}
-	p, err := githubhook.ParseEvent(event, payload)
-	if err != nil {
-		return nil, fmt.Errorf("delivery %s: %w", id, err)
-	}
-	p.DeliveryID = id
-	return p, nil
+	p, _, err := q.stored(ctx, id)
+	return p, err
 }
 
 // ChangedPaths returns a delivery's changed paths as its evaluation saw
 // them: the payload's, and those the GitHub API added.
 func (q *Queue) ChangedPaths(ctx context.Context, id string) ([]string, error) {
-	p, err := q.Push(ctx, id)
+	p, result, err := q.stored(ctx, id)
 	if err != nil {
 		return nil, err
-	}
-	var result sql.NullString
-	if err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT result FROM monohook_delivery WHERE id = ?`), id).Scan(&result); err != nil {
-		return nil, fmt.Errorf("read delivery %s: %w", id, err)
 	}
 	if result.Valid {
 		var res trigger.Result
@@ -415,4 +394,28 @@ func (q *Queue) ChangedPaths(ctx context.Context, id string) ([]string, error) {
 		p.Paths = append(p.Paths, res.Fetched...)
 	}
 	return p.Paths, nil
+}
+
+// stored reads a delivery's parsed payload and its recorded decision (as
+// JSON; null before it is evaluated) in one query.
+func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullString, error) {
+	var payload []byte
+	var event string
+	var result sql.NullString
+	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload, result FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload, &result)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, result, fmt.Errorf("%s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, result, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	if payload, err = unpack(payload); err != nil {
+		return nil, result, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	p, err := githubhook.ParseEvent(event, payload)
+	if err != nil {
+		return nil, result, fmt.Errorf("delivery %s: %w", id, err)
+	}
+	p.DeliveryID = id
+	return p, result, nil
 }

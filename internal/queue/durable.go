@@ -388,26 +388,12 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 	}
 	// Each repository and branch's seed rules, and the v2 rules, are read
 	// once for the batch.
-	sets := map[[2]string]*trigger.RuleSet{}
-	var v2 *trigger.V2Set
+	rules := q.svc.NewLoader()
 	for _, d := range batch {
-		var r trigger.Rules
-		if trigger.SkipReason(d.push) == "" && d.push.Event != "pull_request" {
-			branch, _ := d.push.Branch()
-			key := [2]string{d.push.Repo, branch}
-			if r.Seed = sets[key]; r.Seed == nil {
-				if r.Seed, err = q.svc.Rules.RuleSet(ctx, d.push.Repo, branch); err != nil {
-					return fmt.Errorf("load rules for %s@%s: %w", d.push.Repo, branch, err) // River retries
-				}
-				sets[key] = r.Seed
-			}
+		r, err := rules.Load(ctx, d.push)
+		if err != nil {
+			return err // River retries
 		}
-		if v2 == nil {
-			if v2, err = q.svc.Rules.V2Rules(ctx); err != nil {
-				return fmt.Errorf("load v2 rules: %w", err) // River retries
-			}
-		}
-		r.V2 = v2
 		fetched, err := q.svc.Complete(ctx, d.push)
 		if err != nil {
 			return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries

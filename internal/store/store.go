@@ -175,39 +175,64 @@ func (s *Store) shared(ctx context.Context, id string, load func(context.Context
 }
 
 func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.RuleSet, error) {
-	lookup := LookupPrefix(s.prefix, repo, branch)
-	var objs []listed
-	it := s.bucket.List(&blob.ListOptions{Prefix: lookup})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", lookup, err)
-		}
-		if obj.IsDir || !strings.HasSuffix(obj.Key, ".json") {
-			continue
-		}
-		objs = append(objs, listed{key: obj.Key, version: version(obj)})
+	objs, err := s.listDocs(ctx, LookupPrefix(s.prefix, repo, branch), isSeedKey)
+	if err != nil {
+		return nil, err
 	}
-
 	id := repo + "\x00" + branch
 	s.mu.Lock()
 	old := s.sets[id]
 	s.mu.Unlock()
-	if old != nil && slices.Equal(old.listed, objs) {
-		return old.set, nil
+	var oldDocs map[string]cachedDoc
+	if old != nil {
+		if slices.Equal(old.listed, objs) {
+			return old.set, nil
+		}
+		oldDocs = old.docs
 	}
+	docs, fetched, err := refresh(ctx, objs, oldDocs, func(o listed) cachedDoc { return s.load(ctx, o, repo, branch) })
+	if err != nil {
+		return nil, err
+	}
+	rules, problems, cacheable := collect(objs, docs)
+	set := trigger.NewRuleSet(repo, branch, rules, problems)
+	s.mu.Lock()
+	s.sets[id] = &cachedSet{listed: cacheable, docs: docs, set: set}
+	s.mu.Unlock()
+	s.log.Debug("rules loaded", "repo", repo, "branch", branch, "rules", len(rules), "invalid", len(problems), "fetched", fetched)
+	return set, nil
+}
 
+func isSeedKey(key string) bool { return strings.HasSuffix(key, ".json") }
+
+// listDocs lists the documents under prefix whose keys keep accepts.
+func (s *Store) listDocs(ctx context.Context, prefix string, keep func(key string) bool) ([]listed, error) {
+	var objs []listed
+	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return objs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if !obj.IsDir && keep(obj.Key) {
+			objs = append(objs, listed{key: obj.Key, version: version(obj)})
+		}
+	}
+}
+
+// refresh returns the documents of objs: those whose version is unchanged
+// since old as they were, the others loaded anew, fetchParallel at a time.
+// It also says how many were loaded.
+func refresh(ctx context.Context, objs []listed, old map[string]cachedDoc, load func(listed) cachedDoc) (map[string]cachedDoc, int, error) {
 	docs := make(map[string]cachedDoc, len(objs))
 	var stale []listed
 	for _, o := range objs {
-		if old != nil {
-			if d, ok := old.docs[o.key]; ok && d.version == o.version {
-				docs[o.key] = d
-				continue
-			}
+		if d, ok := old[o.key]; ok && d.version == o.version {
+			docs[o.key] = d
+			continue
 		}
 		stale = append(stale, o)
 	}
@@ -219,24 +244,27 @@ func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			fetched[i] = s.load(ctx, o, repo, branch)
+			fetched[i] = load(o)
 		}()
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	for i, o := range stale {
 		docs[o.key] = fetched[i]
 	}
+	return docs, len(stale), nil
+}
 
-	var rules []trigger.Rule
-	var problems []trigger.Problem
-	cacheable := objs
+// collect splits the documents of objs into usable rules and problems.
+// cacheable is the listing a later unchanged LIST may reuse the result
+// for: nil when a read failed, so the next call tries again.
+func collect(objs []listed, docs map[string]cachedDoc) (rules []trigger.Rule, problems []trigger.Problem, cacheable []listed) {
+	cacheable = objs
 	for _, o := range objs {
 		d := docs[o.key]
 		if d.version == "" {
-			// A read failed: do not let an unchanged listing reuse this set.
 			cacheable = nil
 		}
 		switch {
@@ -246,12 +274,7 @@ func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 			problems = append(problems, *d.problem)
 		}
 	}
-	set := trigger.NewRuleSet(repo, branch, rules, problems)
-	s.mu.Lock()
-	s.sets[id] = &cachedSet{listed: cacheable, docs: docs, set: set}
-	s.mu.Unlock()
-	s.log.Debug("rules loaded", "repo", repo, "branch", branch, "rules", len(rules), "invalid", len(problems), "fetched", len(stale))
-	return set, nil
+	return rules, problems, cacheable
 }
 
 // load fetches and compiles one document for repo and branch.
@@ -354,20 +377,16 @@ func (s *Store) Count(ctx context.Context) (int, error) {
 }
 
 func (s *Store) keys(ctx context.Context) ([]string, error) {
-	var keys []string
-	it := s.bucket.List(&blob.ListOptions{Prefix: s.prefix + "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return keys, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", s.prefix, err)
-		}
-		if !obj.IsDir && strings.HasSuffix(obj.Key, ".json") {
-			keys = append(keys, obj.Key)
-		}
+	objs, err := s.listDocs(ctx, s.prefix+"/", isSeedKey)
+	return keysOf(objs), err
+}
+
+func keysOf(objs []listed) []string {
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.key
 	}
+	return keys
 }
 
 // Entry is one stored document as read by List: the document, the rule

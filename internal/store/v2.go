@@ -3,16 +3,11 @@ package store
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-
-	"gocloud.dev/blob"
 
 	"github.com/monohook/monohook/internal/rules"
 	"github.com/monohook/monohook/internal/trigger"
@@ -30,14 +25,8 @@ var v2Name = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
 // keys with the same versions.
 type v2Cache struct {
 	listed []listed
-	docs   map[string]v2Doc
+	docs   map[string]cachedDoc
 	set    *trigger.V2Set
-}
-
-type v2Doc struct {
-	version string
-	rule    *trigger.Rule
-	problem *trigger.Problem
 }
 
 // SetV2Prefix changes where v2 documents are read and written.
@@ -69,79 +58,35 @@ func (s *Store) V2Rules(ctx context.Context) (*trigger.V2Set, error) {
 }
 
 func (s *Store) v2Rules(ctx context.Context) (*trigger.V2Set, error) {
-	var objs []listed
-	it := s.bucket.List(&blob.ListOptions{Prefix: s.v2prefix + "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", s.v2prefix, err)
-		}
-		if !obj.IsDir && isV2Key(obj.Key) {
-			objs = append(objs, listed{key: obj.Key, version: version(obj)})
-		}
+	objs, err := s.listDocs(ctx, s.v2prefix+"/", isV2Key)
+	if err != nil {
+		return nil, err
 	}
 	s.mu.Lock()
 	old := s.v2
 	s.mu.Unlock()
-	if old != nil && slices.Equal(old.listed, objs) {
-		return old.set, nil
-	}
-	docs := make(map[string]v2Doc, len(objs))
-	var stale []listed
-	for _, o := range objs {
-		if old != nil {
-			if d, ok := old.docs[o.key]; ok && d.version == o.version {
-				docs[o.key] = d
-				continue
-			}
+	var oldDocs map[string]cachedDoc
+	if old != nil {
+		if slices.Equal(old.listed, objs) {
+			return old.set, nil
 		}
-		stale = append(stale, o)
+		oldDocs = old.docs
 	}
-	fetched := make([]v2Doc, len(stale))
-	sem := make(chan struct{}, fetchParallel)
-	var wg sync.WaitGroup
-	for i, o := range stale {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			fetched[i] = s.loadV2(ctx, o)
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	docs, fetched, err := refresh(ctx, objs, oldDocs, func(o listed) cachedDoc { return s.loadV2(ctx, o) })
+	if err != nil {
 		return nil, err
 	}
-	for i, o := range stale {
-		docs[o.key] = fetched[i]
-	}
-	var rs []trigger.Rule
-	var problems []trigger.Problem
-	cacheable := objs
-	for _, o := range objs {
-		d := docs[o.key]
-		if d.version == "" {
-			cacheable = nil
-		}
-		if d.rule != nil {
-			rs = append(rs, *d.rule)
-		} else if d.problem != nil {
-			problems = append(problems, *d.problem)
-		}
-	}
+	rs, problems, cacheable := collect(objs, docs)
 	set := trigger.NewV2Set(rs, problems)
 	s.mu.Lock()
 	s.v2 = &v2Cache{listed: cacheable, docs: docs, set: set}
 	s.mu.Unlock()
-	s.log.Debug("v2 rules loaded", "rules", len(rs), "invalid", len(problems), "fetched", len(stale))
+	s.log.Debug("v2 rules loaded", "rules", len(rs), "invalid", len(problems), "fetched", fetched)
 	return set, nil
 }
 
-func (s *Store) loadV2(ctx context.Context, o listed) v2Doc {
-	d := v2Doc{version: o.version}
+func (s *Store) loadV2(ctx context.Context, o listed) cachedDoc {
+	d := cachedDoc{version: o.version}
 	b, err := s.read(ctx, o.key)
 	if err != nil {
 		d.version = ""
@@ -198,22 +143,16 @@ func (s *Store) PutV2(ctx context.Context, name string, b []byte) (string, error
 	return key, nil
 }
 
+// Raw returns a stored document as written (a v2 rule keeps its comments).
+func (s *Store) Raw(ctx context.Context, key string) ([]byte, error) { return s.read(ctx, key) }
+
 // ListV2 reads every v2 document: its rule, or why it is unusable.
 func (s *Store) ListV2(ctx context.Context) ([]V2Entry, error) {
-	var keys []string
-	it := s.bucket.List(&blob.ListOptions{Prefix: s.v2prefix + "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("list %s/: %w", s.v2prefix, err)
-		}
-		if !obj.IsDir && isV2Key(obj.Key) {
-			keys = append(keys, obj.Key)
-		}
+	objs, err := s.listDocs(ctx, s.v2prefix+"/", isV2Key)
+	if err != nil {
+		return nil, err
 	}
+	keys := keysOf(objs)
 	out := make([]V2Entry, len(keys))
 	for i, key := range keys {
 		out[i].Key = key

@@ -162,20 +162,44 @@ func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
 // repository and branch (none for a tag, a deleted branch or a pull
 // request), and the v2 rules.
 func (s *Service) Load(ctx context.Context, p *Push) (Rules, error) {
+	return s.NewLoader().Load(ctx, p)
+}
+
+// Loader is Load for a batch of pushes: each repository and branch's seed
+// rules, and the v2 rules, are read once for all of them.
+type Loader struct {
+	src  RuleSource
+	seed map[[2]string]*RuleSet
+	v2   *V2Set
+}
+
+// NewLoader returns a Loader reading s.Rules.
+func (s *Service) NewLoader() *Loader {
+	return &Loader{src: s.Rules, seed: map[[2]string]*RuleSet{}}
+}
+
+// Load reads (or reuses) the rules p is evaluated against.
+func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
 	var r Rules
 	if SkipReason(p) == "" && p.Event != "pull_request" {
 		branch, _ := p.Branch()
-		set, err := s.Rules.RuleSet(ctx, p.Repo, branch)
-		if err != nil {
-			return Rules{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+		key := [2]string{p.Repo, branch}
+		if r.Seed = l.seed[key]; r.Seed == nil {
+			set, err := l.src.RuleSet(ctx, p.Repo, branch)
+			if err != nil {
+				return Rules{}, fmt.Errorf("load rules for %s@%s: %w", p.Repo, branch, err)
+			}
+			r.Seed, l.seed[key] = set, set
 		}
-		r.Seed = set
 	}
-	v2, err := s.Rules.V2Rules(ctx)
-	if err != nil {
-		return Rules{}, fmt.Errorf("load v2 rules: %w", err)
+	if l.v2 == nil {
+		v2, err := l.src.V2Rules(ctx)
+		if err != nil {
+			return Rules{}, fmt.Errorf("load v2 rules: %w", err)
+		}
+		l.v2 = v2
 	}
-	r.V2 = v2
+	r.V2 = l.v2
 	return r, nil
 }
 

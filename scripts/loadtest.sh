@@ -5,6 +5,9 @@
 #
 #   scripts/loadtest.sh [payload.json ...]   (default: ../shared/bench/push-8k.json and push-200k.json)
 #
+# SERVE_ARGS adds serve flags (e.g. --database postgres://…); MONOHOOK_BIN
+# runs a binary built before instead of building this tree; SERVE_LOG
+# keeps the server's log in that file.
 # Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
 # loopback only.
 set -euo pipefail
@@ -18,8 +21,10 @@ connections=${CONNECTIONS:-32}
 
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/monohook" ./cmd/monohook
+# MONOHOOK_BIN: a binary built before (to compare two versions run for run).
+if [ -n "${MONOHOOK_BIN:-}" ]; then cp "$MONOHOOK_BIN" "$work/monohook"; else go build -o "$work/monohook" ./cmd/monohook; fi
 secret=load-test-secret
+log=${SERVE_LOG:-$work/serve.log} # SERVE_LOG: keep the server's log
 port=$((20000 + RANDOM % 20000))
 
 # A realistic rule set for the pushes' repository: 200 rules.
@@ -29,7 +34,7 @@ for i in $(seq 0 199); do
 done
 
 "$work/monohook" serve --dry-run --listen "127.0.0.1:$port" --data-dir "$work/data" \
-  --secret "$secret" ${SERVE_ARGS:-} --log-level "${LOG_LEVEL:-info}" 2>"$work/serve.log" &
+  --secret "$secret" ${SERVE_ARGS:-} --log-level "${LOG_LEVEL:-info}" 2>"$log" &
 pid=$!
 for _ in $(seq 100); do
   curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
@@ -42,10 +47,10 @@ for p in "${payloads[@]}"; do
   PAYLOAD="$p" SIG256="$sig" RUN_ID="run-$(date +%s%N)" wrk -t2 -c"$connections" -d"$duration" --latency \
     -s scripts/webhook.lua "http://127.0.0.1:$port"
 done
-echo "== serve log: $(grep -c "push accepted" "$work/serve.log") accepted, $(grep -c "push evaluated" "$work/serve.log") evaluated, $(grep -c 'level=WARN' "$work/serve.log") warnings, $(grep -c 'level=ERROR' "$work/serve.log") errors"
-grep -m 3 -E 'level=(WARN|ERROR)' "$work/serve.log" | cut -c1-400 || true
+echo "== serve log: $(grep -c "push accepted" "$log") accepted, $(grep -c "push evaluated" "$log") evaluated, $(grep -c 'level=WARN' "$log") warnings, $(grep -c 'level=ERROR' "$log") errors"
+grep -m 3 -E 'level=(WARN|ERROR)' "$log" | cut -c1-400 || true
 # The server's own time per acknowledged push (from reading the request to
 # answering it), all payloads together, from the "push accepted" lines.
-grep 'msg="push accepted"' "$work/serve.log" | sed -n 's/.* took=\([0-9.]*\)\([µmn]*s\).*/\1 \2/p' |
+grep 'msg="push accepted"' "$log" | sed -n 's/.* took=\([0-9.]*\)\([µmn]*s\).*/\1 \2/p' |
   awk '{v=$1; if ($2=="ms") v*=1000; else if ($2=="s") v*=1e6; else if ($2=="ns") v/=1000; print v}' | sort -n |
   awk '{a[NR]=$1} END {if (NR) printf "== server time to acknowledge (µs): p50 %.0f, p99 %.0f, p99.9 %.0f, max %.0f over %d pushes\n", a[int(NR*0.5)], a[int(NR*0.99)], a[int(NR*0.999)], a[NR], NR}'

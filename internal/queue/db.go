@@ -24,8 +24,8 @@ import (
 // default, one process) or PostgreSQL (any number of processes). Both are
 // used through database/sql, so there is one set of queries.
 type DB struct {
-	sql      *sql.DB // monohook's own statements
-	jobs     *sql.DB // River's (the same pool on PostgreSQL)
+	sql      *sql.DB // monohook's statements and River's
+	read     *sql.DB // reads evaluation makes: on SQLite, connections of their own
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
 	listener *pgxpool.Pool // PostgreSQL: LISTEN/NOTIFY, so jobs start without polling delay
@@ -53,7 +53,7 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 		// default, and a new PostgreSQL connection is a new server process.
 		db.sql.SetMaxOpenConns(20)
 		db.sql.SetMaxIdleConns(20)
-		db.jobs = db.sql
+		db.read = db.sql
 		db.driver = riverdatabasesql.NewWithPgxListener(db.sql, db.listener)
 	default:
 		path := strings.TrimPrefix(dsn, "sqlite://")
@@ -73,7 +73,18 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
 		db.sql.SetMaxOpenConns(1)
-		db.jobs = db.sql
+		// Evaluation's reads go through connections of their own: in WAL
+		// mode readers do not wait for the writer, and the writer's one
+		// connection is left to commits.
+		q.Set("_pragma", "query_only(1)")
+		q.Add("_pragma", "busy_timeout(10000)")
+		q.Del("_txlock")
+		if db.read, err = sql.Open("sqlite", "file:"+path+"?"+q.Encode()); err != nil {
+			db.sql.Close()
+			return nil, fmt.Errorf("open %s: %w", db.Where, err)
+		}
+		db.read.SetMaxOpenConns(2)
+		db.read.SetMaxIdleConns(2)
 		db.driver = riversqlite.New(db.sql)
 	}
 	if err := db.sql.PingContext(ctx); err != nil {
@@ -92,8 +103,8 @@ func (db *DB) Close() error {
 	if db.listener != nil {
 		db.listener.Close()
 	}
-	if db.jobs != nil && db.jobs != db.sql {
-		db.jobs.Close()
+	if db.read != nil && db.read != db.sql {
+		db.read.Close()
 	}
 	return db.sql.Close()
 }
@@ -141,6 +152,12 @@ DROP INDEX IF EXISTS monohook_delivery_status;
 CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
 CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
 CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
+-- A row per committer whose deliveries an evaluation job is queued for
+-- (see wakeUpsert in durable.go).
+CREATE TABLE IF NOT EXISTS monohook_wake (
+	k BIGINT PRIMARY KEY,
+	n INTEGER NOT NULL
+);
 `
 
 // migrationLock serialises schema changes of replicas starting together.

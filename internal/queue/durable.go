@@ -108,8 +108,12 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		FetchPollInterval:    100 * time.Millisecond,
 		FetchCooldown:        20 * time.Millisecond,
 		Logger:               slog.New(warnOnly{log.Handler()}).With("component", "river"),
-		PeriodicJobs: []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
-			func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true})},
+		PeriodicJobs: []*river.PeriodicJob{
+			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
+				func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(evaluateEvery),
+				func() (river.JobArgs, *river.InsertOpts) { return evaluateArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}),
+		},
 	}
 	var err error
 	if q.river, err = river.NewClient(db.driver, cfg); err != nil {
@@ -167,6 +171,10 @@ func (q *Queue) Accept(ctx context.Context, d trigger.Delivery) error {
 // serves many deliveries.
 func (q *Queue) commitLoop() {
 	defer q.written.Done()
+	// This committer's wake row (see commit). Keys are random so that
+	// committers of several processes seldom share one; sharing would be
+	// correct, only slower.
+	wake := rand.Int64() //nolint:gosec // a key, not a secret
 	for req := range q.accepts {
 		group := []acceptReq{req}
 	fill:
@@ -181,7 +189,11 @@ func (q *Queue) commitLoop() {
 				break fill
 			}
 		}
-		results, err := q.commit(group)
+		commit := q.commit
+		if q.db.postgres {
+			commit = q.commitPostgres
+		}
+		results, err := commit(group, wake)
 		for i, r := range group {
 			if err != nil {
 				r.done <- err
@@ -192,7 +204,20 @@ func (q *Queue) commitLoop() {
 	}
 }
 
-func (q *Queue) commit(group []acceptReq) ([]error, error) {
+// Evaluation is woken through a "wake row" per committer, not a job per
+// commit group: a job insert cost more than the deliveries it woke for.
+//
+// A commit upserts its wake row in the same transaction as its deliveries.
+// If the row was new (n = 1), nothing is pending to evaluate them, and the
+// commit queues an evaluation job. If it was there, a job queued before
+// has not yet begun: a job's first step deletes every wake row, and only
+// then reads what waits. The upsert holds the row until the commit, so
+// that delete waits for the commit, and the job then sees its deliveries;
+// a delete that came first leaves no row, and the commit queues a job.
+const wakeUpsert = `INSERT INTO monohook_wake (k, n) VALUES (?, 1) ON CONFLICT (k) DO UPDATE SET n = monohook_wake.n + 1 RETURNING n`
+
+// commit stores a group in one SQLite transaction.
+func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	tx, err := q.db.sql.BeginTx(ctx, nil)
@@ -200,42 +225,29 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	// One statement for the whole group: a round trip per delivery would
+	// One statement for the whole group: a statement per delivery would
 	// cost more than the flush the group shares. The ids it returns are
 	// the new deliveries; the others were stored before.
 	rows, err := q.insertGroup(ctx, tx, group)
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	inserted := make(map[string]bool, len(group))
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("store deliveries: %w", err)
-		}
-		inserted[id] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	inserted, err := scanIDs(rows)
+	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	results := make([]error, len(group))
-	var fresh []string
-	dup := q.db.q(`UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`)
-	for i, r := range group {
-		if inserted[r.d.ID] {
-			delete(inserted, r.d.ID) // a second copy in the group is a duplicate
-			fresh = append(fresh, r.d.ID)
-			continue
+	results, dups := duplicates(group, inserted)
+	for _, id := range dups {
+		if _, err := tx.ExecContext(ctx, `UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`, id); err != nil {
+			return nil, fmt.Errorf("count duplicate %s: %w", id, err)
 		}
-		if _, err := tx.ExecContext(ctx, dup, r.d.ID); err != nil {
-			return nil, fmt.Errorf("count duplicate %s: %w", r.d.ID, err)
-		}
-		results[i] = githubhook.ErrDuplicate
 	}
-	if len(fresh) > 0 {
-		if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{DeliveryIDs: fresh}, nil); err != nil {
+	var n int
+	if err := tx.QueryRowContext(ctx, wakeUpsert, wake).Scan(&n); err != nil {
+		return nil, fmt.Errorf("wake evaluation: %w", err)
+	}
+	if n == 1 {
+		if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{}, nil); err != nil {
 			return nil, fmt.Errorf("queue evaluation: %w", err)
 		}
 	}
@@ -245,48 +257,160 @@ func (q *Queue) commit(group []acceptReq) ([]error, error) {
 	return results, nil
 }
 
-// insertGroup inserts the deliveries of a group that are not stored yet
-// and returns the ids it inserted.
-func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) (*sql.Rows, error) {
+// commitPostgres stores a group in one statement, which PostgreSQL runs as
+// its own transaction: a single round trip where BEGIN, INSERT and COMMIT
+// took three (each waited on by the deliveries of the group).
+//
+// When the wake row was new, the evaluation job is queued after the
+// commit, not with it. Should this process die in between, the deliveries
+// wait for the next evaluation of any replica, or at the latest for the
+// periodic one (evaluateEvery).
+func (q *Queue) commitPostgres(group []acceptReq, wake int64) ([]error, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := q.insertGroupPostgres(ctx, wake, group)
+	if err != nil {
+		return nil, fmt.Errorf("store deliveries: %w", err)
+	}
+	var inserted []string
+	n := 0
+	for rows.Next() {
+		var id string
+		var w int
+		if err := rows.Scan(&id, &w); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("store deliveries: %w", err)
+		}
+		if id != "" {
+			inserted = append(inserted, id)
+		} else {
+			n = w
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store deliveries: %w", err)
+	}
+	results, dups := duplicates(group, inserted)
+	if len(dups) > 0 {
+		if _, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_delivery d SET duplicates = d.duplicates + u.n
+			FROM (SELECT id, count(*) AS n FROM unnest($1::text[]) AS id GROUP BY id) u WHERE d.id = u.id`, dups); err != nil {
+			return nil, fmt.Errorf("count duplicates: %w", err)
+		}
+	}
+	if n == 1 {
+		if _, err := q.river.Insert(ctx, evaluateArgs{}, nil); err != nil {
+			// The deliveries are stored; drop the wake row so that the next
+			// commit queues a job rather than count on this one.
+			q.log.Error("could not queue an evaluation; stored deliveries wait for the next one", "err", err)
+			if _, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_wake WHERE k = $1`, wake); err != nil {
+				q.log.Error("could not clear the wake row", "err", err)
+			}
+		}
+	}
+	return results, nil
+}
+
+// duplicates returns the result of each delivery of a group (nil, or
+// ErrDuplicate for an id stored before or seen earlier in the group) and
+// the duplicates' ids.
+func duplicates(group []acceptReq, inserted []string) (results []error, dups []string) {
+	fresh := make(map[string]bool, len(inserted))
+	for _, id := range inserted {
+		fresh[id] = true
+	}
+	results = make([]error, len(group))
+	for i, r := range group {
+		if fresh[r.d.ID] {
+			delete(fresh, r.d.ID) // a second copy in the group is a duplicate
+			continue
+		}
+		dups = append(dups, r.d.ID)
+		results[i] = githubhook.ErrDuplicate
+	}
+	return results, dups
+}
+
+func scanIDs(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// columns are a group's deliveries as columns, each id once (the same id
+// twice in one group: the second is a duplicate).
+type columns struct {
+	ids, events, repos, refs, shas []string
+	received, paths                []int64
+	payloads                       [][]byte
+}
+
+func groupColumns(group []acceptReq) columns {
 	n := len(group)
-	ids, events, repos, refs, shas := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-	received, paths := make([]int64, 0, n), make([]int64, 0, n)
-	payloads := make([][]byte, 0, n)
+	c := columns{
+		ids: make([]string, 0, n), events: make([]string, 0, n), repos: make([]string, 0, n), refs: make([]string, 0, n), shas: make([]string, 0, n),
+		received: make([]int64, 0, n), paths: make([]int64, 0, n), payloads: make([][]byte, 0, n),
+	}
 	seen := make(map[string]bool, n)
 	for _, r := range group {
 		d := r.d
 		if seen[d.ID] {
-			continue // the same id twice in one group: the second is a duplicate
+			continue
 		}
 		seen[d.ID] = true
-		ids, events, payloads = append(ids, d.ID), append(events, d.Event), append(payloads, d.Payload)
-		received = append(received, d.Received.UnixMilli())
+		c.ids, c.events, c.payloads = append(c.ids, d.ID), append(c.events, d.Event), append(c.payloads, d.Payload)
+		c.received = append(c.received, d.Received.UnixMilli())
 		var repo, ref, sha string
 		var np int
 		if d.Push != nil {
 			repo, ref, sha, np = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
 		}
-		repos, refs, shas, paths = append(repos, repo), append(refs, ref), append(shas, sha), append(paths, int64(np))
+		c.repos, c.refs, c.shas, c.paths = append(c.repos, repo), append(c.refs, ref), append(c.shas, sha), append(c.paths, int64(np))
 	}
-	if q.db.postgres {
-		// Arrays keep the statement text the same for every group size, so
-		// it is prepared once per connection and its values sent in binary.
-		return tx.QueryContext(ctx, `INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status)
-			SELECT *, 'received' FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::bigint[])
-			ON CONFLICT (id) DO NOTHING RETURNING id`, ids, events, received, payloads, repos, refs, shas, paths)
-	}
+	return c
+}
+
+// insertGroup inserts the deliveries of a group that are not stored yet
+// and returns the ids it inserted.
+func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) (*sql.Rows, error) {
+	c := groupColumns(group)
 	var text strings.Builder
 	text.WriteString(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `)
-	args := make([]any, 0, 8*len(ids))
-	for i := range ids {
+	args := make([]any, 0, 8*len(c.ids))
+	for i := range c.ids {
 		if i > 0 {
 			text.WriteString(", ")
 		}
 		text.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 'received')")
-		args = append(args, ids[i], events[i], received[i], payloads[i], repos[i], refs[i], shas[i], paths[i])
+		args = append(args, c.ids[i], c.events[i], c.received[i], c.payloads[i], c.repos[i], c.refs[i], c.shas[i], c.paths[i])
 	}
 	text.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
 	return tx.QueryContext(ctx, text.String(), args...)
+}
+
+// insertGroupPostgres inserts a group's new deliveries and upserts the
+// committer's wake row in one statement. It returns a row (id, 0) per
+// delivery inserted and one (”, n) for the wake row. Arrays keep the
+// statement text the same for every group size, so it is prepared once
+// per connection and its values sent in binary.
+func (q *Queue) insertGroupPostgres(ctx context.Context, wake int64, group []acceptReq) (*sql.Rows, error) {
+	c := groupColumns(group)
+	return q.db.sql.QueryContext(ctx, `WITH new AS (
+			INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status)
+			SELECT *, 'received' FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[], $8::bigint[])
+			ON CONFLICT (id) DO NOTHING RETURNING id
+		), wake AS (
+			INSERT INTO monohook_wake (k, n) VALUES ($9, 1) ON CONFLICT (k) DO UPDATE SET n = monohook_wake.n + 1 RETURNING n
+		)
+		SELECT id, 0 FROM new UNION ALL SELECT '', n FROM wake`,
+		c.ids, c.events, c.received, c.payloads, c.repos, c.refs, c.shas, c.paths, wake)
 }
 
 // Close stops accepting, commits what was accepted, lets running jobs
@@ -332,16 +456,35 @@ const (
 	startQueue    = "monohook_start"
 )
 
-// evaluateArgs is the job that evaluates deliveries: the ones committed
-// together, or one being replayed. Batches grow with the load, like the
-// commit groups, so evaluation keeps up however fast deliveries come.
+// evaluateArgs is the job that evaluates deliveries. Without ids it
+// evaluates every waiting delivery, oldest first, in batches: this is the
+// job a commit's wake row queues (see wakeUpsert). With ids it evaluates
+// those: a replay, or a delivery whose evaluation failed and is retried
+// with backoff on its own, so that it does not hold up the others.
 type evaluateArgs struct {
-	DeliveryIDs []string `json:"delivery_ids"`
+	DeliveryIDs []string `json:"delivery_ids,omitempty"`
 }
 
 func (evaluateArgs) Kind() string { return "monohook_evaluate" }
 
 func (evaluateArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: evaluateQueue} }
+
+// evaluateEvery is how often an evaluation of waiting deliveries is queued
+// whatever else happens: after a restart, and after a crash between a
+// commit and the queueing of its job (PostgreSQL, see commitPostgres).
+const evaluateEvery = time.Minute
+
+// Batches of waiting deliveries. A batch reads each repository and
+// branch's rules once and records its decisions in one transaction; on
+// SQLite that transaction holds the one connection that acknowledgements
+// wait for, so its batches are smaller.
+const (
+	batchSQLite   = 64
+	batchPostgres = 512
+	// sweepFor bounds one job; what still waits after it goes to a
+	// follow-up job queued with its last batch.
+	sweepFor = 10 * time.Second
+)
 
 type evaluateWorker struct {
 	river.WorkerDefaults[evaluateArgs]
@@ -354,59 +497,177 @@ type pending struct {
 	round int
 	push  *trigger.Push
 	res   trigger.Result
+	// retry is why its evaluation failed (a GitHub API call), when it is
+	// retried by a job of its own.
+	retry error
+	// unreadable: the stored payload no longer parses.
+	unreadable bool
 }
 
 // Work evaluates deliveries against the current rules (each repository
-// and branch's rules read once for the batch) and, in one transaction,
-// records every decision and creates one start job per pipeline. Running
-// it again (River completes jobs after they return, so a crash in between
-// repeats one) creates no second start job: a start job is created only
-// with the row that records the start, and that row is inserted once.
+// and branch's rules read once for a batch) and, in one transaction per
+// batch, records every decision and creates one start job per pipeline.
+// Running it again (River completes jobs after they return, so a crash in
+// between repeats one) creates no second start job: a start job is created
+// only with the row that records the start, and that row is inserted once.
 func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs]) error {
-	err := w.work(ctx, job)
+	q := w.q
+	if ids := job.Args.DeliveryIDs; len(ids) > 0 {
+		ids = q.claim(ids)
+		defer q.release(ids)
+		return q.evaluate(ctx, ids, false, false)
+	}
+	// Wake rows deleted now: commits from here on queue a job of their
+	// own, and every commit that counted on this job has finished (the
+	// delete waited for their rows), so what they stored is read below.
+	if _, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_wake`); err != nil {
+		return fmt.Errorf("evaluate: clear wake rows: %w", err)
+	}
+	size := batchSQLite
+	if q.db.postgres {
+		size = batchPostgres
+	}
+	began := time.Now()
+	for {
+		q.yieldToIngest(ctx)
+		ids, err := q.claimWaiting(ctx, size)
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		full := len(ids) == size
+		last := full && time.Since(began) > sweepFor
+		err = q.evaluate(ctx, ids, true, last)
+		q.release(ids)
+		if err != nil || !full || last {
+			return err
+		}
+	}
+}
+
+// claimWaiting returns up to n of the oldest waiting deliveries that no
+// other evaluation of this process holds, and holds them until release.
+// Another replica may take the same ones: whichever records a delivery
+// first wins (see the conditional update), the other skips it.
+func (q *Queue) claimWaiting(ctx context.Context, n int) ([]string, error) {
+	q.claimMu.Lock()
+	held := len(q.claimed)
+	q.claimMu.Unlock()
+	// The oldest n + held: at most held of them are held, so this finds n
+	// others if there are n.
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id FROM monohook_delivery WHERE status = 'received' ORDER BY received_at LIMIT ?`), n+held)
+	if err != nil {
+		return nil, fmt.Errorf("read waiting deliveries: %w", err)
+	}
+	waiting, err := scanIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read waiting deliveries: %w", err)
+	}
+	ids := q.claim(waiting)
+	if len(ids) > n {
+		q.release(ids[n:])
+		ids = ids[:n]
+	}
+	return ids, nil
+}
+
+// claim holds the ids no other evaluation of this process holds, and
+// returns them.
+func (q *Queue) claim(ids []string) []string {
+	q.claimMu.Lock()
+	defer q.claimMu.Unlock()
+	if q.claimed == nil {
+		q.claimed = map[string]bool{}
+	}
+	var out []string
+	for _, id := range ids {
+		if !q.claimed[id] {
+			q.claimed[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (q *Queue) release(ids []string) {
+	q.claimMu.Lock()
+	defer q.claimMu.Unlock()
+	for _, id := range ids {
+		delete(q.claimed, id)
+	}
+}
+
+// evaluate evaluates and records the deliveries ids. In a sweep, a
+// delivery whose changed paths could not be fetched is handed to a job of
+// its own, retried with backoff; otherwise that failure fails the job.
+// followUp queues a job for what still waits after this batch.
+func (q *Queue) evaluate(ctx context.Context, ids []string, sweep, followUp bool) error {
+	t0 := time.Now()
+	batch, err := q.readBatch(ctx, ids)
+	t1 := time.Now()
+	if err == nil {
+		err = q.decide(ctx, batch, sweep)
+	}
+	t2 := time.Now()
+	if err == nil {
+		err = q.record(ctx, batch, followUp)
+	}
+	q.log.Debug("evaluation batch", "deliveries", len(batch), "sweep", sweep, "read", t1.Sub(t0), "decide", t2.Sub(t1), "record", time.Since(t2), "err", err)
 	if err != nil {
 		// One line per delivery, so a search for a delivery id finds why it
 		// waits.
-		for _, id := range job.Args.DeliveryIDs {
-			w.q.log.Warn("evaluation failed; it will be retried", "delivery", id, "attempt", job.Attempt, "err", err)
+		for _, id := range ids {
+			q.log.Warn("evaluation failed; it will be retried", "delivery", id, "err", err)
 		}
 	}
 	return err
 }
 
-func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs]) error {
-	q, db := w.q, w.q.db
-	q.yieldToIngest(ctx)
-	ids, err := q.claim(ctx, job.Args.DeliveryIDs)
-	defer q.release(ids)
-	if err != nil {
-		return err
-	}
-	batch, err := q.readBatch(ctx, ids)
-	if err != nil {
-		return err
-	}
-	// Each repository and branch's seed rules, and the v2 rules, are read
-	// once for the batch.
+// decide evaluates each readable delivery of batch against the rules.
+func (q *Queue) decide(ctx context.Context, batch []*pending, sweep bool) error {
 	rules := q.svc.NewLoader()
 	for _, d := range batch {
+		if d.unreadable {
+			continue
+		}
 		r, err := rules.Load(ctx, d.push)
 		if err != nil {
-			return err // River retries
+			return err // the rules are unreadable for every delivery: River retries
 		}
 		fetched, err := q.svc.Complete(ctx, d.push)
 		if err != nil {
-			return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries
+			if !sweep {
+				return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries
+			}
+			d.retry = err
+			q.log.Warn("changed paths unavailable; the delivery is retried on its own", "delivery", d.id, "err", err)
+			continue
 		}
 		began := time.Now()
 		d.res = trigger.EvaluateRules(d.push, r, false)
 		d.res.Fetched = fetched
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
+	return nil
+}
 
+// record records a batch's decisions and queues its jobs in one
+// transaction.
+func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) error {
+	db := q.db
 	status := "pending"
 	if q.opts.DryRun {
 		status = "dry-run"
+	}
+	var decided, retry, unreadable []*pending
+	for _, d := range batch {
+		switch {
+		case d.unreadable:
+			unreadable = append(unreadable, d)
+		case d.retry != nil:
+			retry = append(retry, d)
+		default:
+			decided = append(decided, d)
+		}
 	}
 	now := time.Now().UnixMilli()
 	tx, err := db.sql.BeginTx(ctx, nil)
@@ -414,11 +675,11 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 		return fmt.Errorf("record decisions: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	record := q.recordRows
+	recordFn := q.recordRows
 	if db.postgres {
-		record = q.recordArrays
+		recordFn = q.recordArrays
 	}
-	recorded, created, err := record(ctx, tx, batch, status, now)
+	recorded, created, err := recordFn(ctx, tx, decided, status, now)
 	if err != nil {
 		return err
 	}
@@ -438,9 +699,27 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 			InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
 		})
 	}
+	mark := db.q(`UPDATE monohook_delivery SET status = ? WHERE id = ? AND status IN ('received', 'retrying') AND round = ?`)
+	for _, d := range retry {
+		res, err := tx.ExecContext(ctx, mark, "retrying", d.id, d.round)
+		if err != nil {
+			return fmt.Errorf("record %s for retry: %w", d.id, err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{DeliveryIDs: []string{d.id}}})
+		}
+	}
+	for _, d := range unreadable {
+		if _, err := tx.ExecContext(ctx, mark, "unreadable", d.id, d.round); err != nil {
+			return fmt.Errorf("record %s as unreadable: %w", d.id, err)
+		}
+	}
+	if followUp {
+		jobs = append(jobs, river.InsertManyParams{Args: evaluateArgs{}})
+	}
 	if len(jobs) > 0 {
 		if _, err := q.river.InsertManyFastTx(ctx, tx, jobs); err != nil {
-			return fmt.Errorf("queue starts: %w", err)
+			return fmt.Errorf("queue jobs: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -450,69 +729,6 @@ func (w *evaluateWorker) work(ctx context.Context, job *river.Job[evaluateArgs])
 		q.svc.LogDecision(d.push, d.res)
 	}
 	return nil
-}
-
-// sweep is how many more waiting deliveries, oldest first, an evaluation
-// on PostgreSQL takes besides those of its own job. Under a burst, groups
-// are small and many; evaluating the backlog in larger batches reads the
-// rules and commits once for many deliveries, so evaluation keeps pace
-// (about six times as many evaluated during the load test, at the same
-// ingest rate). On SQLite evaluation shares the one connection with
-// ingest, and larger batches cost acknowledgements more than they gain:
-// there each job evaluates its own group, and the backlog after a burst.
-const sweep = 100
-
-// claim returns own and up to sweep other waiting deliveries that no other
-// evaluation of this process holds, and holds them until release. Another
-// replica may take the same ones: whichever records a delivery first wins
-// (see the conditional update), the other skips it.
-func (q *Queue) claim(ctx context.Context, own []string) ([]string, error) {
-	var waiting []string
-	if q.db.postgres {
-		rows, err := q.db.sql.QueryContext(ctx, `SELECT id FROM monohook_delivery WHERE status = 'received' ORDER BY received_at LIMIT $1`, sweep)
-		if err != nil {
-			return nil, fmt.Errorf("read waiting deliveries: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read waiting deliveries: %w", err)
-			}
-			waiting = append(waiting, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read waiting deliveries: %w", err)
-		}
-	}
-	q.claimMu.Lock()
-	defer q.claimMu.Unlock()
-	if q.claimed == nil {
-		q.claimed = map[string]bool{}
-	}
-	var ids []string
-	take := func(id string) {
-		if !q.claimed[id] {
-			q.claimed[id] = true
-			ids = append(ids, id)
-		}
-	}
-	for _, id := range own {
-		take(id)
-	}
-	for _, id := range waiting {
-		take(id)
-	}
-	return ids, nil
-}
-
-func (q *Queue) release(ids []string) {
-	q.claimMu.Lock()
-	defer q.claimMu.Unlock()
-	for _, id := range ids {
-		delete(q.claimed, id)
-	}
 }
 
 // createdStart is a start row recorded by this evaluation: it gets a job.
@@ -529,7 +745,7 @@ type createdStart struct {
 // this job) gets no second job.
 func (q *Queue) recordRows(ctx context.Context, tx *sql.Tx, batch []*pending, status string, now int64) ([]*pending, []createdStart, error) {
 	update, err := tx.PrepareContext(ctx, q.db.q(`UPDATE monohook_delivery SET status = 'evaluated', evaluated_at = ?, result = ?
-		WHERE id = ? AND status = 'received' AND round = ?`))
+		WHERE id = ? AND status IN ('received', 'retrying') AND round = ?`))
 	if err != nil {
 		return nil, nil, fmt.Errorf("record decisions: %w", err)
 	}
@@ -586,7 +802,7 @@ func (q *Queue) recordArrays(ctx context.Context, tx *sql.Tx, batch []*pending, 
 	}
 	rows, err := tx.QueryContext(ctx, `UPDATE monohook_delivery d SET status = 'evaluated', evaluated_at = $1, result = u.result
 		FROM unnest($2::text[], $3::text[], $4::bigint[]) AS u(id, result, round)
-		WHERE d.id = u.id AND d.status = 'received' AND d.round = u.round RETURNING d.id`, now, ids, results, rounds)
+		WHERE d.id = u.id AND d.status IN ('received', 'retrying') AND d.round = u.round RETURNING d.id`, now, ids, results, rounds)
 	if err != nil {
 		return nil, nil, fmt.Errorf("record decisions: %w", err)
 	}
@@ -636,32 +852,23 @@ func (q *Queue) recordArrays(ctx context.Context, tx *sql.Tx, batch []*pending, 
 // committed first, so evaluation slows under a burst but never stops.
 const maxYield = 100 * time.Millisecond
 
-// yieldToIngest lets deliveries waiting to be committed go first: an
+// yieldToIngest lets deliveries being acknowledged go first: an
 // acknowledgement has a deadline (GitHub gives up after 10 s), an
 // evaluation has none, and what waits here is evaluated after the burst.
-// On SQLite they share its one connection; on PostgreSQL, the server's
-// CPU and WAL flushes.
+// Each batch waits until no delivery is between arrival and commit, or
+// maxYield: under a burst evaluation takes a batch at least every 100 ms
+// (up to 5,000 deliveries a second on PostgreSQL), in the gaps between
+// acknowledgements it runs freely. On SQLite evaluation and ingest share
+// the one writer; on PostgreSQL, the server's CPU and WAL flushes.
 func (q *Queue) yieldToIngest(ctx context.Context) {
 	deadline := time.Now().Add(maxYield)
-	for q.ingestWaiting() && time.Now().Before(deadline) {
+	for q.acking.Load() > 0 && time.Now().Before(deadline) {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Millisecond):
 		}
 	}
-}
-
-// ingestWaiting reports whether deliveries wait to be committed. On
-// SQLite, those queued for the committer: one that is being committed
-// holds the connection anyway. On PostgreSQL, any delivery between arrival
-// and commit: there several commits run at once, so the queue is rarely
-// long, but each shares the server with evaluation.
-func (q *Queue) ingestWaiting() bool {
-	if q.db.postgres {
-		return q.acking.Load() > 0
-	}
-	return len(q.accepts) > 0
 }
 
 // readBatch reads the stored payloads of ids and parses them. A delivery
@@ -675,38 +882,52 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	for i, id := range ids {
 		args[i] = id
 	}
-	// The status is filtered here, not in SQL: with a backlog, a planner
-	// may pick the status index and read every waiting delivery.
-	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT id, event, payload, round, status FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
+	type row struct {
+		d             *pending
+		event, status string
+		stored        []byte
+	}
+	// Rows are read first and parsed after: the connection is free the
+	// sooner. The status is filtered here, not in SQL: with a backlog, a
+	// planner may pick the status index and read every waiting delivery.
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, payload, round, status FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}
-	defer rows.Close()
-	var out []*pending
+	var read []row
 	for rows.Next() {
-		d := &pending{}
-		var stored []byte
-		var event, status string
-		if err := rows.Scan(&d.id, &event, &stored, &d.round, &status); err != nil {
+		r := row{d: &pending{}}
+		if err := rows.Scan(&r.d.id, &r.event, &r.stored, &r.d.round, &r.status); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("read deliveries: %w", err)
 		}
-		if status != "received" {
+		read = append(read, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read deliveries: %w", err)
+	}
+	out := make([]*pending, 0, len(read))
+	for _, r := range read {
+		if r.status != "received" && r.status != "retrying" {
 			continue // evaluated already
 		}
-		payload, err := unpack(stored)
+		d := r.d
+		payload, err := unpack(r.stored)
 		if err == nil {
-			d.push, err = githubhook.ParseEvent(event, payload)
+			d.push, err = githubhook.ParseEvent(r.event, payload)
 		}
 		if err != nil {
-			// It was parsed before it was acknowledged; a payload that no
-			// longer parses is logged and left, not retried forever.
-			q.log.Error("stored delivery does not parse", "delivery", d.id, "err", err)
-			continue
+			// It was parsed before it was acknowledged, so the stored row
+			// is damaged: recorded as unreadable, not retried forever.
+			q.log.Error("stored delivery does not parse; marked unreadable", "delivery", d.id, "err", err)
+			d.unreadable = true
+		} else {
+			d.push.DeliveryID = tokenBase(d.id, d.round)
 		}
-		d.push.DeliveryID = tokenBase(d.id, d.round)
 		out = append(out, d)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // tokenBase is what a delivery's start tokens derive from: the delivery id

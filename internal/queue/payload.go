@@ -3,35 +3,67 @@ package queue
 import (
 	"bytes"
 	"fmt"
+	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/monohook/monohook/internal/githubhook"
 )
 
-// Payloads are stored compressed with zstd: JSON shrinks four to ten
-// times, and the bytes every commit writes and flushes (and the WAL copies
-// into the database afterwards) are what bound how many deliveries a
-// second one disk takes. Rows written before compression, which start
-// with "{" or a form body's letters, are read as they are.
+// Payloads are stored compressed: JSON shrinks three to four times, and
+// the bytes every commit writes and flushes (and the WAL copies into the
+// database afterwards) bound how many deliveries a second one disk takes.
+//
+// S2 (a faster Snappy) rather than zstd: on the request's goroutine zstd's
+// fastest level cost 45 µs per 8 KB push and 1.2 ms per 200 KB push, a
+// sixth of the CPU of an acknowledgement; S2 costs a quarter of that for
+// output a third larger. A stored S2 payload starts with s2Tag, which no
+// JSON or form body starts with. Rows written by earlier versions are zstd
+// (its magic number) or as received ("{" or a form body's letters).
 var (
-	encoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	decoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*githubhook.MaxBody))
-	zstdMagic  = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	s2Tag          = []byte{0xff, 's', '2'}
+	zstdMagic      = []byte{0x28, 0xB5, 0x2F, 0xFD}
+	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*githubhook.MaxBody))
 )
 
-// pack compresses a payload for storing. EncodeAll is safe for concurrent
-// use, so each request compresses its own on its own goroutine.
+// packBuffers hold S2's worst case, so that what a queued delivery keeps is
+// its compressed size, not that.
+var packBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// pack compresses a payload for storing.
 func pack(payload []byte) []byte {
-	return encoder.EncodeAll(payload, make([]byte, 0, len(payload)/4+64))
+	buf := packBuffers.Get().(*[]byte)
+	defer packBuffers.Put(buf)
+	if need := s2.MaxEncodedLen(len(payload)); cap(*buf) < need {
+		*buf = make([]byte, need)
+	}
+	enc := s2.Encode((*buf)[:cap(*buf)], payload)
+	out := make([]byte, len(s2Tag)+len(enc))
+	copy(out, s2Tag)
+	copy(out[len(s2Tag):], enc)
+	return out
 }
 
 // unpack returns a stored payload as received.
 func unpack(stored []byte) ([]byte, error) {
-	if !bytes.HasPrefix(stored, zstdMagic) {
+	var b []byte
+	var err error
+	switch {
+	case bytes.HasPrefix(stored, s2Tag):
+		stored = stored[len(s2Tag):]
+		var n int
+		if n, err = s2.DecodedLen(stored); err == nil && n > 2*githubhook.MaxBody {
+			err = fmt.Errorf("decoded length %d is too large", n)
+		}
+		if err == nil {
+			b, err = s2.Decode(nil, stored)
+		}
+	case bytes.HasPrefix(stored, zstdMagic):
+		b, err = zstdDecoder.DecodeAll(stored, nil)
+	default:
 		return stored, nil
 	}
-	b, err := decoder.DecodeAll(stored, nil)
 	if err != nil {
 		return nil, fmt.Errorf("stored payload: %w", err)
 	}

@@ -1,0 +1,200 @@
+package queue_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// gatedSource is a GitHub API that fails for one commit until opened.
+type gatedSource struct {
+	sha   string
+	mu    sync.Mutex
+	open  bool
+	calls int
+}
+
+func (g *gatedSource) ChangedPaths(_ context.Context, p *trigger.Push) ([]string, bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p.After != g.sha {
+		return nil, true, nil
+	}
+	g.calls++
+	if !g.open {
+		return nil, false, errors.New("GitHub answered 502")
+	}
+	return []string{"src/late.go"}, true, nil
+}
+
+func (g *gatedSource) release() (calls int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = true
+	return g.calls
+}
+
+func forcedPush(id, sha string) trigger.Delivery {
+	body := `{"ref":"refs/heads/main","before":"1111111111111111","after":"` + sha + `","forced":true,"repository":{"name":"repo","full_name":"org/repo"},"commits":[]}`
+	p, err := githubhook.ParsePush([]byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return trigger.Delivery{ID: id, Event: "push", Received: time.Now(), Payload: []byte(body), Push: p}
+}
+
+// A delivery whose change set cannot be fetched is retried by a job of
+// its own; deliveries after it are evaluated and started meanwhile.
+func TestFailedEvaluationIsRetriedOnItsOwn(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "pipe", "src/.*")
+		gate := &gatedSource{sha: "f0f0f0f0f0f0f0f0"}
+		e.svc.Changes = gate
+		q := e.open(t, dsn, queue.Options{})
+		ctx := context.Background()
+		if err := q.Accept(ctx, forcedPush("forced", gate.sha)); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"after-1", "after-2"} {
+			if err := q.Accept(ctx, delivery(id, "src/a.go")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, id := range []string{"after-1", "after-2"} {
+			if d := waitStarts(t, q, id, 1); len(d.Starts) != 1 || d.Starts[0].Status != "started" {
+				t.Fatalf("%s: %+v", id, d.Starts)
+			}
+		}
+		waitFor(t, func() bool { d, err := q.Get(ctx, "forced"); return err == nil && d.Status == "retrying" })
+		waitFor(t, func() bool { gate.mu.Lock(); defer gate.mu.Unlock(); return gate.calls >= 2 })
+		if calls := gate.release(); calls < 2 {
+			t.Fatalf("GitHub asked %d times, want retries", calls)
+		}
+		d := waitStarts(t, q, "forced", 1)
+		if d.Status != "evaluated" || len(d.Starts) != 1 || d.Starts[0].Status != "started" {
+			t.Fatalf("forced push after the API recovered: %+v", d)
+		}
+		// Three executions, and no token asked for twice.
+		tokens := map[string]int{}
+		for _, c := range e.fake.Calls() {
+			tokens[c.Token]++
+		}
+		if got := e.fake.Started()["pipe"]; got != 3 || len(tokens) != 3 {
+			t.Errorf("%d executions, calls by token %v; want 3, once each", got, tokens)
+		}
+		for token, n := range tokens {
+			if n != 1 {
+				t.Errorf("token %s asked %d times", token, n)
+			}
+		}
+	})
+}
+
+// A stored payload that no longer parses (a damaged row) is recorded as
+// unreadable, once, and does not stop the deliveries after it.
+func TestUnreadablePayloadIsRecorded(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "pipe", "src/.*")
+		ctx := context.Background()
+		db, err := queue.OpenDB(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log) // not started: nothing is evaluated
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"damaged", "fine"} {
+			if err := stopped.Accept(ctx, delivery(id, "src/a.go")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := stopped.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+
+		driver, name, marks := "sqlite", strings.TrimPrefix(dsn, "sqlite://"), "?"
+		if strings.HasPrefix(dsn, "postgres") {
+			driver, name, marks = "pgx", dsn, "$1"
+		}
+		raw, err := sql.Open(driver, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		// The S2 tag, then bytes that are not S2.
+		if _, err := raw.ExecContext(ctx, `UPDATE monohook_delivery SET payload = `+marks+` WHERE id = 'damaged'`, []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}); err != nil {
+			t.Fatal(err)
+		}
+
+		q := e.open(t, dsn, queue.Options{})
+		if d := waitStarts(t, q, "fine", 1); d.Starts[0].Status != "started" {
+			t.Fatalf("fine: %+v", d.Starts)
+		}
+		waitFor(t, func() bool { d, err := q.Get(ctx, "damaged"); return err == nil && d.Status == "unreadable" })
+		if d, _ := q.Get(ctx, "damaged"); len(d.Starts) != 0 {
+			t.Errorf("damaged delivery started %+v", d.Starts)
+		}
+	})
+}
+
+// Deliveries stored without an evaluation job (PostgreSQL queues the job
+// just after the commit, and a process may die in between) are evaluated
+// when a process starts, and later deliveries are not held up by the wake
+// rows the dead process left.
+func TestWaitingWithoutJobIsEvaluatedAtStart(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "pipe", "src/.*")
+		ctx := context.Background()
+		db, err := queue.OpenDB(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := stopped.Accept(ctx, delivery("orphan", "src/a.go")); err != nil {
+			t.Fatal(err)
+		}
+		if err := stopped.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		driver, name := "sqlite", strings.TrimPrefix(dsn, "sqlite://")
+		if strings.HasPrefix(dsn, "postgres") {
+			driver, name = "pgx", dsn
+		}
+		raw, err := sql.Open(driver, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		var wakes int
+		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM monohook_wake`).Scan(&wakes); err != nil || wakes != 1 {
+			t.Fatalf("wake rows %d, %v", wakes, err)
+		}
+		if _, err := raw.ExecContext(ctx, `DELETE FROM river_job`); err != nil {
+			t.Fatal(err)
+		}
+
+		q := e.open(t, dsn, queue.Options{})
+		waitStarts(t, q, "orphan", 1)
+		if err := q.Accept(ctx, delivery("next", "src/b.go")); err != nil {
+			t.Fatal(err)
+		}
+		waitStarts(t, q, "next", 1)
+	})
+}

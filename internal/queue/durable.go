@@ -397,7 +397,7 @@ func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) 
 
 // insertGroupPostgres inserts a group's new deliveries and upserts the
 // committer's wake row in one statement. It returns a row (id, 0) per
-// delivery inserted and one (”, n) for the wake row. Arrays keep the
+// delivery inserted, and one with an empty id and n for the wake row.
 // statement text the same for every group size, so it is prepared once
 // per connection and its values sent in binary.
 func (q *Queue) insertGroupPostgres(ctx context.Context, wake int64, group []acceptReq) (*sql.Rows, error) {

@@ -184,12 +184,38 @@ func (db *DB) migrate(ctx context.Context) error {
 	if err := db.addColumn(ctx, "monohook_start", "output", "TEXT NOT NULL DEFAULT ''"); err != nil {
 		return err
 	}
+	if db.postgres {
+		if err := db.storePayloadsInline(ctx); err != nil {
+			return err
+		}
+	}
 	m, err := rivermigrate.New(db.driver, nil)
 	if err != nil {
 		return fmt.Errorf("migrate river: %w", err)
 	}
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 		return fmt.Errorf("migrate river tables: %w", err)
+	}
+	return nil
+}
+
+// storePayloadsInline keeps payloads in the delivery's row up to a page:
+// they are compressed already (see pack), and by default PostgreSQL moves
+// a value over 2 KB to its TOAST table, which costs each delivery a second
+// row and index entry, after trying to compress it again.
+func (db *DB) storePayloadsInline(ctx context.Context) error {
+	var storage string
+	var options sql.NullString
+	if err := db.sql.QueryRowContext(ctx, `SELECT a.attstorage::text, array_to_string(c.reloptions, ',')
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE c.oid = 'monohook_delivery'::regclass AND a.attname = 'payload'`).Scan(&storage, &options); err != nil {
+		return fmt.Errorf("migrate: read payload storage: %w", err)
+	}
+	if storage == "e" && strings.Contains(options.String, "toast_tuple_target=8160") {
+		return nil // as wanted: no ALTER, which would lock the table
+	}
+	if _, err := db.sql.ExecContext(ctx, `ALTER TABLE monohook_delivery ALTER COLUMN payload SET STORAGE EXTERNAL, SET (toast_tuple_target = 8160)`); err != nil {
+		return fmt.Errorf("migrate: payload storage: %w", err)
 	}
 	return nil
 }

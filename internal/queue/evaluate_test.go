@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/pgtest"
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -197,4 +198,31 @@ func TestWaitingWithoutJobIsEvaluatedAtStart(t *testing.T) {
 		}
 		waitStarts(t, q, "next", 1)
 	})
+}
+
+// On PostgreSQL payloads stay in the delivery's row (they are compressed
+// already); opening the database again changes nothing.
+func TestPayloadStorageOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	ctx := context.Background()
+	for range 2 {
+		db, err := queue.OpenDB(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	raw, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var storage, options string
+	if err := raw.QueryRowContext(ctx, `SELECT a.attstorage::text, array_to_string(c.reloptions, ',') FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE c.relname = 'monohook_delivery' AND a.attname = 'payload'`).Scan(&storage, &options); err != nil {
+		t.Fatal(err)
+	}
+	if storage != "e" || options != "toast_tuple_target=8160" {
+		t.Errorf("payload storage %q, table options %q", storage, options)
+	}
 }

@@ -152,6 +152,15 @@ DROP INDEX IF EXISTS monohook_delivery_status;
 CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
 CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
 CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
+-- SQLite: payloads, apart from the delivery rows. SQLite rewrites a whole
+-- row when one of its columns changes, overflow pages included, and
+-- evaluation updates every delivery: a 200 KB push's payload was written
+-- again. (PostgreSQL keeps a large value apart by itself and copies only
+-- a pointer; there payloads stay in monohook_delivery.)
+CREATE TABLE IF NOT EXISTS monohook_payload (
+	id      TEXT PRIMARY KEY,
+	payload BLOB NOT NULL
+);
 -- A row per committer whose deliveries an evaluation job is queued for
 -- (see wakeUpsert in durable.go).
 CREATE TABLE IF NOT EXISTS monohook_wake (

@@ -23,7 +23,7 @@ type Delivery struct {
 	Ref         string          `json:"ref,omitempty"`
 	SHA         string          `json:"sha,omitempty"`
 	Paths       int             `json:"paths"`
-	Status      string          `json:"status"` // received, evaluated
+	Status      string          `json:"status"` // received, evaluated, retrying (evaluation), unreadable
 	Duplicates  int             `json:"duplicates"`
 	Round       int             `json:"round"` // evaluations so far beyond the first (replays)
 	EvaluatedAt *time.Time      `json:"evaluated_at,omitempty"`
@@ -160,6 +160,9 @@ func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`), cut); err != nil {
 		return 0, fmt.Errorf("delete old starts: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_payload WHERE id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`), cut); err != nil {
+		return 0, fmt.Errorf("delete old payloads: %w", err)
+	}
 	res, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE received_at < ?`), cut)
 	if err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
@@ -226,7 +229,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	case "started":
 		where = append(where, startIn("'started'"))
 	case "pending":
-		where = append(where, "(d.status = 'received' OR "+startIn("'pending', 'retrying'")+")")
+		where = append(where, "(d.status IN ('received', 'retrying') OR "+startIn("'pending', 'retrying'")+")")
 	case "none":
 		where = append(where, "d.status = 'evaluated' AND NOT EXISTS (SELECT 1 FROM monohook_start s WHERE s.delivery_id = d.id AND s.round = d.round)")
 	default:
@@ -402,7 +405,8 @@ func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullS
 	var payload []byte
 	var event string
 	var result sql.NullString
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT event, payload, result FROM monohook_delivery WHERE id = ?`), id).Scan(&event, &payload, &result)
+	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT d.event, COALESCE(p.payload, d.payload), d.result
+		FROM monohook_delivery d LEFT JOIN monohook_payload p ON p.id = d.id WHERE d.id = ?`), id).Scan(&event, &payload, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, result, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}

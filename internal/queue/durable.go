@@ -236,6 +236,9 @@ func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
+	if err := q.insertPayloads(ctx, tx, group, inserted); err != nil {
+		return nil, fmt.Errorf("store payloads: %w", err)
+	}
 	results, dups := duplicates(group, inserted)
 	for _, id := range dups {
 		if _, err := tx.ExecContext(ctx, `UPDATE monohook_delivery SET duplicates = duplicates + 1 WHERE id = ?`, id); err != nil {
@@ -389,10 +392,31 @@ func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) 
 			text.WriteString(", ")
 		}
 		text.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, 'received')")
-		args = append(args, c.ids[i], c.events[i], c.received[i], c.payloads[i], c.repos[i], c.refs[i], c.shas[i], c.paths[i])
+		args = append(args, c.ids[i], c.events[i], c.received[i], []byte{}, c.repos[i], c.refs[i], c.shas[i], c.paths[i])
 	}
 	text.WriteString(" ON CONFLICT (id) DO NOTHING RETURNING id")
 	return tx.QueryContext(ctx, text.String(), args...)
+}
+
+// insertPayloads stores the payloads of the deliveries inserted (SQLite:
+// see monohook_payload).
+func (q *Queue) insertPayloads(ctx context.Context, tx *sql.Tx, group []acceptReq, inserted []string) error {
+	if len(inserted) == 0 {
+		return nil
+	}
+	payload := make(map[string][]byte, len(group))
+	for _, r := range group {
+		if _, ok := payload[r.d.ID]; !ok {
+			payload[r.d.ID] = r.d.Payload
+		}
+	}
+	args := make([]any, 0, 2*len(inserted))
+	for _, id := range inserted {
+		args = append(args, id, payload[id])
+	}
+	// Only placeholders are repeated: no value is in the text.
+	_, err := tx.ExecContext(ctx, `INSERT INTO monohook_payload (id, payload) VALUES `+strings.Repeat("(?, ?), ", len(inserted)-1)+"(?, ?)", args...) //nolint:gosec // placeholders only
+	return err
 }
 
 // insertGroupPostgres inserts a group's new deliveries and upserts the
@@ -477,14 +501,20 @@ const evaluateEvery = time.Minute
 // Batches of waiting deliveries. A batch reads each repository and
 // branch's rules once and records its decisions in one transaction; on
 // SQLite that transaction holds the one connection that acknowledgements
-// wait for, so its batches are smaller.
-const (
-	batchSQLite   = 64
-	batchPostgres = 512
-	// sweepFor bounds one job; what still waits after it goes to a
-	// follow-up job queued with its last batch.
-	sweepFor = 10 * time.Second
+// wait for, so its batches are smaller. A batch also ends at a number of
+// changed paths: a push with thousands of paths matches many rules, and
+// its recorded decision is that much larger (64 such pushes on SQLite held
+// the connection for up to 300 ms).
+type batchLimit struct{ deliveries, paths int }
+
+var (
+	batchSQLite   = batchLimit{deliveries: 64, paths: 10_000}
+	batchPostgres = batchLimit{deliveries: 512, paths: 200_000}
 )
+
+// sweepFor bounds one job; what still waits after it goes to a follow-up
+// job queued with its last batch.
+const sweepFor = 10 * time.Second
 
 type evaluateWorker struct {
 	river.WorkerDefaults[evaluateArgs]
@@ -523,51 +553,64 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 	if _, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_wake`); err != nil {
 		return fmt.Errorf("evaluate: clear wake rows: %w", err)
 	}
-	size := batchSQLite
+	limit := batchSQLite
 	if q.db.postgres {
-		size = batchPostgres
+		limit = batchPostgres
 	}
 	began := time.Now()
 	for {
 		q.yieldToIngest(ctx)
-		ids, err := q.claimWaiting(ctx, size)
+		ids, more, err := q.claimWaiting(ctx, limit)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		full := len(ids) == size
-		last := full && time.Since(began) > sweepFor
+		last := more && time.Since(began) > sweepFor
 		err = q.evaluate(ctx, ids, true, last)
 		q.release(ids)
-		if err != nil || !full || last {
+		if err != nil || !more || last {
 			return err
 		}
 	}
 }
 
-// claimWaiting returns up to n of the oldest waiting deliveries that no
-// other evaluation of this process holds, and holds them until release.
+// claimWaiting returns a batch of the oldest waiting deliveries that no
+// other evaluation of this process holds, and holds them until release;
+// more reports that the batch ended at its limit, so more may wait.
 // Another replica may take the same ones: whichever records a delivery
 // first wins (see the conditional update), the other skips it.
-func (q *Queue) claimWaiting(ctx context.Context, n int) ([]string, error) {
+func (q *Queue) claimWaiting(ctx context.Context, limit batchLimit) (ids []string, more bool, err error) {
 	q.claimMu.Lock()
 	held := len(q.claimed)
 	q.claimMu.Unlock()
 	// The oldest n + held: at most held of them are held, so this finds n
 	// others if there are n.
-	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id FROM monohook_delivery WHERE status = 'received' ORDER BY received_at LIMIT ?`), n+held)
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, paths FROM monohook_delivery WHERE status = 'received' ORDER BY received_at LIMIT ?`), limit.deliveries+held)
 	if err != nil {
-		return nil, fmt.Errorf("read waiting deliveries: %w", err)
+		return nil, false, fmt.Errorf("read waiting deliveries: %w", err)
 	}
-	waiting, err := scanIDs(rows)
-	if err != nil {
-		return nil, fmt.Errorf("read waiting deliveries: %w", err)
+	defer rows.Close()
+	paths := map[string]int{}
+	var waiting []string
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, false, fmt.Errorf("read waiting deliveries: %w", err)
+		}
+		waiting, paths[id] = append(waiting, id), n
 	}
-	ids := q.claim(waiting)
-	if len(ids) > n {
-		q.release(ids[n:])
-		ids = ids[:n]
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read waiting deliveries: %w", err)
 	}
-	return ids, nil
+	ids = q.claim(waiting)
+	total := 0
+	for i, id := range ids {
+		if total += paths[id]; i == limit.deliveries || (i > 0 && total > limit.paths) {
+			q.release(ids[i:])
+			return ids[:i], true, nil
+		}
+	}
+	return ids, len(ids) == limit.deliveries, nil
 }
 
 // claim holds the ids no other evaluation of this process holds, and
@@ -890,7 +933,8 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	// Rows are read first and parsed after: the connection is free the
 	// sooner. The status is filtered here, not in SQL: with a backlog, a
 	// planner may pick the status index and read every waiting delivery.
-	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, payload, round, status FROM monohook_delivery WHERE id IN (`+marks+`)`), args...)
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT d.id, d.event, COALESCE(p.payload, d.payload), d.round, d.status
+		FROM monohook_delivery d LEFT JOIN monohook_payload p ON p.id = d.id WHERE d.id IN (`+marks+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}

@@ -340,6 +340,11 @@ func TestRetention(t *testing.T) {
 		if len(ds) != 1 || ds[0].ID != "new" {
 			t.Errorf("left %+v", ds)
 		}
+		raw, payloads, _ := rawDB(t, dsn)
+		var left int
+		if err := raw.QueryRow(`SELECT count(*) FROM ` + payloads + ` WHERE id = 'old'`).Scan(&left); err != nil || left != 0 {
+			t.Errorf("the old delivery's payload: %d rows, %v", left, err)
+		}
 	})
 }
 

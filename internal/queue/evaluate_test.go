@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -76,6 +77,9 @@ func TestFailedEvaluationIsRetriedOnItsOwn(t *testing.T) {
 			}
 		}
 		waitFor(t, func() bool { d, err := q.Get(ctx, "forced"); return err == nil && d.Status == "retrying" })
+		if got := ids(t, q, queue.Filter{Status: "pending"}); !slices.Contains(got, "forced") {
+			t.Errorf("the pending filter shows %v, not the delivery whose evaluation is retried", got)
+		}
 		waitFor(t, func() bool { gate.mu.Lock(); defer gate.mu.Unlock(); return gate.calls >= 2 })
 		if calls := gate.release(); calls < 2 {
 			t.Fatalf("GitHub asked %d times, want retries", calls)
@@ -125,17 +129,9 @@ func TestUnreadablePayloadIsRecorded(t *testing.T) {
 		}
 		db.Close()
 
-		driver, name, marks := "sqlite", strings.TrimPrefix(dsn, "sqlite://"), "?"
-		if strings.HasPrefix(dsn, "postgres") {
-			driver, name, marks = "pgx", dsn, "$1"
-		}
-		raw, err := sql.Open(driver, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw, table, marks := rawDB(t, dsn)
 		// The S2 tag, then bytes that are not S2.
-		if _, err := raw.ExecContext(ctx, `UPDATE monohook_delivery SET payload = `+marks+` WHERE id = 'damaged'`, []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}); err != nil {
+		if _, err := raw.ExecContext(ctx, `UPDATE `+table+` SET payload = `+marks+` WHERE id = 'damaged'`, []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}); err != nil {
 			t.Fatal(err)
 		}
 
@@ -174,15 +170,7 @@ func TestWaitingWithoutJobIsEvaluatedAtStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		db.Close()
-		driver, name := "sqlite", strings.TrimPrefix(dsn, "sqlite://")
-		if strings.HasPrefix(dsn, "postgres") {
-			driver, name = "pgx", dsn
-		}
-		raw, err := sql.Open(driver, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
+		raw, _, _ := rawDB(t, dsn)
 		var wakes int
 		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM monohook_wake`).Scan(&wakes); err != nil || wakes != 1 {
 			t.Fatalf("wake rows %d, %v", wakes, err)
@@ -225,4 +213,20 @@ func TestPayloadStorageOnPostgreSQL(t *testing.T) {
 	if storage != "e" || options != "toast_tuple_target=8160" {
 		t.Errorf("payload storage %q, table options %q", storage, options)
 	}
+}
+
+// rawDB opens the database at dsn directly, and names the table holding
+// payloads (SQLite keeps them apart) and the placeholder of one argument.
+func rawDB(t *testing.T, dsn string) (db *sql.DB, payloads, mark string) {
+	t.Helper()
+	driver, name, payloads, mark := "sqlite", strings.TrimPrefix(dsn, "sqlite://"), "monohook_payload", "?"
+	if strings.HasPrefix(dsn, "postgres") {
+		driver, name, payloads, mark = "pgx", dsn, "monohook_delivery", "$1"
+	}
+	db, err := sql.Open(driver, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, payloads, mark
 }

@@ -111,24 +111,7 @@ func TestUnreadablePayloadIsRecorded(t *testing.T) {
 		e := newEnv(t)
 		e.rule(t, "pipe", "src/.*")
 		ctx := context.Background()
-		db, err := queue.OpenDB(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stopped, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log) // not started: nothing is evaluated
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range []string{"damaged", "fine"} {
-			if err := stopped.Accept(ctx, delivery(id, "src/a.go")); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := stopped.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
-
+		acceptStopped(t, e, dsn, delivery("damaged", "src/a.go"), delivery("fine", "src/a.go"))
 		raw, table, marks := rawDB(t, dsn)
 		// The S2 tag, then bytes that are not S2.
 		if _, err := raw.ExecContext(ctx, `UPDATE `+table+` SET payload = `+marks+` WHERE id = 'damaged'`, []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}); err != nil {
@@ -155,21 +138,7 @@ func TestWaitingWithoutJobIsEvaluatedAtStart(t *testing.T) {
 		e := newEnv(t)
 		e.rule(t, "pipe", "src/.*")
 		ctx := context.Background()
-		db, err := queue.OpenDB(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		stopped, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := stopped.Accept(ctx, delivery("orphan", "src/a.go")); err != nil {
-			t.Fatal(err)
-		}
-		if err := stopped.Close(ctx); err != nil {
-			t.Fatal(err)
-		}
-		db.Close()
+		acceptStopped(t, e, dsn, delivery("orphan", "src/a.go"))
 		raw, _, _ := rawDB(t, dsn)
 		var wakes int
 		if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM monohook_wake`).Scan(&wakes); err != nil || wakes != 1 {
@@ -229,4 +198,28 @@ func rawDB(t *testing.T, dsn string) (db *sql.DB, payloads, mark string) {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db, payloads, mark
+}
+
+// acceptStopped stores deliveries through a queue that is not started, so
+// nothing evaluates them until a queue is.
+func acceptStopped(t *testing.T, e *env, dsn string, ds ...trigger.Delivery) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := queue.OpenDB(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	q, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ds {
+		if err := q.Accept(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

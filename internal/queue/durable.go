@@ -294,13 +294,6 @@ func (q *Queue) commitPostgres(group []acceptReq, wake int64) ([]error, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	results, dups := duplicates(group, inserted)
-	if len(dups) > 0 {
-		if _, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_delivery d SET duplicates = d.duplicates + u.n
-			FROM (SELECT id, count(*) AS n FROM unnest($1::text[]) AS id GROUP BY id) u WHERE d.id = u.id`, dups); err != nil {
-			return nil, fmt.Errorf("count duplicates: %w", err)
-		}
-	}
 	if n == 1 {
 		if _, err := q.river.Insert(ctx, evaluateArgs{}, nil); err != nil {
 			// The deliveries are stored; drop the wake row so that the next
@@ -309,6 +302,15 @@ func (q *Queue) commitPostgres(group []acceptReq, wake int64) ([]error, error) {
 			if _, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_wake WHERE k = $1`, wake); err != nil {
 				q.log.Error("could not clear the wake row", "err", err)
 			}
+		}
+	}
+	// The new deliveries are committed: a counter that fails to count
+	// their repeats is logged, not answered with an error.
+	results, dups := duplicates(group, inserted)
+	if len(dups) > 0 {
+		if _, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_delivery d SET duplicates = d.duplicates + u.n
+			FROM (SELECT id, count(*) AS n FROM unnest($1::text[]) AS id GROUP BY id) u WHERE d.id = u.id`, dups); err != nil {
+			q.log.Warn("could not count duplicate deliveries", "deliveries", dups, "err", err)
 		}
 	}
 	return results, nil
@@ -422,8 +424,8 @@ func (q *Queue) insertPayloads(ctx context.Context, tx *sql.Tx, group []acceptRe
 // insertGroupPostgres inserts a group's new deliveries and upserts the
 // committer's wake row in one statement. It returns a row (id, 0) per
 // delivery inserted, and one with an empty id and n for the wake row.
-// statement text the same for every group size, so it is prepared once
-// per connection and its values sent in binary.
+// Arrays keep the statement text the same for every group size, so it is
+// prepared once per connection and its values sent in binary.
 func (q *Queue) insertGroupPostgres(ctx context.Context, wake int64, group []acceptReq) (*sql.Rows, error) {
 	c := groupColumns(group)
 	return q.db.sql.QueryContext(ctx, `WITH new AS (

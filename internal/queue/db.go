@@ -155,8 +155,9 @@ CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, 
 -- SQLite: payloads, apart from the delivery rows. SQLite rewrites a whole
 -- row when one of its columns changes, overflow pages included, and
 -- evaluation updates every delivery: a 200 KB push's payload was written
--- again. (PostgreSQL keeps a large value apart by itself and copies only
--- a pointer; there payloads stay in monohook_delivery.)
+-- again. (On PostgreSQL payloads stay in monohook_delivery: one up to a
+-- page is copied by an update, a few KB; a larger one is kept apart by
+-- PostgreSQL itself, and an update copies a pointer.)
 CREATE TABLE IF NOT EXISTS monohook_payload (
 	id      TEXT PRIMARY KEY,
 	payload BLOB NOT NULL

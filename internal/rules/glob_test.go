@@ -83,8 +83,32 @@ func TestGlobErrors(t *testing.T) {
 
 // naiveGlob is a second, independent reading of GitHub's filter patterns:
 // a backtracking matcher over the pattern text (ASCII only), for the
-// differential fuzz test of CompileGlob.
+// differential fuzz test of CompileGlob. Its answers are memoized by
+// position (p and s are always suffixes of the first ones): without that,
+// a pattern of 32 stars took it exponential time and hung the fuzzer.
 func naiveGlob(p, s string, segStart bool) bool {
+	m := naive{memo: map[naiveState]bool{}}
+	return m.match(p, s, segStart)
+}
+
+type naiveState struct {
+	p, s     int // lengths of what is left of the pattern and the string
+	segStart bool
+}
+
+type naive struct{ memo map[naiveState]bool }
+
+func (m naive) match(p, s string, segStart bool) bool {
+	k := naiveState{len(p), len(s), segStart}
+	if v, ok := m.memo[k]; ok {
+		return v
+	}
+	v := m.step(p, s, segStart)
+	m.memo[k] = v
+	return v
+}
+
+func (m naive) step(p, s string, segStart bool) bool {
 	if p == "" {
 		return s == ""
 	}
@@ -92,18 +116,18 @@ func naiveGlob(p, s string, segStart bool) bool {
 		rest := p[2:]
 		if segStart && strings.HasPrefix(rest, "/") {
 			// "**/": no directory, or any directories ending in "/".
-			if naiveGlob(rest[1:], s, true) {
+			if m.match(rest[1:], s, true) {
 				return true
 			}
 			for k := 0; k < len(s); k++ {
-				if s[k] == '/' && naiveGlob(rest[1:], s[k+1:], true) {
+				if s[k] == '/' && m.match(rest[1:], s[k+1:], true) {
 					return true
 				}
 			}
 			return false
 		}
 		for k := 0; k <= len(s); k++ {
-			if naiveGlob(rest, s[k:], false) {
+			if m.match(rest, s[k:], false) {
 				return true
 			}
 		}
@@ -111,7 +135,7 @@ func naiveGlob(p, s string, segStart bool) bool {
 	}
 	if p[0] == '*' {
 		for k := 0; k <= len(s); k++ {
-			if naiveGlob(p[1:], s[k:], false) {
+			if m.match(p[1:], s[k:], false) {
 				return true
 			}
 			if k < len(s) && s[k] == '/' {
@@ -151,14 +175,14 @@ func naiveGlob(p, s string, segStart bool) bool {
 	rest := p[n:]
 	switch {
 	case strings.HasPrefix(rest, "?"):
-		return naiveGlob(rest[1:], s, segStart) || (s != "" && atom(s[0]) && naiveGlob(rest[1:], s[1:], s[0] == '/'))
+		return m.match(rest[1:], s, segStart) || (s != "" && atom(s[0]) && m.match(rest[1:], s[1:], s[0] == '/'))
 	case strings.HasPrefix(rest, "+"):
 		if s == "" || !atom(s[0]) {
 			return false
 		}
-		return naiveGlob(rest[1:], s[1:], s[0] == '/') || naiveGlob(p, s[1:], s[0] == '/')
+		return m.match(rest[1:], s[1:], s[0] == '/') || m.match(p, s[1:], s[0] == '/')
 	}
-	return s != "" && atom(s[0]) && naiveGlob(rest, s[1:], s[0] == '/')
+	return s != "" && atom(s[0]) && m.match(rest, s[1:], s[0] == '/')
 }
 
 func FuzzGlobAgreesWithNaive(f *testing.F) {

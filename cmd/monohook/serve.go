@@ -60,7 +60,7 @@ webhook secret is generated there on first start.`,
 	f.BoolVar(&c.requireSHA256, "require-sha256", false, "accept only X-Hub-Signature-256 (HMAC-SHA256), never the sha1 X-Hub-Signature")
 	f.BoolVar(&c.dryRun, "dry-run", false, "evaluate and log every decision but start no pipeline (needs no AWS credentials)")
 	c.db.register(f)
-	f.IntVar(&c.queue.Evaluators, "evaluators", 2, "deliveries evaluated at once by this process (short work; more slows the acknowledgement of new deliveries)")
+	f.IntVar(&c.queue.Evaluators, "evaluators", 2, "evaluation jobs run at once by this process, each working through waiting deliveries in batches (more evaluate faster during a burst and acknowledge slower; 1 favours acknowledgements)")
 	f.IntVar(&c.queue.Workers, "workers", 16, "pipeline starts in flight at once from this process")
 	f.IntVar(&c.queue.MaxAttempts, "start-attempts", 10, "attempts of one pipeline start (throttling, 5xx, network errors) before it is marked failed")
 	f.DurationVar(&c.queue.RetryBase, "retry-base", time.Second, "delay before the first retry of a start; it doubles each attempt, with jitter")

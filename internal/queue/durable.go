@@ -23,7 +23,7 @@ import (
 
 // Options tune the durable queue.
 type Options struct {
-	Evaluators  int           // deliveries evaluated at once by this process
+	Evaluators  int           // evaluation jobs run at once by this process
 	Workers     int           // pipeline starts at once by this process
 	MaxAttempts int           // attempts of one pipeline start before it is dead-lettered
 	RetryBase   time.Duration // first retry delay; doubles each attempt, with jitter

@@ -12,6 +12,7 @@
 # loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/wrk-pushes.sh
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 payloads=("$@")
@@ -41,12 +42,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-for p in "${payloads[@]}"; do
-  sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -r "$p" | cut -d' ' -f1)"
-  echo "== $(basename "$p") ($(stat -c %s "$p") bytes), wrk -t2 -c$connections -d$duration"
-  PAYLOAD="$p" SIG256="$sig" RUN_ID="run-$(date +%s%N)" wrk -t2 -c"$connections" -d"$duration" --latency \
-    -s scripts/webhook.lua "http://127.0.0.1:$port"
-done
+wrk_pushes "http://127.0.0.1:$port" "$secret" "" "${payloads[@]}"
 echo "== serve log: $(grep -c "push accepted" "$log") accepted, $(grep -c "push evaluated" "$log") evaluated, $(grep -c 'level=WARN' "$log") warnings, $(grep -c 'level=ERROR' "$log") errors"
 grep -m 3 -E 'level=(WARN|ERROR)' "$log" | cut -c1-400 || true
 # The server's own time per acknowledged push (from reading the request to

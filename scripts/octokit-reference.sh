@@ -10,6 +10,7 @@
 # wrk and openssl. Bounded: 10 s per payload, loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/wrk-pushes.sh
 for c in node npm wrk openssl; do
   command -v "$c" >/dev/null || { echo "$c is not installed" >&2; exit 1; }
 done
@@ -40,9 +41,4 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-for p in "${payloads[@]}"; do
-  sig="sha256=$(openssl dgst -sha256 -hmac "$secret" -r "$p" | cut -d' ' -f1)"
-  echo "== @octokit/webhooks $version: $(basename "$p") ($(stat -c %s "$p") bytes), wrk -t2 -c$connections -d$duration"
-  PAYLOAD="$p" SIG256="$sig" RUN_ID="run-$(date +%s%N)" wrk -t2 -c"$connections" -d"$duration" --latency \
-    -s scripts/webhook.lua "http://127.0.0.1:$port"
-done
+wrk_pushes "http://127.0.0.1:$port" "$secret" "@octokit/webhooks $version: " "${payloads[@]}"

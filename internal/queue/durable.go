@@ -228,7 +228,8 @@ func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	// One statement for the whole group: a statement per delivery would
 	// cost more than the flush the group shares. The ids it returns are
 	// the new deliveries; the others were stored before.
-	rows, err := q.insertGroup(ctx, tx, group)
+	c := groupColumns(group)
+	rows, err := insertGroup(ctx, tx, c)
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
@@ -236,7 +237,7 @@ func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	if err := q.insertPayloads(ctx, tx, group, inserted); err != nil {
+	if err := insertPayloads(ctx, tx, c, inserted); err != nil {
 		return nil, fmt.Errorf("store payloads: %w", err)
 	}
 	results, dups := duplicates(group, inserted)
@@ -384,8 +385,7 @@ func groupColumns(group []acceptReq) columns {
 
 // insertGroup inserts the deliveries of a group that are not stored yet
 // and returns the ids it inserted.
-func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) (*sql.Rows, error) {
-	c := groupColumns(group)
+func insertGroup(ctx context.Context, tx *sql.Tx, c columns) (*sql.Rows, error) {
 	var text strings.Builder
 	text.WriteString(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `)
 	args := make([]any, 0, 8*len(c.ids))
@@ -402,15 +402,13 @@ func (q *Queue) insertGroup(ctx context.Context, tx *sql.Tx, group []acceptReq) 
 
 // insertPayloads stores the payloads of the deliveries inserted (SQLite:
 // see monohook_payload).
-func (q *Queue) insertPayloads(ctx context.Context, tx *sql.Tx, group []acceptReq, inserted []string) error {
+func insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string) error {
 	if len(inserted) == 0 {
 		return nil
 	}
-	payload := make(map[string][]byte, len(group))
-	for _, r := range group {
-		if _, ok := payload[r.d.ID]; !ok {
-			payload[r.d.ID] = r.d.Payload
-		}
+	payload := make(map[string][]byte, len(c.ids))
+	for i, id := range c.ids {
+		payload[id] = c.payloads[i]
 	}
 	args := make([]any, 0, 2*len(inserted))
 	for _, id := range inserted {

@@ -437,17 +437,8 @@ func BenchmarkAccept(b *testing.B) {
 func TestQueueDepthCollector(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		e := newEnv(t)
-		db, err := queue.OpenDB(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		// Not started: what is accepted waits.
-		q, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = q.Close(context.Background()) }()
+		q, closeQueue := stoppedQueue(t, e, dsn) // what is accepted waits
+		defer closeQueue()
 		for _, id := range []string{"a", "b"} {
 			if err := q.Accept(context.Background(), delivery(id, "x")); err != nil {
 				t.Fatal(err)

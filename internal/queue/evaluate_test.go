@@ -200,26 +200,35 @@ func rawDB(t *testing.T, dsn string) (db *sql.DB, payloads, mark string) {
 	return db, payloads, mark
 }
 
+// stoppedQueue opens a queue on dsn without starting it: what it accepts
+// waits. closeQueue closes it and its database.
+func stoppedQueue(t *testing.T, e *env, dsn string) (q *queue.Queue, closeQueue func()) {
+	t.Helper()
+	db, err := queue.OpenDB(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err = queue.New(db, e.svc, e.start, queue.Options{}, e.log); err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	return q, func() {
+		if err := q.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+		db.Close()
+	}
+}
+
 // acceptStopped stores deliveries through a queue that is not started, so
 // nothing evaluates them until a queue is.
 func acceptStopped(t *testing.T, e *env, dsn string, ds ...trigger.Delivery) {
 	t.Helper()
-	ctx := context.Background()
-	db, err := queue.OpenDB(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	q, err := queue.New(db, e.svc, e.start, queue.Options{}, e.log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q, closeQueue := stoppedQueue(t, e, dsn)
+	defer closeQueue()
 	for _, d := range ds {
-		if err := q.Accept(ctx, d); err != nil {
+		if err := q.Accept(context.Background(), d); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := q.Close(ctx); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -37,10 +37,10 @@ type Store struct {
 	log    *slog.Logger
 
 	mu       sync.Mutex
-	sets     map[string]*cachedSet // repo + "\x00" + branch
-	groups   map[string]*group     // same key, or "\x00v2"
+	sets     map[string]*cached[*trigger.RuleSet] // repo + "\x00" + branch
+	groups   map[string]*group                    // same key, or "\x00v2"
 	v2prefix string
-	v2       *v2Cache
+	v2       *cached[*trigger.V2Set]
 }
 
 // group coalesces the LISTs of one repository and branch. A caller joins
@@ -63,12 +63,25 @@ type flight struct {
 // caller's context.
 const listTimeout = time.Minute
 
-// cachedSet is the compiled rules of one repository and branch, valid
-// while a LIST returns the same keys with the same versions.
-type cachedSet struct {
+// cached is compiled rules (one repository and branch's seed rules, or
+// the v2 rules), valid while a LIST returns the same keys with the same
+// versions.
+type cached[T any] struct {
 	listed []listed
 	docs   map[string]cachedDoc
-	set    *trigger.RuleSet
+	set    T
+}
+
+// reuse returns the cached set when objs is what was listed for it, and
+// otherwise the documents to refresh from (none without a cache).
+func (c *cached[T]) reuse(objs []listed) (set T, docs map[string]cachedDoc, ok bool) {
+	if c == nil {
+		return set, nil, false
+	}
+	if slices.Equal(c.listed, objs) {
+		return c.set, nil, true
+	}
+	return set, c.docs, false
 }
 
 type listed struct{ key, version string }
@@ -93,7 +106,7 @@ func Open(ctx context.Context, url, prefix string, log *slog.Logger) (*Store, er
 
 // New uses an open bucket.
 func New(b *blob.Bucket, prefix string, log *slog.Logger) *Store {
-	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), v2prefix: DefaultV2Prefix, log: log, sets: make(map[string]*cachedSet), groups: make(map[string]*group)}
+	return &Store{bucket: b, prefix: strings.TrimSuffix(prefix, "/"), v2prefix: DefaultV2Prefix, log: log, sets: make(map[string]*cached[*trigger.RuleSet]), groups: make(map[string]*group)}
 }
 
 // Close closes the bucket.
@@ -183,21 +196,18 @@ func (s *Store) ruleSet(ctx context.Context, repo, branch string) (*trigger.Rule
 	s.mu.Lock()
 	old := s.sets[id]
 	s.mu.Unlock()
-	var oldDocs map[string]cachedDoc
-	if old != nil {
-		if slices.Equal(old.listed, objs) {
-			return old.set, nil
-		}
-		oldDocs = old.docs
+	set, oldDocs, ok := old.reuse(objs)
+	if ok {
+		return set, nil
 	}
 	docs, fetched, err := refresh(ctx, objs, oldDocs, func(o listed) cachedDoc { return s.load(ctx, o, repo, branch) })
 	if err != nil {
 		return nil, err
 	}
 	rules, problems, cacheable := collect(objs, docs)
-	set := trigger.NewRuleSet(repo, branch, rules, problems)
+	set = trigger.NewRuleSet(repo, branch, rules, problems)
 	s.mu.Lock()
-	s.sets[id] = &cachedSet{listed: cacheable, docs: docs, set: set}
+	s.sets[id] = &cached[*trigger.RuleSet]{listed: cacheable, docs: docs, set: set}
 	s.mu.Unlock()
 	s.log.Debug("rules loaded", "repo", repo, "branch", branch, "rules", len(rules), "invalid", len(problems), "fetched", fetched)
 	return set, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"path"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/monohook/monohook/internal/rules"
@@ -20,14 +19,6 @@ import (
 const DefaultV2Prefix = "monohook/rules"
 
 var v2Name = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
-// v2Cache is the compiled v2 rules, valid while a LIST returns the same
-// keys with the same versions.
-type v2Cache struct {
-	listed []listed
-	docs   map[string]cachedDoc
-	set    *trigger.V2Set
-}
 
 // SetV2Prefix changes where v2 documents are read and written.
 func (s *Store) SetV2Prefix(p string) { s.v2prefix = strings.Trim(p, "/") }
@@ -65,21 +56,18 @@ func (s *Store) v2Rules(ctx context.Context) (*trigger.V2Set, error) {
 	s.mu.Lock()
 	old := s.v2
 	s.mu.Unlock()
-	var oldDocs map[string]cachedDoc
-	if old != nil {
-		if slices.Equal(old.listed, objs) {
-			return old.set, nil
-		}
-		oldDocs = old.docs
+	set, oldDocs, ok := old.reuse(objs)
+	if ok {
+		return set, nil
 	}
 	docs, fetched, err := refresh(ctx, objs, oldDocs, func(o listed) cachedDoc { return s.loadV2(ctx, o) })
 	if err != nil {
 		return nil, err
 	}
 	rs, problems, cacheable := collect(objs, docs)
-	set := trigger.NewV2Set(rs, problems)
+	set = trigger.NewV2Set(rs, problems)
 	s.mu.Lock()
-	s.v2 = &v2Cache{listed: cacheable, docs: docs, set: set}
+	s.v2 = &cached[*trigger.V2Set]{listed: cacheable, docs: docs, set: set}
 	s.mu.Unlock()
 	s.log.Debug("v2 rules loaded", "rules", len(rs), "invalid", len(problems), "fetched", fetched)
 	return set, nil

@@ -7,7 +7,8 @@
 #
 # SERVE_ARGS adds serve flags (e.g. --database postgres://…); MONOHOOK_BIN
 # runs a binary built before instead of building this tree; SERVE_LOG
-# keeps the server's log in that file.
+# keeps the server's log in that file; IDS=uuid sends random GUIDs as
+# delivery ids, as GitHub does (default: ids nearly in order).
 # Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
 # loopback only.
 set -euo pipefail

@@ -57,7 +57,7 @@ func TestCommitChunks(t *testing.T) {
 	if err := db.sql.QueryRowContext(ctx, `SELECT count(*), sum(duplicates) FROM monohook_delivery`).Scan(&deliveries, &dups); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM monohook_payload`).Scan(&payloads); err != nil {
+	if err := db.sql.QueryRowContext(ctx, `SELECT count(*) FROM monohook_body`).Scan(&payloads); err != nil {
 		t.Fatal(err)
 	}
 	if deliveries != 300 || payloads != 300 || dups != 3 {
@@ -66,7 +66,7 @@ func TestCommitChunks(t *testing.T) {
 	for _, i := range []int{0, 5, 255, 256, 287, 288, 296, 299} {
 		id := fmt.Sprintf("d-%03d", i)
 		var stored []byte
-		if err := db.sql.QueryRowContext(ctx, `SELECT payload FROM monohook_payload WHERE id = ?`, id).Scan(&stored); err != nil {
+		if err := db.sql.QueryRowContext(ctx, `SELECT b.payload FROM monohook_delivery d JOIN monohook_body b ON b.k = d.body WHERE d.id = ?`, id).Scan(&stored); err != nil {
 			t.Fatalf("payload of %s: %v", id, err)
 		}
 		got, err := unpack(stored)

@@ -152,12 +152,8 @@ DROP INDEX IF EXISTS monohook_delivery_status;
 CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
 CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
 CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
--- SQLite: payloads, apart from the delivery rows. SQLite rewrites a whole
--- row when one of its columns changes, overflow pages included, and
--- evaluation updates every delivery: a 200 KB push's payload was written
--- again. (On PostgreSQL payloads stay in monohook_delivery: one up to a
--- page is copied by an update, a few KB; a larger one is kept apart by
--- PostgreSQL itself, and an update copies a pointer.)
+-- SQLite, rows written by versions before monohook_body: payloads by
+-- delivery id.
 CREATE TABLE IF NOT EXISTS monohook_payload (
 	id      TEXT PRIMARY KEY,
 	payload BLOB NOT NULL
@@ -169,6 +165,35 @@ CREATE TABLE IF NOT EXISTS monohook_wake (
 	n INTEGER NOT NULL
 );
 `
+
+// sqliteSchema is SQLite's alone. Payloads are kept apart from the
+// delivery rows: SQLite rewrites a whole row when one of its columns
+// changes, overflow pages included, and evaluation updates every delivery
+// (a 200 KB push's payload was written again). A delivery's payload is the
+// monohook_body row whose k is the delivery's body column. k grows with
+// every commit, so storing a payload appends to one b-tree; keyed by
+// delivery id (monohook_payload, before) each payload also went into an
+// index of ids, where GitHub's random ids land on a different page each.
+// k is a column of its own, not the delivery's rowid, which VACUUM may
+// renumber. (On PostgreSQL payloads stay in monohook_delivery: one up to
+// a page is copied by an update, a few KB; a larger one is kept apart by
+// PostgreSQL itself, and an update copies a pointer.)
+const sqliteSchema = `
+CREATE TABLE IF NOT EXISTS monohook_body (
+	k       INTEGER PRIMARY KEY,
+	payload BLOB NOT NULL
+);
+`
+
+// payloadSQL reads a delivery's stored payload: expr over the delivery
+// table aliased d, with the joins it needs. On SQLite it is in
+// monohook_body, or where earlier versions stored it.
+func (db *DB) payloadSQL() (expr, joins string) {
+	if db.postgres {
+		return "d.payload", ""
+	}
+	return "COALESCE(b.payload, p.payload, d.payload)", "LEFT JOIN monohook_body b ON b.k = d.body LEFT JOIN monohook_payload p ON p.id = d.id"
+}
 
 // migrationLock serialises schema changes of replicas starting together.
 const migrationLock = 0x6d6f6e6f686f6f6b // "monohook"
@@ -187,6 +212,9 @@ func (db *DB) migrate(ctx context.Context) error {
 		}
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", int64(migrationLock)) //nolint:errcheck // released with the connection anyway
 	}
+	if !db.postgres {
+		ddl += sqliteSchema
+	}
 	if _, err := db.sql.ExecContext(ctx, ddl); err != nil {
 		return fmt.Errorf("migrate monohook tables: %w", err)
 	}
@@ -198,6 +226,8 @@ func (db *DB) migrate(ctx context.Context) error {
 		if err := db.storePayloadsInline(ctx); err != nil {
 			return err
 		}
+	} else if err := db.addColumn(ctx, "monohook_delivery", "body", "INTEGER"); err != nil {
+		return err
 	}
 	m, err := rivermigrate.New(db.driver, nil)
 	if err != nil {

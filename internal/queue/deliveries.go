@@ -160,8 +160,13 @@ func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`), cut); err != nil {
 		return 0, fmt.Errorf("delete old starts: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_payload WHERE id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`), cut); err != nil {
-		return 0, fmt.Errorf("delete old payloads: %w", err)
+	if !q.db.postgres {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (SELECT body FROM monohook_delivery WHERE received_at < ?)`, cut); err != nil {
+			return 0, fmt.Errorf("delete old payloads: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`, cut); err != nil {
+			return 0, fmt.Errorf("delete old payloads: %w", err)
+		}
 	}
 	res, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE received_at < ?`), cut)
 	if err != nil {
@@ -405,8 +410,8 @@ func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullS
 	var payload []byte
 	var event string
 	var result sql.NullString
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT d.event, COALESCE(p.payload, d.payload), d.result
-		FROM monohook_delivery d LEFT JOIN monohook_payload p ON p.id = d.id WHERE d.id = ?`), id).Scan(&event, &payload, &result)
+	expr, joins := q.db.payloadSQL()
+	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT d.event, `+expr+`, d.result FROM monohook_delivery d `+joins+` WHERE d.id = ?`), id).Scan(&event, &payload, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, result, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}

@@ -270,11 +270,11 @@ func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	// than the flush the group shares. The ids returned are the new
 	// deliveries; the others were stored before.
 	c := groupColumns(group)
-	inserted, err := q.stmts.insertGroup(ctx, tx, c)
+	inserted, bodies, err := q.stmts.insertGroup(ctx, tx, c)
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	if err := q.stmts.insertPayloads(ctx, tx, c, inserted); err != nil {
+	if err := q.stmts.insertPayloads(ctx, tx, c, inserted, bodies); err != nil {
 		return nil, fmt.Errorf("store payloads: %w", err)
 	}
 	results, dups := duplicates(group, inserted)
@@ -426,7 +426,7 @@ func groupColumns(group []acceptReq) columns {
 // in chunks of power-of-two sizes, so a few texts serve every group size.
 type sqliteStmts struct {
 	deliveries, payloads map[int]*sql.Stmt // by rows per statement
-	wake                 *sql.Stmt
+	wake, lastBody       *sql.Stmt
 }
 
 // maxChunk is the most rows one insert statement takes.
@@ -438,14 +438,18 @@ func prepareSQLite(ctx context.Context, db *sql.DB) (*sqliteStmts, error) {
 	if s.wake, err = db.PrepareContext(ctx, wakeUpsert); err != nil {
 		return nil, err
 	}
+	if s.lastBody, err = db.PrepareContext(ctx, `SELECT COALESCE(max(k), 0) FROM monohook_body`); err != nil {
+		s.close()
+		return nil, err
+	}
 	// Only placeholders are repeated: no value is in the texts.
 	for n := 1; n <= maxChunk; n *= 2 {
-		if s.deliveries[n], err = db.PrepareContext(ctx, `INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status) VALUES `+ //nolint:gosec // placeholders only
-			strings.Repeat("(?, ?, ?, x'', ?, ?, ?, ?, 'received'), ", n-1)+"(?, ?, ?, x'', ?, ?, ?, ?, 'received') ON CONFLICT (id) DO NOTHING RETURNING id"); err != nil {
+		if s.deliveries[n], err = db.PrepareContext(ctx, `INSERT INTO monohook_delivery (id, event, received_at, payload, repo, ref, sha, paths, status, body) VALUES `+ //nolint:gosec // placeholders only
+			strings.Repeat("(?, ?, ?, x'', ?, ?, ?, ?, 'received', ?), ", n-1)+"(?, ?, ?, x'', ?, ?, ?, ?, 'received', ?) ON CONFLICT (id) DO NOTHING RETURNING id"); err != nil {
 			s.close()
 			return nil, err
 		}
-		if s.payloads[n], err = db.PrepareContext(ctx, `INSERT INTO monohook_payload (id, payload) VALUES `+strings.Repeat("(?, ?), ", n-1)+"(?, ?)"); err != nil { //nolint:gosec // placeholders only
+		if s.payloads[n], err = db.PrepareContext(ctx, `INSERT INTO monohook_body (k, payload) VALUES `+strings.Repeat("(?, ?), ", n-1)+"(?, ?)"); err != nil { //nolint:gosec // placeholders only
 			s.close()
 			return nil, err
 		}
@@ -459,8 +463,10 @@ func (s *sqliteStmts) close() {
 			st.Close() //nolint:errcheck // closing on shutdown
 		}
 	}
-	if s.wake != nil {
-		s.wake.Close() //nolint:errcheck // closing on shutdown
+	for _, st := range []*sql.Stmt{s.wake, s.lastBody} {
+		if st != nil {
+			st.Close() //nolint:errcheck // closing on shutdown
+		}
 	}
 }
 
@@ -473,33 +479,40 @@ func chunk(n int) int {
 	return c
 }
 
-// insertGroup inserts the deliveries of a group that are not stored yet
-// and returns the ids it inserted.
-func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) ([]string, error) {
-	var inserted []string
+// insertGroup inserts the deliveries of a group that are not stored yet,
+// each with the key of its payload, and returns the ids it inserted. Keys
+// follow the largest stored: the transaction holds SQLite's write lock, so
+// no other writer takes the same ones.
+func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (inserted []string, bodies map[string]int64, err error) {
+	var last int64
+	if err := tx.StmtContext(ctx, s.lastBody).QueryRowContext(ctx).Scan(&last); err != nil {
+		return nil, nil, err
+	}
+	bodies = make(map[string]int64, len(c.ids))
 	for i := 0; i < len(c.ids); {
 		n := chunk(len(c.ids) - i)
-		args := make([]any, 0, 7*n)
+		args := make([]any, 0, 8*n)
 		for j := i; j < i+n; j++ {
-			args = append(args, c.ids[j], c.events[j], c.received[j], c.repos[j], c.refs[j], c.shas[j], c.paths[j])
+			bodies[c.ids[j]] = last + int64(j) + 1
+			args = append(args, c.ids[j], c.events[j], c.received[j], c.repos[j], c.refs[j], c.shas[j], c.paths[j], bodies[c.ids[j]])
 		}
 		rows, err := tx.StmtContext(ctx, s.deliveries[n]).QueryContext(ctx, args...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		ids, err := scanIDs(rows)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		inserted = append(inserted, ids...)
 		i += n
 	}
-	return inserted, nil
+	return inserted, bodies, nil
 }
 
-// insertPayloads stores the payloads of the deliveries inserted (SQLite:
-// see monohook_payload).
-func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string) error {
+// insertPayloads stores the payloads of the deliveries inserted under
+// their keys (see monohook_body).
+func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string, bodies map[string]int64) error {
 	payload := make(map[string][]byte, len(c.ids))
 	for i, id := range c.ids {
 		payload[id] = c.payloads[i]
@@ -508,7 +521,7 @@ func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns,
 		n := chunk(len(inserted) - i)
 		args := make([]any, 0, 2*n)
 		for _, id := range inserted[i : i+n] {
-			args = append(args, id, payload[id])
+			args = append(args, bodies[id], payload[id])
 		}
 		if _, err := tx.StmtContext(ctx, s.payloads[n]).ExecContext(ctx, args...); err != nil {
 			return err
@@ -1050,8 +1063,9 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	// Rows are read first and parsed after: the connection is free the
 	// sooner. The status is filtered here, not in SQL: with a backlog, a
 	// planner may pick the status index and read every waiting delivery.
-	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT d.id, d.event, COALESCE(p.payload, d.payload), d.round, d.status
-		FROM monohook_delivery d LEFT JOIN monohook_payload p ON p.id = d.id WHERE d.id IN (`+marks+`)`), args...)
+	expr, joins := q.db.payloadSQL()
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT d.id, d.event, `+expr+`, d.round, d.status
+		FROM monohook_delivery d `+joins+` WHERE d.id IN (`+marks+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}

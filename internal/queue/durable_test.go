@@ -342,8 +342,8 @@ func TestRetention(t *testing.T) {
 		}
 		raw, payloads, _ := rawDB(t, dsn)
 		var left int
-		if err := raw.QueryRow(`SELECT count(*) FROM ` + payloads + ` WHERE id = 'old'`).Scan(&left); err != nil || left != 0 {
-			t.Errorf("the old delivery's payload: %d rows, %v", left, err)
+		if err := raw.QueryRow(`SELECT count(*) FROM ` + payloads).Scan(&left); err != nil || left != 1 {
+			t.Errorf("payloads left: %d rows, %v; want the new delivery's only", left, err)
 		}
 	})
 }

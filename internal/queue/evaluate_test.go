@@ -114,8 +114,9 @@ func TestUnreadablePayloadIsRecorded(t *testing.T) {
 		acceptStopped(t, e, dsn, delivery("damaged", "src/a.go"), delivery("fine", "src/a.go"))
 		raw, table, marks := rawDB(t, dsn)
 		// The S2 tag, then bytes that are not S2.
-		if _, err := raw.ExecContext(ctx, `UPDATE `+table+` SET payload = `+marks+` WHERE id = 'damaged'`, []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2}); err != nil {
-			t.Fatal(err)
+		res, err := raw.ExecContext(ctx, `UPDATE `+table+` SET payload = `+marks+` WHERE `+payloadOf(dsn, "damaged"), []byte{0xff, 's', '2', 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2})
+		if n, _ := res.RowsAffected(); err != nil || n != 1 {
+			t.Fatalf("damage the payload: %d rows, %v", n, err)
 		}
 
 		q := e.open(t, dsn, queue.Options{})
@@ -157,6 +158,40 @@ func TestWaitingWithoutJobIsEvaluatedAtStart(t *testing.T) {
 	})
 }
 
+// SQLite: a delivery stored by an earlier version, its payload in
+// monohook_payload by delivery id, is still read (evaluated, shown) and
+// deleted with its delivery by retention.
+func TestPayloadOfEarlierVersionOnSQLite(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "pipe", "src/.*")
+	dsn := sqliteDSN(t)
+	ctx := context.Background()
+	acceptStopped(t, e, dsn, delivery("earlier", "src/a.go"))
+	raw, _, _ := rawDB(t, dsn)
+	for _, stmt := range []string{
+		`INSERT INTO monohook_payload (id, payload) SELECT 'earlier', payload FROM monohook_body WHERE ` + payloadOf(dsn, "earlier"),
+		`DELETE FROM monohook_body`,
+		`UPDATE monohook_delivery SET body = NULL`,
+	} {
+		if _, err := raw.ExecContext(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+
+	q := e.open(t, dsn, queue.Options{})
+	waitStarts(t, q, "earlier", 1)
+	if d, err := q.Get(ctx, "earlier"); err != nil || d.Repo != "repo" {
+		t.Fatalf("Get = %+v, %v", d, err)
+	}
+	if n, err := q.DeleteBefore(ctx, time.Now().Add(time.Hour)); err != nil || n != 1 {
+		t.Fatalf("DeleteBefore = %d, %v", n, err)
+	}
+	var left int
+	if err := raw.QueryRowContext(ctx, `SELECT count(*) FROM monohook_payload`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("monohook_payload: %d rows left, %v", left, err)
+	}
+}
+
 // On PostgreSQL payloads stay in the delivery's row (they are compressed
 // already); opening the database again changes nothing.
 func TestPayloadStorageOnPostgreSQL(t *testing.T) {
@@ -188,7 +223,7 @@ func TestPayloadStorageOnPostgreSQL(t *testing.T) {
 // payloads (SQLite keeps them apart) and the placeholder of one argument.
 func rawDB(t *testing.T, dsn string) (db *sql.DB, payloads, mark string) {
 	t.Helper()
-	driver, name, payloads, mark := "sqlite", strings.TrimPrefix(dsn, "sqlite://"), "monohook_payload", "?"
+	driver, name, payloads, mark := "sqlite", strings.TrimPrefix(dsn, "sqlite://"), "monohook_body", "?"
 	if strings.HasPrefix(dsn, "postgres") {
 		driver, name, payloads, mark = "pgx", dsn, "monohook_delivery", "$1"
 	}
@@ -198,6 +233,14 @@ func rawDB(t *testing.T, dsn string) (db *sql.DB, payloads, mark string) {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db, payloads, mark
+}
+
+// payloadOf selects the payload row of delivery id in rawDB's payloads.
+func payloadOf(dsn, id string) string {
+	if strings.HasPrefix(dsn, "postgres") {
+		return "id = '" + id + "'"
+	}
+	return "k = (SELECT body FROM monohook_delivery WHERE id = '" + id + "')"
 }
 
 // stoppedQueue opens a queue on dsn without starting it: what it accepts

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -19,16 +18,7 @@ import (
 // ones stored before, or twice in the group, answered as duplicates.
 func TestCommitChunks(t *testing.T) {
 	ctx := context.Background()
-	db, err := OpenDB(ctx, "sqlite://"+filepath.Join(t.TempDir(), "monohook.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	q, err := New(db, nil, nil, Options{}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close(ctx) //nolint:errcheck // test cleanup
+	db, q := bareQueue(t, "sqlite://"+filepath.Join(t.TempDir(), "monohook.db"))
 
 	req := func(i int) acceptReq {
 		id := fmt.Sprintf("d-%03d", i)

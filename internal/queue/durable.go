@@ -193,6 +193,10 @@ func (q *Queue) commitLoop() {
 	// committers of several processes seldom share one; sharing would be
 	// correct, only slower.
 	wake := rand.Int64() //nolint:gosec // a key, not a secret
+	commit := q.commit
+	if q.db.postgres {
+		commit = q.commitPostgres
+	}
 	// last is the size of the previous group.
 	last := 0
 	for req := range q.accepts {
@@ -230,10 +234,6 @@ func (q *Queue) commitLoop() {
 			}
 		}
 		last = len(group)
-		commit := q.commit
-		if q.db.postgres {
-			commit = q.commitPostgres
-		}
 		results, err := commit(group, wake)
 		for i, r := range group {
 			if err != nil {
@@ -270,11 +270,11 @@ func (q *Queue) commit(group []acceptReq, wake int64) ([]error, error) {
 	// than the flush the group shares. The ids returned are the new
 	// deliveries; the others were stored before.
 	c := groupColumns(group)
-	inserted, bodies, err := q.stmts.insertGroup(ctx, tx, c)
+	inserted, first, err := q.stmts.insertGroup(ctx, tx, c)
 	if err != nil {
 		return nil, fmt.Errorf("store deliveries: %w", err)
 	}
-	if err := q.stmts.insertPayloads(ctx, tx, c, inserted, bodies); err != nil {
+	if err := q.stmts.insertPayloads(ctx, tx, c, inserted, first); err != nil {
 		return nil, fmt.Errorf("store payloads: %w", err)
 	}
 	results, dups := duplicates(group, inserted)
@@ -388,11 +388,12 @@ func scanIDs(rows *sql.Rows) ([]string, error) {
 }
 
 // columns are a group's deliveries as columns, each id once (the same id
-// twice in one group: the second is a duplicate).
+// twice in one group: the second is a duplicate); index is each id's row.
 type columns struct {
 	ids, events, repos, refs, shas []string
 	received, paths                []int64
 	payloads                       [][]byte
+	index                          map[string]int
 }
 
 func groupColumns(group []acceptReq) columns {
@@ -400,14 +401,14 @@ func groupColumns(group []acceptReq) columns {
 	c := columns{
 		ids: make([]string, 0, n), events: make([]string, 0, n), repos: make([]string, 0, n), refs: make([]string, 0, n), shas: make([]string, 0, n),
 		received: make([]int64, 0, n), paths: make([]int64, 0, n), payloads: make([][]byte, 0, n),
+		index: make(map[string]int, n),
 	}
-	seen := make(map[string]bool, n)
 	for _, r := range group {
 		d := r.d
-		if seen[d.ID] {
+		if _, seen := c.index[d.ID]; seen {
 			continue
 		}
-		seen[d.ID] = true
+		c.index[d.ID] = len(c.ids)
 		c.ids, c.events, c.payloads = append(c.ids, d.ID), append(c.events, d.Event), append(c.payloads, d.Payload)
 		c.received = append(c.received, d.Received.UnixMilli())
 		var repo, ref, sha string
@@ -480,48 +481,43 @@ func chunk(n int) int {
 }
 
 // insertGroup inserts the deliveries of a group that are not stored yet,
-// each with the key of its payload, and returns the ids it inserted. Keys
-// follow the largest stored: the transaction holds SQLite's write lock, so
-// no other writer takes the same ones.
-func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (inserted []string, bodies map[string]int64, err error) {
-	var last int64
-	if err := tx.StmtContext(ctx, s.lastBody).QueryRowContext(ctx).Scan(&last); err != nil {
-		return nil, nil, err
+// each with the key of its payload, and returns the ids it inserted. The
+// delivery in row j of c gets key first+j, after the largest stored: the
+// transaction holds SQLite's write lock, so no other writer takes them.
+func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (inserted []string, first int64, err error) {
+	if err := tx.StmtContext(ctx, s.lastBody).QueryRowContext(ctx).Scan(&first); err != nil {
+		return nil, 0, err
 	}
-	bodies = make(map[string]int64, len(c.ids))
+	first++
 	for i := 0; i < len(c.ids); {
 		n := chunk(len(c.ids) - i)
 		args := make([]any, 0, 8*n)
 		for j := i; j < i+n; j++ {
-			bodies[c.ids[j]] = last + int64(j) + 1
-			args = append(args, c.ids[j], c.events[j], c.received[j], c.repos[j], c.refs[j], c.shas[j], c.paths[j], bodies[c.ids[j]])
+			args = append(args, c.ids[j], c.events[j], c.received[j], c.repos[j], c.refs[j], c.shas[j], c.paths[j], first+int64(j))
 		}
 		rows, err := tx.StmtContext(ctx, s.deliveries[n]).QueryContext(ctx, args...)
 		if err != nil {
-			return nil, nil, err
+			return nil, 0, err
 		}
 		ids, err := scanIDs(rows)
 		if err != nil {
-			return nil, nil, err
+			return nil, 0, err
 		}
 		inserted = append(inserted, ids...)
 		i += n
 	}
-	return inserted, bodies, nil
+	return inserted, first, nil
 }
 
 // insertPayloads stores the payloads of the deliveries inserted under
-// their keys (see monohook_body).
-func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string, bodies map[string]int64) error {
-	payload := make(map[string][]byte, len(c.ids))
-	for i, id := range c.ids {
-		payload[id] = c.payloads[i]
-	}
+// their keys (see insertGroup and monohook_body).
+func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string, first int64) error {
 	for i := 0; i < len(inserted); {
 		n := chunk(len(inserted) - i)
 		args := make([]any, 0, 2*n)
 		for _, id := range inserted[i : i+n] {
-			args = append(args, bodies[id], payload[id])
+			j := c.index[id]
+			args = append(args, first+int64(j), c.payloads[j])
 		}
 		if _, err := tx.StmtContext(ctx, s.payloads[n]).ExecContext(ctx, args...); err != nil {
 			return err

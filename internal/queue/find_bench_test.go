@@ -12,6 +12,24 @@ import (
 	"github.com/monohook/monohook/internal/pgtest"
 )
 
+// bareQueue opens the database at dsn and a queue on it that is not
+// started and has no rules (it stores and reads deliveries), both closed
+// when tb ends.
+func bareQueue(tb testing.TB, dsn string) (*DB, *Queue) {
+	tb.Helper()
+	db, err := OpenDB(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	q, err := New(db, nil, nil, Options{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { q.Close(context.Background()) }) //nolint:errcheck // test cleanup
+	return db, q
+}
+
 // BenchmarkFind measures the dashboard's queries with 100,000 deliveries
 // stored: 20 repositories, 1.2 starts per delivery, 1 in 500 failed.
 func BenchmarkFind(b *testing.B) {
@@ -22,15 +40,7 @@ func BenchmarkFind(b *testing.B) {
 	for name, dsn := range dsns {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := OpenDB(ctx, dsn)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			q, err := New(db, nil, nil, Options{}, slog.New(slog.DiscardHandler))
-			if err != nil {
-				b.Fatal(err)
-			}
+			db, q := bareQueue(b, dsn)
 			const n = 100_000
 			if err := seedDeliveries(ctx, db, n); err != nil {
 				b.Fatal(err)

@@ -80,6 +80,22 @@ type daemon struct {
 	done chan struct{}
 }
 
+// terminate sends SIGTERM and expects the server to exit 0 within 20 s.
+func (d *daemon) terminate(t *testing.T) {
+	t.Helper()
+	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
+	}
+	if err := d.cmd.Wait(); err != nil {
+		t.Errorf("serve exit: %v\n%s", err, d.log())
+	}
+}
+
 func startServe(t *testing.T, env []string, args ...string) *daemon {
 	t.Helper()
 	d := &daemon{done: make(chan struct{})}
@@ -313,22 +329,28 @@ func TestEndToEnd(t *testing.T) {
 	if h := families["monohook_evaluation_seconds"]; h == nil || h.GetMetric()[0].GetHistogram().GetSampleCount() != 2 {
 		t.Errorf("evaluation histogram: %v", h)
 	}
+	// Both deliveries answered 2xx (the first and its repeat) waited for a
+	// commit, and each went through one.
+	histogram := func(name string) (count uint64, sum float64) {
+		if f := families[name]; f != nil {
+			h := f.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+		return 0, 0
+	}
+	if n, _ := histogram("monohook_acknowledge_seconds"); n != 2 {
+		t.Errorf("acknowledge histogram counts %d, want 2", n)
+	}
+	commits, _ := histogram("monohook_commit_seconds")
+	if groups, deliveries := histogram("monohook_commit_deliveries"); commits == 0 || groups != commits || deliveries != 2 {
+		t.Errorf("commit histograms: %d commits, %d groups of %v deliveries in all, want 2 deliveries", commits, groups, deliveries)
+	}
 	if _, ok := families["monohook_queue_jobs_waiting"]; !ok {
 		t.Error("no queue depth metric")
 	}
 
 	// SIGTERM: drains and exits 0.
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-d.done:
-	case <-time.After(15 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
-	}
-	if err := d.cmd.Wait(); err != nil {
-		t.Errorf("serve exit: %v\n%s", err, d.log())
-	}
+	d.terminate(t)
 	if !strings.Contains(d.log(), "stopped") {
 		t.Errorf("no clean stop in the log:\n%s", d.log())
 	}
@@ -508,6 +530,57 @@ func TestCrashLosesNothing(t *testing.T) {
 	// still be in flight now, so a and b need not be equal.
 	if got := fake.Started(); got["a"] < len(acked) || got["b"] < len(acked) {
 		t.Errorf("executions %v for %d acknowledged deliveries", got, len(acked))
+	}
+}
+
+// TestShutdownFinishesRunningStart: SIGTERM while a pipeline start is in
+// flight lets it finish (within --shutdown-timeout), records it, and exits
+// 0; a start that outlasts the timeout is cancelled and the process still
+// exits within the bound.
+func TestShutdownFinishesRunningStart(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	fake.SetDelay(time.Second)
+	data := t.TempDir()
+	env := append(awsEnv(fake), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_WEBHOOK_SECRET=drain-secret")
+	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "slow", "--match", ".*"); code != 0 {
+		t.Fatal(errOut)
+	}
+	stopDuring := func(d *daemon, id string) time.Duration {
+		t.Helper()
+		if code := postSigned(d.url, "drain-secret", id, pushPayload); code != 202 {
+			t.Fatalf("post %s: %d", id, code)
+		}
+		waitFor(t, "the start call to reach CodePipeline", func() bool {
+			return len(fake.Calls()) > 0 && fake.Calls()[len(fake.Calls())-1].Token == trigger.StartToken(id, "slow")
+		})
+		began := time.Now()
+		d.terminate(t)
+		return time.Since(began)
+	}
+
+	d := startServe(t, env, "--listen", "127.0.0.1:0")
+	stopDuring(d, "drain-1")
+	if strings.Contains(d.log(), "context canceled") {
+		t.Errorf("a running job was cancelled on SIGTERM:\n%s", d.log())
+	}
+	out, errOut, code := run(t, env, "deliveries", "show", "drain-1")
+	if code != 0 || !strings.Contains(out, `"status": "started"`) || !strings.Contains(out, "exec-") {
+		t.Errorf("the start in flight at SIGTERM was not recorded as started: %d %s %s", code, out, errOut)
+	}
+
+	// The bound: a start slower than --shutdown-timeout is cancelled.
+	fake.SetDelay(time.Minute)
+	d = startServe(t, env, "--listen", "127.0.0.1:0", "--shutdown-timeout", "500ms")
+	if took := stopDuring(d, "drain-2"); took > 15*time.Second {
+		t.Errorf("stopping took %s with --shutdown-timeout 500ms", took)
+	}
+	if log := d.log(); !strings.Contains(log, "jobs still running at the shutdown deadline") || strings.Contains(log, "could not record") {
+		t.Errorf("the cancelled job is not told, or its outcome not recorded:\n%s", log)
+	}
+	out, _, _ = run(t, env, "deliveries", "show", "drain-2")
+	if !strings.Contains(out, `"status": "retrying"`) || !strings.Contains(out, "context canceled") {
+		t.Errorf("the start cancelled at the deadline is not shown as retrying: %s", out)
 	}
 }
 

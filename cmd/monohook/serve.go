@@ -141,7 +141,10 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	m.Register(q.Collector())
-	if err := q.Start(ctx); err != nil {
+	// Not ctx itself: River cancels every running job when the context it
+	// started with ends, and SIGTERM ends ctx. The shutdown below stops it
+	// instead, letting running jobs finish within --shutdown-timeout.
+	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
 

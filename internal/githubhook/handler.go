@@ -65,8 +65,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log := h.Log.With("delivery", delivery, "event", event, "remote", r.RemoteAddr)
 	reply := func(code int, a answer, msg string, attrs ...any) {
 		writeJSON(w, code, a)
-		h.Metrics.Delivery(event, outcome(code, a))
-		attrs = append(attrs, "status", code, "took", time.Since(began))
+		took := time.Since(began)
+		o := outcome(code, a)
+		h.Metrics.Delivery(event, o)
+		if o == "accepted" || o == "duplicate" {
+			h.Metrics.Acknowledged(took)
+		}
+		attrs = append(attrs, "status", code, "took", took)
 		level := slog.LevelInfo
 		if code >= 400 {
 			level = slog.LevelWarn

@@ -19,6 +19,9 @@ type Metrics struct {
 	signatureFailures prometheus.Counter
 	evaluation        prometheus.Histogram
 	starts            *prometheus.CounterVec
+	acknowledge       prometheus.Histogram
+	commit            prometheus.Histogram
+	commitSize        prometheus.Histogram
 }
 
 // New registers monohook's metrics and the Go runtime's.
@@ -42,11 +45,30 @@ func New() *Metrics {
 			Name: "monohook_starts_total",
 			Help: "Pipeline start attempts, by target and outcome (started, retrying, failed).",
 		}, []string{"target", "outcome"}),
+		acknowledge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "monohook_acknowledge_seconds",
+			Help:    "Time from a delivery's request to its 2xx, for deliveries stored or found duplicate: mostly the wait for the commit that stores it.",
+			Buckets: latencyBuckets,
+		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "monohook_commit_seconds",
+			Help:    "Time of one commit of accepted deliveries, flush to disk included; every delivery in it waits for it before its 2xx.",
+			Buckets: latencyBuckets,
+		}),
+		commitSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "monohook_commit_deliveries",
+			Help:    "Deliveries per commit: the ones that arrived while the commit before was being written share one.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the largest group
+		}),
 	}
-	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.evaluation, m.starts,
+	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.evaluation, m.starts, m.acknowledge, m.commit, m.commitSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// latencyBuckets span an acknowledgement's range: about 100 µs for a
+// commit on a fast disk, up to seconds when the disk stalls a flush.
+var latencyBuckets = prometheus.ExponentialBuckets(100e-6, 2, 16) // 100 µs to about 3.3 s
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
@@ -86,5 +108,21 @@ func (m *Metrics) Evaluation(d time.Duration) {
 func (m *Metrics) Start(target, outcome string) {
 	if m != nil {
 		m.starts.WithLabelValues(target, outcome).Inc()
+	}
+}
+
+// Acknowledged records how long a stored or duplicate delivery waited for
+// its answer.
+func (m *Metrics) Acknowledged(d time.Duration) {
+	if m != nil {
+		m.acknowledge.Observe(d.Seconds())
+	}
+}
+
+// Commit records one commit of n accepted deliveries that took d.
+func (m *Metrics) Commit(n int, d time.Duration) {
+	if m != nil {
+		m.commit.Observe(d.Seconds())
+		m.commitSize.Observe(float64(n))
 	}
 }

@@ -234,7 +234,9 @@ func (q *Queue) commitLoop() {
 			}
 		}
 		last = len(group)
+		began := time.Now()
 		results, err := commit(group, wake)
+		q.opts.Metrics.Commit(len(group), time.Since(began))
 		for i, r := range group {
 			if err != nil {
 				r.done <- err
@@ -1150,6 +1152,11 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	target := req.Type()
 	log = log.With("target", target)
 	got, startErr := q.starter.Start(ctx, req)
+	// The outcome is recorded even when the job's context has ended (the
+	// shutdown deadline, the job timeout): what the target answered, or
+	// that the attempt was cut short, is what the dashboard must show.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	now := time.Now().UnixMilli()
 	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
 		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)

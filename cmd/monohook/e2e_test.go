@@ -536,13 +536,20 @@ func TestCrashLosesNothing(t *testing.T) {
 // TestShutdownFinishesRunningStart: SIGTERM while a pipeline start is in
 // flight lets it finish (within --shutdown-timeout), records it, and exits
 // 0; a start that outlasts the timeout is cancelled and the process still
-// exits within the bound.
+// exits within the bound. On SQLite and on PostgreSQL.
 func TestShutdownFinishesRunningStart(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testShutdownFinishesRunningStart(t, nil) })
+	t.Run("postgres", func(t *testing.T) {
+		testShutdownFinishesRunningStart(t, []string{"MONOHOOK_DATABASE=" + pgtest.FreshDatabase(t)})
+	})
+}
+
+func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	fake := fakeaws.NewCodePipeline()
 	defer fake.Close()
 	fake.SetDelay(time.Second)
 	data := t.TempDir()
-	env := append(awsEnv(fake), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_WEBHOOK_SECRET=drain-secret")
+	env := append(append(awsEnv(fake), database...), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_WEBHOOK_SECRET=drain-secret")
 	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "slow", "--match", ".*"); code != 0 {
 		t.Fatal(errOut)
 	}

@@ -77,6 +77,12 @@ const (
 	gatherFor   = time.Millisecond
 )
 
+// slowCommit is a commit long enough to be told in the log. A commit
+// takes a millisecond or so; one that takes a second means the disk (or
+// the database server) stalled, every delivery in it waited as long for
+// its answer, and GitHub gives up on a delivery after 10 seconds.
+const slowCommit = time.Second
+
 // New prepares the queue on db; Start starts its workers.
 func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, log *slog.Logger) (*Queue, error) {
 	if opts.Evaluators <= 0 {
@@ -236,7 +242,11 @@ func (q *Queue) commitLoop() {
 		last = len(group)
 		began := time.Now()
 		results, err := commit(group, wake)
-		q.opts.Metrics.Commit(len(group), time.Since(began))
+		took := time.Since(began)
+		q.opts.Metrics.Commit(len(group), took)
+		if took > slowCommit {
+			q.log.Warn("slow commit: its deliveries waited that long for their answer", "deliveries", len(group), "took", took, "database", q.db.Where)
+		}
 		for i, r := range group {
 			if err != nil {
 				r.done <- err

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
@@ -263,6 +264,51 @@ func TestDuplicateAcceptsAreOneDelivery(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		if n := len(e.fake.Calls()); n != 1 {
 			t.Errorf("%d start calls, want 1", n)
+		}
+	})
+}
+
+// TestSlowCommitIsLogged: a commit held up (here by a lock another
+// connection holds, as a stalled disk would) is told in the log with the
+// deliveries that waited for it, and the delivery is still stored.
+func TestSlowCommitIsLogged(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		logs := &syncBuffer{}
+		e.log = slog.New(slog.NewTextHandler(logs, nil))
+		q := e.open(t, dsn, queue.Options{DryRun: true})
+
+		driver, source, lock := "sqlite", "file:"+strings.TrimPrefix(dsn, "sqlite://")+"?_pragma=busy_timeout(10000)", "BEGIN IMMEDIATE"
+		if strings.HasPrefix(dsn, "postgres") {
+			driver, source, lock = "pgx", dsn, "BEGIN; LOCK TABLE monohook_delivery IN SHARE MODE"
+		}
+		other, err := sql.Open(driver, source)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		conn, err := other.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(context.Background(), lock); err != nil {
+			t.Fatal(err)
+		}
+		accepted := make(chan error, 1)
+		go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
+		time.Sleep(1200 * time.Millisecond)
+		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-accepted; err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		if log := logs.String(); !strings.Contains(log, "slow commit") || !strings.Contains(log, "deliveries=1") {
+			t.Errorf("no slow commit in the log:\n%s", log)
+		}
+		if _, err := q.Get(context.Background(), "held"); err != nil {
+			t.Errorf("the delivery of the slow commit: %v", err)
 		}
 	})
 }

@@ -156,6 +156,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			event+" accepted", "repo", push.Repo, "ref", push.Ref, "sha", push.ShortSHA(), "paths", len(push.Paths))
 	case errors.Is(err, ErrDuplicate):
 		reply(http.StatusOK, answer{Status: "duplicate", Delivery: delivery, Event: event, Message: "this delivery was accepted before; not processed again"}, "duplicate delivery")
+	case r.Context().Err() != nil:
+		// The sender hung up while the commit was under way: it sees no
+		// answer, and the delivery may be stored all the same (a
+		// redelivery is then answered as a duplicate).
+		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "sender gone before the answer; the delivery may be stored", "err", err)
 	default:
 		w.Header().Set("Retry-After", "5")
 		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "webhook not accepted", "err", err)

@@ -55,6 +55,10 @@ type Queue struct {
 	mu      sync.RWMutex // guards closed and sends on accepts
 	closed  bool
 	written sync.WaitGroup // the committers
+	// stopping is set by Close: a sweep ends after its batch and leaves
+	// what still waits to a follow-up job, rather than hold up the
+	// shutdown for up to sweepFor.
+	stopping atomic.Bool
 }
 
 type acceptReq struct {
@@ -561,6 +565,7 @@ func (q *Queue) insertGroupPostgres(ctx context.Context, wake int64, group []acc
 // finish until ctx ends, then cancels them. Unfinished jobs stay in the
 // database and are worked after the next start.
 func (q *Queue) Close(ctx context.Context) error {
+	q.stopping.Store(true)
 	q.mu.Lock()
 	if !q.closed {
 		q.closed = true
@@ -643,7 +648,7 @@ var (
 )
 
 // sweepFor bounds one job; what still waits after it goes to a follow-up
-// job queued with its last batch.
+// job queued with its last batch. A shutdown ends a sweep the same way.
 const sweepFor = 10 * time.Second
 
 type evaluateWorker struct {
@@ -697,7 +702,7 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		last := more && time.Since(began) > sweepFor
+		last := more && (time.Since(began) > sweepFor || q.stopping.Load())
 		err = q.evaluate(ctx, ids, true, last)
 		q.release(ids)
 		if err != nil || !more || last {

@@ -313,6 +313,77 @@ func TestSlowCommitIsLogged(t *testing.T) {
 	})
 }
 
+// TestShutdownEndsASweep: a shutdown while a sweep has thousands of
+// deliveries before it does not wait for their evaluation (the sweep ends
+// after its batch); they are evaluated after the restart, nothing lost.
+func TestShutdownEndsASweep(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "p", ".*")
+		db, err := queue.OpenDB(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		q, err := queue.New(db, e.svc, e.start, queue.Options{DryRun: true}, e.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Stored before the workers start, so that the sweeps below have all
+		// of them before them, however fast or slow this machine is: more
+		// than two sweeps (two evaluators) take in two batches each.
+		n := 2000
+		if strings.HasPrefix(dsn, "postgres") {
+			n = 6000 // batches of 512
+		}
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += 32 {
+					if err := q.Accept(context.Background(), delivery(fmt.Sprintf("sweep-%04d", i), "x")); err != nil {
+						t.Errorf("Accept: %v", err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		waiting := func(q *queue.Queue) int {
+			ds, err := q.List(context.Background(), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ds) != n {
+				t.Fatalf("%d deliveries stored, want %d", len(ds), n)
+			}
+			w := 0
+			for _, d := range ds {
+				if d.Status == "received" {
+					w++
+				}
+			}
+			return w
+		}
+		if err := q.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return waiting(q) < n }) // a sweep has begun
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := q.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		left := waiting(q)
+		if left == 0 {
+			t.Fatal("every delivery was evaluated before the shutdown ended: the sweep held it up")
+		}
+		t.Logf("%d of %d deliveries left for after the restart", left, n)
+		again := e.open(t, dsn, queue.Options{DryRun: true})
+		waitFor(t, func() bool { return waiting(again) == 0 }) // the rest, evaluated after the restart
+	})
+}
+
 func TestReplayStartsAgainWithNewTokens(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		e := newEnv(t)

@@ -589,6 +589,28 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	if !strings.Contains(out, `"status": "retrying"`) || !strings.Contains(out, "context canceled") {
 		t.Errorf("the start cancelled at the deadline is not shown as retrying: %s", out)
 	}
+
+	// A second signal does not wait for the timeout.
+	d = startServe(t, env, "--listen", "127.0.0.1:0", "--shutdown-timeout", "1m")
+	if code := postSigned(d.url, "drain-secret", "drain-3", pushPayload); code != 202 {
+		t.Fatalf("post drain-3: %d", code)
+	}
+	waitFor(t, "the third start call", func() bool {
+		calls := fake.Calls()
+		return len(calls) > 0 && calls[len(calls)-1].Token == trigger.StartToken("drain-3", "slow")
+	})
+	for range 2 {
+		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the shutdown to begin", func() bool { return strings.Contains(d.log(), "shutting down") })
+	}
+	select {
+	case <-d.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second SIGTERM did not end the process")
+	}
+	_ = d.cmd.Wait()
 }
 
 // postSigned posts a push signed with secret and returns the status, or 0

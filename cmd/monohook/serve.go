@@ -206,7 +206,11 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: no new deliveries; finishing running jobs", "timeout", c.shutdown)
+	// A second SIGINT or SIGTERM ends the process at once: nothing
+	// acknowledged depends on a graceful stop (running jobs run again
+	// after the restart).
+	stop()
+	log.Info("shutting down: no new deliveries; finishing running jobs (a second signal exits at once)", "timeout", c.shutdown)
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -553,14 +553,19 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "slow", "--match", ".*"); code != 0 {
 		t.Fatal(errOut)
 	}
+	// called: the start of delivery id has reached the fake (the retry of
+	// an earlier one may come after it).
+	called := func(id string) func() bool {
+		return func() bool {
+			return slices.ContainsFunc(fake.Calls(), func(c fakeaws.Start) bool { return c.Token == trigger.StartToken(id, "slow") })
+		}
+	}
 	stopDuring := func(d *daemon, id string) time.Duration {
 		t.Helper()
 		if code := postSigned(d.url, "drain-secret", id, pushPayload); code != 202 {
 			t.Fatalf("post %s: %d", id, code)
 		}
-		waitFor(t, "the start call to reach CodePipeline", func() bool {
-			return len(fake.Calls()) > 0 && fake.Calls()[len(fake.Calls())-1].Token == trigger.StartToken(id, "slow")
-		})
+		waitFor(t, "the start call to reach CodePipeline", called(id))
 		began := time.Now()
 		d.terminate(t)
 		return time.Since(began)
@@ -595,10 +600,7 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	if code := postSigned(d.url, "drain-secret", "drain-3", pushPayload); code != 202 {
 		t.Fatalf("post drain-3: %d", code)
 	}
-	waitFor(t, "the third start call", func() bool {
-		calls := fake.Calls()
-		return len(calls) > 0 && calls[len(calls)-1].Token == trigger.StartToken("drain-3", "slow")
-	})
+	waitFor(t, "the third start call", called("drain-3"))
 	for range 2 {
 		if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

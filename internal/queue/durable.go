@@ -496,6 +496,18 @@ func chunk(n int) int {
 	return c
 }
 
+// inChunks calls f for rows [i, i+n) of total rows, chunk by chunk.
+func inChunks(total int, f func(i, n int) error) error {
+	for i := 0; i < total; {
+		n := chunk(total - i)
+		if err := f(i, n); err != nil {
+			return err
+		}
+		i += n
+	}
+	return nil
+}
+
 // insertGroup inserts the deliveries of a group that are not stored yet,
 // each with the key of its payload, and returns the ids it inserted. The
 // delivery in row j of c gets key first+j, after the largest stored: the
@@ -505,22 +517,21 @@ func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (i
 		return nil, 0, err
 	}
 	first++
-	for i := 0; i < len(c.ids); {
-		n := chunk(len(c.ids) - i)
+	err = inChunks(len(c.ids), func(i, n int) error {
 		args := make([]any, 0, 8*n)
 		for j := i; j < i+n; j++ {
 			args = append(args, c.ids[j], c.events[j], c.received[j], c.repos[j], c.refs[j], c.shas[j], c.paths[j], first+int64(j))
 		}
 		rows, err := tx.StmtContext(ctx, s.deliveries[n]).QueryContext(ctx, args...)
 		if err != nil {
-			return nil, 0, err
+			return err
 		}
 		ids, err := scanIDs(rows)
-		if err != nil {
-			return nil, 0, err
-		}
 		inserted = append(inserted, ids...)
-		i += n
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	return inserted, first, nil
 }
@@ -528,19 +539,15 @@ func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (i
 // insertPayloads stores the payloads of the deliveries inserted under
 // their keys (see insertGroup and monohook_body).
 func (s *sqliteStmts) insertPayloads(ctx context.Context, tx *sql.Tx, c columns, inserted []string, first int64) error {
-	for i := 0; i < len(inserted); {
-		n := chunk(len(inserted) - i)
+	return inChunks(len(inserted), func(i, n int) error {
 		args := make([]any, 0, 2*n)
 		for _, id := range inserted[i : i+n] {
 			j := c.index[id]
 			args = append(args, first+int64(j), c.payloads[j])
 		}
-		if _, err := tx.StmtContext(ctx, s.payloads[n]).ExecContext(ctx, args...); err != nil {
-			return err
-		}
-		i += n
-	}
-	return nil
+		_, err := tx.StmtContext(ctx, s.payloads[n]).ExecContext(ctx, args...)
+		return err
+	})
 }
 
 // insertGroupPostgres inserts a group's new deliveries and upserts the

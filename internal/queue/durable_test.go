@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"log/slog"
 	"os"
@@ -278,15 +277,11 @@ func TestSlowCommitIsLogged(t *testing.T) {
 		e.log = slog.New(slog.NewTextHandler(logs, nil))
 		q := e.open(t, dsn, queue.Options{DryRun: true})
 
-		driver, source, lock := "sqlite", "file:"+strings.TrimPrefix(dsn, "sqlite://")+"?_pragma=busy_timeout(10000)", "BEGIN IMMEDIATE"
+		lock := "BEGIN IMMEDIATE"
 		if strings.HasPrefix(dsn, "postgres") {
-			driver, source, lock = "pgx", dsn, "BEGIN; LOCK TABLE monohook_delivery IN SHARE MODE"
+			lock = "BEGIN; LOCK TABLE monohook_delivery IN SHARE MODE"
 		}
-		other, err := sql.Open(driver, source)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other, _, _ := rawDB(t, dsn)
 		conn, err := other.Conn(context.Background())
 		if err != nil {
 			t.Fatal(err)
@@ -320,15 +315,7 @@ func TestShutdownEndsASweep(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		e := newEnv(t)
 		e.rule(t, "p", ".*")
-		db, err := queue.OpenDB(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		q, err := queue.New(db, e.svc, e.start, queue.Options{DryRun: true}, e.log)
-		if err != nil {
-			t.Fatal(err)
-		}
+		stopped, closeStopped := stoppedQueue(t, e, dsn)
 		// Stored before the workers start, so that the sweeps below have all
 		// of them before them, however fast or slow this machine is: more
 		// than two sweeps (two evaluators) take in two batches each.
@@ -342,13 +329,14 @@ func TestShutdownEndsASweep(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := w; i < n; i += 32 {
-					if err := q.Accept(context.Background(), delivery(fmt.Sprintf("sweep-%04d", i), "x")); err != nil {
+					if err := stopped.Accept(context.Background(), delivery(fmt.Sprintf("sweep-%04d", i), "x")); err != nil {
 						t.Errorf("Accept: %v", err)
 					}
 				}
 			}()
 		}
 		wg.Wait()
+		closeStopped()
 		waiting := func(q *queue.Queue) int {
 			ds, err := q.List(context.Background(), n)
 			if err != nil {
@@ -365,9 +353,7 @@ func TestShutdownEndsASweep(t *testing.T) {
 			}
 			return w
 		}
-		if err := q.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		q := e.open(t, dsn, queue.Options{DryRun: true})
 		waitFor(t, func() bool { return waiting(q) < n }) // a sweep has begun
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

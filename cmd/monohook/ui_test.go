@@ -149,8 +149,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Replay: a new round starts the pipeline again, with a new token.
 	do(chromedp.Click(`#replay`), chromedp.WaitVisible(`#replayed`))
 	waitFor(t, "the replayed start", func() bool { return fake.Started()["api"] == 2 })
-	do(chromedp.Reload(), chromedp.WaitVisible(`#starts`))
-	text = textOf(`#starts tbody`)
+	// The fake answers before the start is recorded: reload until it is.
+	waitFor(t, "the replayed start on the page", func() bool {
+		do(chromedp.Reload(), chromedp.WaitVisible(`#starts`))
+		text = textOf(`#starts tbody`)
+		return strings.Count(text, "started") == 2
+	})
 	if !strings.Contains(text, "replay 1") || strings.Count(text, "started") != 2 {
 		t.Errorf("after replay the starts table is %q", text)
 	}

@@ -41,7 +41,7 @@ func (c depthCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	var n int64
 	var age float64
-	if err := c.q.db.sql.QueryRowContext(ctx, query).Scan(&n, &age); err != nil {
+	if err := c.q.db.read.QueryRowContext(ctx, query).Scan(&n, &age); err != nil {
 		c.q.log.Warn("metrics: could not read the queue depth", "err", err)
 		ch <- prometheus.NewInvalidMetric(depthDesc, err)
 		return

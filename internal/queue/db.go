@@ -24,8 +24,10 @@ import (
 // default, one process) or PostgreSQL (any number of processes). Both are
 // used through database/sql, so there is one set of queries.
 type DB struct {
-	sql      *sql.DB // monohook's statements and River's
-	read     *sql.DB // reads evaluation makes: on SQLite, connections of their own
+	sql *sql.DB // monohook's statements and River's
+	// Reads: evaluation's, the dashboard's, the CLI's and the metrics'.
+	// On SQLite, connections of their own that never take the write lock.
+	read     *sql.DB
 	postgres bool
 	driver   riverdriver.Driver[*sql.Tx]
 	listener *pgxpool.Pool // PostgreSQL: LISTEN/NOTIFY, so jobs start without polling delay
@@ -73,9 +75,11 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
 		db.sql.SetMaxOpenConns(1)
-		// Evaluation's reads go through connections of their own: in WAL
-		// mode readers do not wait for the writer, and the writer's one
-		// connection is left to commits.
+		// Reads go through connections of their own: in WAL mode readers
+		// do not wait for the writer, and the writer's one connection is
+		// left to commits. A dashboard page read through the writer's
+		// connection made every acknowledgement wait for its queries (and
+		// its transaction, begun IMMEDIATE there, for the write lock).
 		q.Set("_pragma", "query_only(1)")
 		q.Add("_pragma", "busy_timeout(10000)")
 		q.Del("_txlock")
@@ -83,8 +87,10 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			db.sql.Close()
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
-		db.read.SetMaxOpenConns(2)
-		db.read.SetMaxIdleConns(2)
+		// Evaluation jobs (two at once by default), pages and metrics
+		// share them; readers in WAL mode do not wait for each other.
+		db.read.SetMaxOpenConns(4)
+		db.read.SetMaxIdleConns(4)
 		db.driver = riversqlite.New(db.sql)
 	}
 	if err := db.sql.PingContext(ctx); err != nil {

@@ -46,7 +46,7 @@ type Start struct {
 
 // List returns the newest deliveries first, at most limit.
 func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
-	rows, err := q.db.sql.QueryContext(ctx, q.db.q(`SELECT id, event, received_at, repo, ref, sha, paths, status, duplicates, round
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, received_at, repo, ref, sha, paths, status, duplicates, round
 		FROM monohook_delivery ORDER BY received_at DESC, id LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
@@ -69,11 +69,7 @@ func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
 // one transaction: read separately, a delivery could show starts that
 // happened after the moment its status was read.
 func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
-	opts := &sql.TxOptions{}
-	if q.db.postgres {
-		opts.Isolation = sql.LevelRepeatableRead // one snapshot for both reads
-	}
-	tx, err := q.db.sql.BeginTx(ctx, opts)
+	tx, err := q.db.read.BeginTx(ctx, q.readOnly())
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
 	}
@@ -262,7 +258,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	query += " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
 	args = append(args, f.Limit+1)
 
-	tx, err := q.db.sql.BeginTx(ctx, q.readOnly())
+	tx, err := q.db.read.BeginTx(ctx, q.readOnly())
 	if err != nil {
 		return Page{}, fmt.Errorf("find deliveries: %w", err)
 	}
@@ -334,7 +330,10 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// readOnly is the isolation for reads that must see one moment.
+// readOnly is the isolation for reads that must see one moment. On
+// SQLite a read transaction on q.db.read sees one moment already: it
+// begins DEFERRED there, and in WAL mode it keeps the snapshot of its
+// first read without taking the write lock.
 func (q *Queue) readOnly() *sql.TxOptions {
 	if q.db.postgres {
 		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
@@ -343,8 +342,17 @@ func (q *Queue) readOnly() *sql.TxOptions {
 }
 
 // Repos returns the repositories deliveries were received for, sorted.
+// The query steps from one repository to the next through the index on
+// (repo, …), one lookup per repository: SELECT DISTINCT read every
+// delivery's index entry (21 ms for 100,000 deliveries on SQLite), on
+// every list page.
 func (q *Queue) Repos(ctx context.Context) ([]string, error) {
-	rows, err := q.db.sql.QueryContext(ctx, `SELECT DISTINCT repo FROM monohook_delivery WHERE repo <> '' ORDER BY repo`)
+	rows, err := q.db.read.QueryContext(ctx, `WITH RECURSIVE r(repo) AS (
+			SELECT (SELECT repo FROM monohook_delivery WHERE repo > '' ORDER BY repo LIMIT 1)
+			UNION ALL
+			SELECT (SELECT d.repo FROM monohook_delivery d WHERE d.repo > r.repo ORDER BY d.repo LIMIT 1) FROM r WHERE r.repo IS NOT NULL
+		)
+		SELECT repo FROM r WHERE repo IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
@@ -361,19 +369,42 @@ func (q *Queue) Repos(ctx context.Context) ([]string, error) {
 }
 
 // LastStarted returns, per pipeline, when it was last started (or, in a
-// dry run, would have been).
+// dry run, would have been). As Repos, it steps from one pipeline to the
+// next through the index on (pipeline, status, updated_at) and takes each
+// one's last start there: a GROUP BY read every start.
 func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
-	rows, err := q.db.sql.QueryContext(ctx, `SELECT pipeline, MAX(updated_at) FROM monohook_start WHERE status IN ('started', 'dry-run') GROUP BY pipeline`)
+	rows, err := q.db.read.QueryContext(ctx, `WITH RECURSIVE p(pipeline) AS (
+			SELECT (SELECT pipeline FROM monohook_start ORDER BY pipeline LIMIT 1)
+			UNION ALL
+			SELECT (SELECT s.pipeline FROM monohook_start s WHERE s.pipeline > p.pipeline ORDER BY s.pipeline LIMIT 1) FROM p WHERE p.pipeline IS NOT NULL
+		)
+		SELECT pipeline, last FROM (
+			SELECT pipeline, (SELECT MAX(t) FROM (
+				SELECT MAX(updated_at) AS t FROM monohook_start s WHERE s.pipeline = p.pipeline AND s.status = 'started'
+				UNION ALL
+				SELECT MAX(updated_at) FROM monohook_start s WHERE s.pipeline = p.pipeline AND s.status = 'dry-run') AS b) AS last
+			FROM p WHERE pipeline IS NOT NULL
+		) AS l WHERE last IS NOT NULL`)
 	if err != nil {
 		return nil, fmt.Errorf("read last starts: %w", err)
 	}
+	out, err := scanLastStarted(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read last starts: %w", err)
+	}
+	return out, nil
+}
+
+// scanLastStarted reads rows of (pipeline, Unix milliseconds) and closes
+// them.
+func scanLastStarted(rows *sql.Rows) (map[string]time.Time, error) {
 	defer rows.Close()
 	out := map[string]time.Time{}
 	for rows.Next() {
 		var p string
 		var ms int64
 		if err := rows.Scan(&p, &ms); err != nil {
-			return nil, fmt.Errorf("read last starts: %w", err)
+			return nil, err
 		}
 		out[p] = time.UnixMilli(ms)
 	}
@@ -411,7 +442,7 @@ func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullS
 	var event string
 	var result sql.NullString
 	expr, joins := q.db.payloadSQL()
-	err := q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT d.event, `+expr+`, d.result FROM monohook_delivery d `+joins+` WHERE d.id = ?`), id).Scan(&event, &payload, &result)
+	err := q.db.read.QueryRowContext(ctx, q.db.q(`SELECT d.event, `+expr+`, d.result FROM monohook_delivery d `+joins+` WHERE d.id = ?`), id).Scan(&event, &payload, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, result, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}

@@ -267,6 +267,32 @@ func TestDuplicateAcceptsAreOneDelivery(t *testing.T) {
 	})
 }
 
+// holdWriteLock takes the lock a commit of deliveries needs, from a
+// connection of its own, as a stalled disk would hold a commit; release
+// gives it back.
+func holdWriteLock(t *testing.T, dsn string) (release func()) {
+	t.Helper()
+	lock := "BEGIN IMMEDIATE"
+	if strings.HasPrefix(dsn, "postgres") {
+		lock = "BEGIN; LOCK TABLE monohook_delivery IN SHARE MODE"
+	}
+	other, _, _ := rawDB(t, dsn)
+	conn, err := other.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.ExecContext(context.Background(), lock); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestSlowCommitIsLogged: a commit held up (here by a lock another
 // connection holds, as a stalled disk would) is told in the log with the
 // deliveries that waited for it, and the delivery is still stored.
@@ -277,25 +303,11 @@ func TestSlowCommitIsLogged(t *testing.T) {
 		e.log = slog.New(slog.NewTextHandler(logs, nil))
 		q := e.open(t, dsn, queue.Options{DryRun: true})
 
-		lock := "BEGIN IMMEDIATE"
-		if strings.HasPrefix(dsn, "postgres") {
-			lock = "BEGIN; LOCK TABLE monohook_delivery IN SHARE MODE"
-		}
-		other, _, _ := rawDB(t, dsn)
-		conn, err := other.Conn(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.ExecContext(context.Background(), lock); err != nil {
-			t.Fatal(err)
-		}
+		release := holdWriteLock(t, dsn)
 		accepted := make(chan error, 1)
 		go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
 		time.Sleep(1200 * time.Millisecond)
-		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-			t.Fatal(err)
-		}
+		release()
 		if err := <-accepted; err != nil {
 			t.Fatalf("Accept: %v", err)
 		}
@@ -304,6 +316,74 @@ func TestSlowCommitIsLogged(t *testing.T) {
 		}
 		if _, err := q.Get(context.Background(), "held"); err != nil {
 			t.Errorf("the delivery of the slow commit: %v", err)
+		}
+	})
+}
+
+// TestReadsDoNotWaitForCommits: the dashboard's, CLI's and metrics' reads
+// answer while a commit is held up (here by a lock another connection
+// holds, as a stalled disk would hold the commit), and a read never holds
+// up a commit. On SQLite they went through the writer's one connection,
+// and a page's read transaction began IMMEDIATE there.
+func TestReadsDoNotWaitForCommits(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "p", ".*")
+		q := e.open(t, dsn, queue.Options{DryRun: true})
+		if err := q.Accept(context.Background(), delivery("seen", "x")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool {
+			d, err := q.Get(context.Background(), "seen")
+			return err == nil && len(d.Starts) == 1 && d.Starts[0].Status == "dry-run"
+		})
+
+		release := holdWriteLock(t, dsn)
+		accepted := make(chan error, 1)
+		go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
+		time.Sleep(100 * time.Millisecond) // the commit waits for the lock
+
+		// Well under the commit's wait for the lock (SQLite's busy timeout
+		// is 10 s), so that a read waiting for it fails.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		reads := map[string]func() error{
+			"List": func() error { _, err := q.List(ctx, 10); return err },
+			"Get":  func() error { _, err := q.Get(ctx, "seen"); return err },
+			"Find": func() error {
+				p, err := q.Find(ctx, queue.Filter{})
+				if err == nil && (len(p.Deliveries) != 1 || p.Deliveries[0].DryRun != 1) {
+					err = fmt.Errorf("found %+v", p.Deliveries)
+				}
+				return err
+			},
+			"Repos":        func() error { _, err := q.Repos(ctx); return err },
+			"LastStarted":  func() error { _, err := q.LastStarted(ctx); return err },
+			"Push":         func() error { _, err := q.Push(ctx, "seen"); return err },
+			"ChangedPaths": func() error { _, err := q.ChangedPaths(ctx, "seen"); return err },
+			"metrics": func() error {
+				reg := prometheus.NewRegistry()
+				reg.MustRegister(q.Collector())
+				_, err := reg.Gather()
+				return err
+			},
+		}
+		for name, read := range reads {
+			if err := read(); err != nil {
+				t.Errorf("%s while a commit waits: %v", name, err)
+			}
+		}
+		select {
+		case err := <-accepted:
+			t.Fatalf("the commit did not wait for the lock: %v", err)
+		default:
+		}
+		release()
+		if err := <-accepted; err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		if _, err := q.Get(context.Background(), "held"); err != nil {
+			t.Errorf("the delivery read after its commit: %v", err)
 		}
 	})
 }

@@ -30,14 +30,20 @@ func bareQueue(tb testing.TB, dsn string) (*DB, *Queue) {
 	return db, q
 }
 
+// testDSNs names a fresh SQLite database and, when MONOHOOK_TEST_DATABASE_URL
+// names a PostgreSQL server, a fresh database there too.
+func testDSNs(tb testing.TB) map[string]string {
+	dsns := map[string]string{"sqlite": "sqlite://" + filepath.Join(tb.TempDir(), "monohook.db")}
+	if os.Getenv(pgtest.EnvVar) != "" {
+		dsns["postgres"] = pgtest.FreshDatabase(tb)
+	}
+	return dsns
+}
+
 // BenchmarkFind measures the dashboard's queries with 100,000 deliveries
 // stored: 20 repositories, 1.2 starts per delivery, 1 in 500 failed.
 func BenchmarkFind(b *testing.B) {
-	dsns := map[string]string{"sqlite": "sqlite://" + filepath.Join(b.TempDir(), "monohook.db")}
-	if os.Getenv(pgtest.EnvVar) != "" {
-		dsns["postgres"] = pgtest.FreshDatabase(b)
-	}
-	for name, dsn := range dsns {
+	for name, dsn := range testDSNs(b) {
 		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			db, q := bareQueue(b, dsn)

@@ -190,6 +190,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		"github_api", gh != nil,
 		"exec_targets", c.targets.allowExec,
 	)
+	if db.SyncCommitRaised() {
+		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", db.Where)
+	}
 	switch {
 	case adminToken == "":
 		log.Info("dashboard off: set MONOHOOK_ADMIN_TOKEN (or --admin-token-file) to turn it on at /")

@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" the tests open
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -33,6 +35,9 @@ type DB struct {
 	listener *pgxpool.Pool // PostgreSQL: LISTEN/NOTIFY, so jobs start without polling delay
 	// Where is the database, for logs: no credentials.
 	Where string
+	// syncRaised: PostgreSQL's synchronous_commit was off for monohook's
+	// sessions, and they set it on (see durableCommits).
+	syncRaised atomic.Bool
 }
 
 // OpenDB opens the database at dsn and brings its schema up to date.
@@ -44,9 +49,11 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		db.postgres = true
 		db.Where = redactPassword(dsn)
-		if db.sql, err = sql.Open("pgx", dsn); err != nil {
+		cfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
+		db.sql = stdlib.OpenDB(*cfg, stdlib.OptionAfterConnect(db.durableCommits))
 		if db.listener, err = pgxpool.New(ctx, dsn); err != nil {
 			db.sql.Close()
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
@@ -103,6 +110,33 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 	}
 	return db, nil
 }
+
+// durableCommits makes a new PostgreSQL session's commits wait for the
+// flush of their WAL, which the 2xx of a delivery counts on. That is
+// PostgreSQL's default, but synchronous_commit can be turned off for a
+// database or a role (ALTER DATABASE … SET), and a crash of the server
+// would then lose deliveries already acknowledged. Only "off" is raised:
+// "local", "remote_write", "remote_apply" flush locally already, and the
+// stronger ones wait for standbys too.
+func (db *DB) durableCommits(ctx context.Context, conn *pgx.Conn) error {
+	var v string
+	if err := conn.QueryRow(ctx, "SHOW synchronous_commit").Scan(&v); err != nil {
+		return fmt.Errorf("read synchronous_commit: %w", err)
+	}
+	if v != "off" {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "SET synchronous_commit TO on"); err != nil {
+		return fmt.Errorf("set synchronous_commit: %w", err)
+	}
+	db.syncRaised.Store(true)
+	return nil
+}
+
+// SyncCommitRaised tells whether PostgreSQL's synchronous_commit was off
+// for monohook's sessions, which set it on: worth a line in the log, since
+// the server's setting says otherwise.
+func (db *DB) SyncCommitRaised() bool { return db.syncRaised.Load() }
 
 // Close closes the connections.
 func (db *DB) Close() error {

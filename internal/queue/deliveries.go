@@ -145,31 +145,59 @@ func (q *Queue) Replay(ctx context.Context, id string) (int, error) {
 	return round, nil
 }
 
-// DeleteBefore deletes the deliveries received before t, with their starts.
+// retentionBatch is how many deliveries one transaction of DeleteBefore
+// deletes. Deleting all that is due in one transaction held SQLite's write
+// lock, and with it every acknowledgement, for as long as it took: seconds
+// for a day of a busy organisation's deliveries, more than the job's
+// timeout once the retention is shortened, and then the deletion was
+// rolled back and tried again, each time holding the lock.
+const retentionBatch = 500
+
+// DeleteBefore deletes the deliveries received before t, with their starts
+// and payloads, oldest first, retentionBatch at a time; what it deleted
+// stays deleted when ctx ends before it is done.
 func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	for {
+		n, err := q.deleteOldest(ctx, t.UnixMilli(), retentionBatch)
+		total += n
+		if err != nil || n < retentionBatch {
+			return total, err
+		}
+	}
+}
+
+// deleteOldest deletes, in one transaction, the oldest limit deliveries
+// received before cut (Unix milliseconds), with their starts and payloads.
+func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, error) {
 	tx, err := q.db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	cut := t.UnixMilli()
-	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`), cut); err != nil {
+	// The same rows in every statement: ordered by the unique (received_at,
+	// id), read through its index, in one transaction.
+	const oldest = `FROM monohook_delivery WHERE received_at < ? ORDER BY received_at, id LIMIT ?`
+	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (SELECT id `+oldest+`)`), cut, limit); err != nil {
 		return 0, fmt.Errorf("delete old starts: %w", err)
 	}
 	if !q.db.postgres {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (SELECT body FROM monohook_delivery WHERE received_at < ?)`, cut); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (SELECT body `+oldest+`)`, cut, limit); err != nil {
 			return 0, fmt.Errorf("delete old payloads: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (SELECT id FROM monohook_delivery WHERE received_at < ?)`, cut); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (SELECT id `+oldest+`)`, cut, limit); err != nil {
 			return 0, fmt.Errorf("delete old payloads: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE received_at < ?`), cut)
+	res, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE id IN (SELECT id `+oldest+`)`), cut, limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	return n, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("delete old deliveries: %w", err)
+	}
+	return n, nil
 }
 
 // Filter selects deliveries for the dashboard.

@@ -112,6 +112,25 @@ func delivery(id string, paths ...string) trigger.Delivery {
 	return trigger.Delivery{ID: id, Event: "push", Received: time.Now(), Payload: []byte(body), Push: p}
 }
 
+// acceptMany stores the n deliveries made by d through q from 32 senders
+// at once, so that they are committed in groups, as under load.
+func acceptMany(t *testing.T, q *queue.Queue, n int, d func(i int) trigger.Delivery) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 32 {
+				if err := q.Accept(context.Background(), d(i)); err != nil {
+					t.Errorf("Accept: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // waitStarts waits until delivery id has n starts in a final state.
 func waitStarts(t *testing.T, q *queue.Queue, id string, n int) queue.Delivery {
 	t.Helper()
@@ -403,19 +422,7 @@ func TestShutdownEndsASweep(t *testing.T) {
 		if strings.HasPrefix(dsn, "postgres") {
 			n = 6000 // batches of 512
 		}
-		var wg sync.WaitGroup
-		for w := range 32 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := w; i < n; i += 32 {
-					if err := stopped.Accept(context.Background(), delivery(fmt.Sprintf("sweep-%04d", i), "x")); err != nil {
-						t.Errorf("Accept: %v", err)
-					}
-				}
-			}()
-		}
-		wg.Wait()
+		acceptMany(t, stopped, n, func(i int) trigger.Delivery { return delivery(fmt.Sprintf("sweep-%04d", i), "x") })
 		closeStopped()
 		waiting := func(q *queue.Queue) int {
 			ds, err := q.List(context.Background(), n)
@@ -507,26 +514,46 @@ func TestDryRunRecordsButStartsNothing(t *testing.T) {
 func TestRetention(t *testing.T) {
 	eachDB(t, func(t *testing.T, dsn string) {
 		e := newEnv(t)
-		q := e.open(t, dsn, queue.Options{})
-		old := delivery("old", "x")
-		old.Received = time.Now().Add(-48 * time.Hour)
-		for _, d := range []trigger.Delivery{old, delivery("new", "x")} {
-			if err := q.Accept(context.Background(), d); err != nil {
+		e.rule(t, "p", ".*")
+		q := e.open(t, dsn, queue.Options{DryRun: true})
+		// Several transactions of deletions (500 each), received within
+		// the same few milliseconds as each other.
+		const n = 2500
+		base := time.Now().Add(-48 * time.Hour)
+		acceptMany(t, q, n, func(i int) trigger.Delivery {
+			d := delivery(fmt.Sprintf("old-%04d", i), "x")
+			d.Received = base.Add(time.Duration(i%7) * time.Millisecond)
+			return d
+		})
+		if err := q.Accept(context.Background(), delivery("new", "x")); err != nil {
+			t.Fatal(err)
+		}
+		raw, payloads, _ := rawDB(t, dsn)
+		count := func(table string) int {
+			var c int
+			if err := raw.QueryRow(`SELECT count(*) FROM ` + table).Scan(&c); err != nil {
 				t.Fatal(err)
 			}
+			return c
 		}
-		n, err := q.DeleteBefore(context.Background(), time.Now().Add(-24*time.Hour))
-		if err != nil || n != 1 {
-			t.Fatalf("DeleteBefore = %d, %v", n, err)
+		waitFor(t, func() bool { return count("monohook_start") == n+1 }) // every delivery evaluated
+
+		deleted, err := q.DeleteBefore(context.Background(), time.Now().Add(-24*time.Hour))
+		if err != nil || deleted != n {
+			t.Fatalf("DeleteBefore = %d, %v; want %d", deleted, err, n)
 		}
 		ds, _ := q.List(context.Background(), 10)
 		if len(ds) != 1 || ds[0].ID != "new" {
 			t.Errorf("left %+v", ds)
 		}
-		raw, payloads, _ := rawDB(t, dsn)
-		var left int
-		if err := raw.QueryRow(`SELECT count(*) FROM ` + payloads).Scan(&left); err != nil || left != 1 {
-			t.Errorf("payloads left: %d rows, %v; want the new delivery's only", left, err)
+		if left := count(payloads); left != 1 {
+			t.Errorf("payloads left: %d rows; want the new delivery's only", left)
+		}
+		if left := count("monohook_start"); left != 1 {
+			t.Errorf("starts left: %d rows; want the new delivery's only", left)
+		}
+		if deleted, err := q.DeleteBefore(context.Background(), time.Now().Add(-24*time.Hour)); err != nil || deleted != 0 {
+			t.Errorf("DeleteBefore again = %d, %v", deleted, err)
 		}
 	})
 }

@@ -94,8 +94,8 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 			db.sql.Close()
 			return nil, fmt.Errorf("open %s: %w", db.Where, err)
 		}
-		// Evaluation jobs (two at once by default), pages and metrics
-		// share them; readers in WAL mode do not wait for each other.
+		// Readers in WAL mode do not wait for each other; New sizes the
+		// pool for its evaluation jobs.
 		db.read.SetMaxOpenConns(4)
 		db.read.SetMaxIdleConns(4)
 		db.driver = riversqlite.New(db.sql)

@@ -3,7 +3,9 @@ package queue
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,5 +67,22 @@ func TestSynchronousCommitIsRaised(t *testing.T) {
 				t.Errorf("SyncCommitRaised() = %v", raised)
 			}
 		})
+	}
+}
+
+// TestReadPoolFitsTheEvaluators: on SQLite each evaluation job has a read
+// connection, and the dashboard and metrics two more, whatever
+// --evaluators says.
+func TestReadPoolFitsTheEvaluators(t *testing.T) {
+	db, err := OpenDB(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "monohook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := New(db, nil, nil, Options{Evaluators: 6}, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.read.Stats().MaxOpenConnections; got != 8 {
+		t.Errorf("read connections: %d, want 8", got)
 	}
 }

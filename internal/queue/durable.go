@@ -107,6 +107,12 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	if opts.JobTimeout <= 0 {
 		opts.JobTimeout = time.Minute
 	}
+	if db.read != db.sql {
+		// SQLite: a read connection for each evaluation job, and two for
+		// the dashboard and metrics, so that neither waits for the other.
+		db.read.SetMaxOpenConns(opts.Evaluators + 2)
+		db.read.SetMaxIdleConns(opts.Evaluators + 2)
+	}
 	q := &Queue{db: db, svc: svc, starter: starter, opts: opts, log: log, accepts: make(chan acceptReq, 4*maxGroup)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &evaluateWorker{q: q})

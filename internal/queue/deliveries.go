@@ -380,7 +380,7 @@ func (q *Queue) Repos(ctx context.Context) ([]string, error) {
 			UNION ALL
 			SELECT (SELECT d.repo FROM monohook_delivery d WHERE d.repo > r.repo ORDER BY d.repo LIMIT 1) FROM r WHERE r.repo IS NOT NULL
 		)
-		SELECT repo FROM r WHERE repo IS NOT NULL`)
+		SELECT repo FROM r WHERE repo IS NOT NULL ORDER BY repo`)
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}

@@ -96,8 +96,6 @@ func OpenDB(ctx context.Context, dsn string) (*DB, error) {
 		}
 		// Readers in WAL mode do not wait for each other; New sizes the
 		// pool for its evaluation jobs.
-		db.read.SetMaxOpenConns(4)
-		db.read.SetMaxIdleConns(4)
 		db.driver = riversqlite.New(db.sql)
 	}
 	if err := db.sql.PingContext(ctx); err != nil {

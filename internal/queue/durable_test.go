@@ -286,10 +286,11 @@ func TestDuplicateAcceptsAreOneDelivery(t *testing.T) {
 	})
 }
 
-// holdWriteLock takes the lock a commit of deliveries needs, from a
-// connection of its own, as a stalled disk would hold a commit; release
-// gives it back.
-func holdWriteLock(t *testing.T, dsn string) (release func()) {
+// acceptHeld starts accepting delivery "held" through q while another
+// connection holds the lock its commit needs, as a stalled disk would hold
+// the commit. waiting tells whether the Accept still waits; release gives
+// the lock back and checks that the delivery was accepted and is stored.
+func acceptHeld(t *testing.T, q *queue.Queue, dsn string) (waiting func() bool, release func()) {
 	t.Helper()
 	lock := "BEGIN IMMEDIATE"
 	if strings.HasPrefix(dsn, "postgres") {
@@ -304,12 +305,22 @@ func holdWriteLock(t *testing.T, dsn string) (release func()) {
 	if _, err := conn.ExecContext(context.Background(), lock); err != nil {
 		t.Fatal(err)
 	}
-	return func() {
+	accepted := make(chan error, 1)
+	go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
+	waiting = func() bool { return len(accepted) == 0 }
+	release = func() {
 		t.Helper()
 		if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
 			t.Fatal(err)
 		}
+		if err := <-accepted; err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		if _, err := q.Get(context.Background(), "held"); err != nil {
+			t.Errorf("the delivery held, read after its commit: %v", err)
+		}
 	}
+	return waiting, release
 }
 
 // TestSlowCommitIsLogged: a commit held up (here by a lock another
@@ -322,19 +333,11 @@ func TestSlowCommitIsLogged(t *testing.T) {
 		e.log = slog.New(slog.NewTextHandler(logs, nil))
 		q := e.open(t, dsn, queue.Options{DryRun: true})
 
-		release := holdWriteLock(t, dsn)
-		accepted := make(chan error, 1)
-		go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
+		_, release := acceptHeld(t, q, dsn)
 		time.Sleep(1200 * time.Millisecond)
 		release()
-		if err := <-accepted; err != nil {
-			t.Fatalf("Accept: %v", err)
-		}
 		if log := logs.String(); !strings.Contains(log, "slow commit") || !strings.Contains(log, "deliveries=1") {
 			t.Errorf("no slow commit in the log:\n%s", log)
-		}
-		if _, err := q.Get(context.Background(), "held"); err != nil {
-			t.Errorf("the delivery of the slow commit: %v", err)
 		}
 	})
 }
@@ -357,9 +360,7 @@ func TestReadsDoNotWaitForCommits(t *testing.T) {
 			return err == nil && len(d.Starts) == 1 && d.Starts[0].Status == "dry-run"
 		})
 
-		release := holdWriteLock(t, dsn)
-		accepted := make(chan error, 1)
-		go func() { accepted <- q.Accept(context.Background(), delivery("held", "x")) }()
+		waiting, release := acceptHeld(t, q, dsn)
 		time.Sleep(100 * time.Millisecond) // the commit waits for the lock
 
 		// Well under the commit's wait for the lock (SQLite's busy timeout
@@ -392,18 +393,10 @@ func TestReadsDoNotWaitForCommits(t *testing.T) {
 				t.Errorf("%s while a commit waits: %v", name, err)
 			}
 		}
-		select {
-		case err := <-accepted:
-			t.Fatalf("the commit did not wait for the lock: %v", err)
-		default:
+		if !waiting() {
+			t.Fatal("the commit did not wait for the lock")
 		}
 		release()
-		if err := <-accepted; err != nil {
-			t.Fatalf("Accept: %v", err)
-		}
-		if _, err := q.Get(context.Background(), "held"); err != nil {
-			t.Errorf("the delivery read after its commit: %v", err)
-		}
 	})
 }
 

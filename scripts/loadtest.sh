@@ -9,6 +9,9 @@
 # runs a binary built before instead of building this tree; SERVE_LOG
 # keeps the server's log in that file; IDS=uuid sends random GUIDs as
 # delivery ids, as GitHub does (default: ids nearly in order).
+# DASHBOARD_EVERY=0.1 turns the dashboard on and fetches its list page
+# every 0.1 s during the load, as someone watching it would; the script
+# then prints how many pages were fetched and the slowest.
 # Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
 # loopback only.
 set -euo pipefail
@@ -22,7 +25,7 @@ duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
 
 work=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill "$pid" ${poller:-} 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 # MONOHOOK_BIN: a binary built before (to compare two versions run for run).
 if [ -n "${MONOHOOK_BIN:-}" ]; then cp "$MONOHOOK_BIN" "$work/monohook"; else go build -o "$work/monohook" ./cmd/monohook; fi
 secret=load-test-secret
@@ -35,7 +38,9 @@ for i in $(seq 0 199); do
     --pipeline "pipeline-svc$i" --match "services/svc$i/.*,deploy/svc$i/.*" >/dev/null
 done
 
-"$work/monohook" serve --dry-run --listen "127.0.0.1:$port" --data-dir "$work/data" \
+admin_token=
+[ -z "${DASHBOARD_EVERY:-}" ] || admin_token=load-test-dashboard-token
+MONOHOOK_ADMIN_TOKEN=$admin_token "$work/monohook" serve --dry-run --listen "127.0.0.1:$port" --data-dir "$work/data" \
   --secret "$secret" ${SERVE_ARGS:-} --log-level "${LOG_LEVEL:-info}" 2>"$log" &
 pid=$!
 for _ in $(seq 100); do
@@ -43,7 +48,21 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+poller=
+if [ -n "$admin_token" ]; then
+  curl -fsS -c "$work/cookies" -H "Origin: http://127.0.0.1:$port" \
+    -d "token=$admin_token&next=/" "http://127.0.0.1:$port/login" -o /dev/null
+  (while :; do
+    curl -fsS -b "$work/cookies" -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/" >>"$work/pages" || true
+    sleep "$DASHBOARD_EVERY"
+  done) &
+  poller=$!
+fi
 wrk_pushes "http://127.0.0.1:$port" "$secret" "" "${payloads[@]}"
+if [ -n "$poller" ]; then
+  kill "$poller"
+  echo "== dashboard: $(wc -l <"$work/pages") list pages fetched, the slowest in $(sort -n "$work/pages" | tail -1) s"
+fi
 echo "== serve log: $(grep -c "push accepted" "$log") accepted, $(grep -c "push evaluated" "$log") evaluated, $(grep -c 'level=WARN' "$log") warnings, $(grep -c 'level=ERROR' "$log") errors"
 grep -m 3 -E 'level=(WARN|ERROR)' "$log" | cut -c1-400 || true
 # The server's own time per acknowledged push (from reading the request to

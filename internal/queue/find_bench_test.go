@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,4 +142,55 @@ func seedDeliveries(ctx context.Context, db *DB, n int) error {
 		_, err = db.sql.ExecContext(ctx, "ANALYZE")
 	}
 	return err
+}
+
+// BenchmarkRetention deletes 200,000 due deliveries while another
+// goroutine writes a row every millisecond, as the committer would, and
+// reports how long those writes waited: retention must not hold up
+// acknowledgements. One iteration is the whole deletion (-benchtime 1x).
+func BenchmarkRetention(b *testing.B) {
+	for name, dsn := range testDSNs(b) {
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			db, q := bareQueue(b, dsn)
+			const n = 200_000
+			var waits []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				if err := seedDeliveries(ctx, db, n); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				done := make(chan error, 1)
+				go func() {
+					_, err := q.DeleteBefore(ctx, time.Now().Add(time.Hour))
+					done <- err
+				}()
+				for i := 0; ; i++ {
+					select {
+					case err := <-done:
+						if err != nil {
+							b.Fatal(err)
+						}
+					default:
+						began := time.Now()
+						if _, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, status) VALUES (?, 'push', ?, ?, 'evaluated')`),
+							fmt.Sprintf("write-%d-%d", len(waits), i), time.Now().Add(2*time.Hour).UnixMilli(), []byte("{}")); err != nil {
+							b.Fatal(err)
+						}
+						waits = append(waits, time.Since(began))
+						time.Sleep(time.Millisecond)
+						continue
+					}
+					break
+				}
+			}
+			slices.Sort(waits)
+			ms := func(d time.Duration) float64 { return float64(d) / 1e6 }
+			b.ReportMetric(float64(len(waits)), "writes")
+			b.ReportMetric(ms(waits[len(waits)/2]), "wait-p50-ms")
+			b.ReportMetric(ms(waits[len(waits)*99/100]), "wait-p99-ms")
+			b.ReportMetric(ms(waits[len(waits)-1]), "wait-max-ms")
+		})
+	}
 }

@@ -11,7 +11,9 @@
 # delivery ids, as GitHub does (default: ids nearly in order).
 # DASHBOARD_EVERY=0.1 turns the dashboard on and fetches its list page
 # every 0.1 s during the load, as someone watching it would; the script
-# then prints how many pages were fetched and the slowest.
+# then prints how many pages were fetched and the slowest. DRAIN=300
+# waits up to 300 s after the load for every push to be evaluated and
+# prints how long that took and how often the rules were listed.
 # Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
 # loopback only.
 set -euo pipefail
@@ -59,6 +61,17 @@ if [ -n "$admin_token" ]; then
   poller=$!
 fi
 wrk_pushes "http://127.0.0.1:$port" "$secret" "" "${payloads[@]}"
+if [ -n "${DRAIN:-}" ]; then
+  # How long evaluation takes to catch up once the load stops: a burst is
+  # acknowledged first and evaluated behind it.
+  began=$(date +%s.%N)
+  for _ in $(seq $((DRAIN * 10))); do
+    waiting=$(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1=="monohook_deliveries_waiting"{print $2}')
+    [ "$waiting" = 0 ] && break
+    sleep 0.1
+  done
+  echo "== evaluation caught up $(awk -v a="$began" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s after the load (deliveries still waiting: $waiting); rule store listed $(curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1=="monohook_rules_lists_total"{print $2}') times"
+fi
 if [ -n "$poller" ]; then
   kill "$poller"
   echo "== dashboard: $(wc -l <"$work/pages") list pages fetched, the slowest in $(sort -n "$work/pages" | tail -1) s"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -274,4 +275,41 @@ func acceptStopped(t *testing.T, e *env, dsn string, ds ...trigger.Delivery) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A sweep lists the rules once for a window of deliveries, not once per
+// batch: on S3 every list is a request, and a burst of large pushes (two
+// to a batch) listed for every second push.
+func TestASweepListsTheRulesOncePerWindow(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		e.rule(t, "p", "x")
+		// Three batches' worth, stored before the workers start, so that one
+		// sweep finds them all.
+		n := 3 * 64
+		if strings.HasPrefix(dsn, "postgres") {
+			n = 3 * 512
+		}
+		stopped, closeStopped := stoppedQueue(t, e, dsn)
+		acceptMany(t, stopped, n, func(i int) trigger.Delivery { return delivery(fmt.Sprintf("window-%04d", i), "x") })
+		closeStopped()
+		before := e.store.Lists()
+		q := e.open(t, dsn, queue.Options{DryRun: true, Evaluators: 1})
+		waitFor(t, func() bool {
+			ds, err := q.List(context.Background(), n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range ds {
+				if d.Status == "received" {
+					return false
+				}
+			}
+			return len(ds) == n
+		})
+		// One list of the repository's rules and one of the v2 rules.
+		if lists := e.store.Lists() - before; lists != 2 {
+			t.Errorf("the rules were listed %d times for %d deliveries, want 2", lists, n)
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
@@ -41,6 +42,8 @@ type Store struct {
 	groups   map[string]*group                    // same key, or "\x00v2"
 	v2prefix string
 	v2       *cached[*trigger.V2Set]
+
+	lists atomic.Int64 // lists of the bucket, each a request on S3
 }
 
 // group coalesces the LISTs of one repository and branch. A caller joins
@@ -217,6 +220,7 @@ func isSeedKey(key string) bool { return strings.HasSuffix(key, ".json") }
 
 // listDocs lists the documents under prefix whose keys keep accepts.
 func (s *Store) listDocs(ctx context.Context, prefix string, keep func(key string) bool) ([]listed, error) {
+	s.lists.Add(1)
 	var objs []listed
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
 	for {

@@ -169,35 +169,68 @@ func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 
 // deleteOldest deletes, in one transaction, the oldest limit deliveries
 // received before cut (Unix milliseconds), with their starts and payloads.
+//
+// The deliveries go first, their starts after. On PostgreSQL an evaluation
+// may be recording a start for one of them (a replay of an old delivery):
+// deleting its row waits for that evaluation's commit, and the starts'
+// deletion, a later statement, then sees the start it recorded. The other
+// way round, a start committed between the two statements outlived its
+// delivery. If the deletion comes first, the evaluation's update finds no
+// row and records nothing.
 func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, error) {
 	tx, err := q.db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	// The same rows in every statement: ordered by the unique (received_at,
-	// id), read through its index, in one transaction.
-	const oldest = `FROM monohook_delivery WHERE received_at < ? ORDER BY received_at, id LIMIT ?`
-	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (SELECT id `+oldest+`)`), cut, limit); err != nil {
-		return 0, fmt.Errorf("delete old starts: %w", err)
-	}
+	// Ordered by the unique (received_at, id), read through its index.
+	returning := "id, NULL"
 	if !q.db.postgres {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (SELECT body `+oldest+`)`, cut, limit); err != nil {
-			return 0, fmt.Errorf("delete old payloads: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (SELECT id `+oldest+`)`, cut, limit); err != nil {
-			return 0, fmt.Errorf("delete old payloads: %w", err)
-		}
+		returning = "id, body"
 	}
-	res, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE id IN (SELECT id `+oldest+`)`), cut, limit)
+	rows, err := tx.QueryContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE id IN (
+		SELECT id FROM monohook_delivery WHERE received_at < ? ORDER BY received_at, id LIMIT ?) RETURNING `+returning), cut, limit)
 	if err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
-	n, _ := res.RowsAffected()
+	var ids, bodies []any
+	for rows.Next() {
+		var id string
+		var body sql.NullInt64
+		if err := rows.Scan(&id, &body); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("delete old deliveries: %w", err)
+		}
+		ids = append(ids, id)
+		if body.Valid {
+			bodies = append(bodies, body.Int64)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("delete old deliveries: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	in := func(n int) string { return "(" + strings.Repeat(", ?", n)[2:] + ")" }
+	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN `+in(len(ids))), ids...); err != nil {
+		return 0, fmt.Errorf("delete old starts: %w", err)
+	}
+	if !q.db.postgres {
+		if len(bodies) > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN `+in(len(bodies)), bodies...); err != nil { //nolint:gosec // placeholders only
+				return 0, fmt.Errorf("delete old payloads: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN `+in(len(ids)), ids...); err != nil { //nolint:gosec // placeholders only
+			return 0, fmt.Errorf("delete old payloads: %w", err)
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
-	return n, nil
+	return int64(len(ids)), nil
 }
 
 // Filter selects deliveries for the dashboard.

@@ -8,7 +8,8 @@
 # SERVE_ARGS adds serve flags (e.g. --database postgres://…); MONOHOOK_BIN
 # runs a binary built before instead of building this tree; SERVE_LOG
 # keeps the server's log in that file; IDS=uuid sends random GUIDs as
-# delivery ids, as GitHub does (default: ids nearly in order).
+# delivery ids, IDS=uuid1 time-based ones, the kind GitHub's examples
+# show (default: ids nearly in order).
 # DASHBOARD_EVERY=0.1 turns the dashboard on and fetches its list page
 # every 0.1 s during the load, as someone watching it would; the script
 # then prints how many pages were fetched and the slowest. DRAIN=300

@@ -266,6 +266,25 @@ type Page struct {
 	Next       string
 }
 
+// pendingOf narrows the conditions where (with their args) to deliveries
+// still in progress: not evaluated yet, or with a start pending or retrying
+// in their latest round. Each of the two is its own query, the newest n of
+// it: as one condition (status OR start), PostgreSQL read every delivery
+// through the time index when none was in progress (19 ms at 100,000), the
+// common case; apart, each goes through the index of its own state.
+func pendingOf(where []string, args []any, n int) ([]string, []any) {
+	and := ""
+	if len(where) > 0 {
+		and = " AND " + strings.Join(where, " AND ")
+	}
+	const newest = " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
+	waiting := `SELECT d.id FROM monohook_delivery d WHERE d.status IN ('received', 'retrying')` + and + newest
+	starting := `SELECT d.id FROM monohook_delivery d WHERE (d.id, d.round) IN (SELECT s.delivery_id, s.round FROM monohook_start s WHERE s.status IN ('pending', 'retrying'))` + and + newest
+	all := make([]any, 0, 2*len(args)+2)
+	all = append(append(append(append(all, args...), n), args...), n)
+	return []string{"d.id IN (SELECT id FROM (" + waiting + ") w UNION SELECT id FROM (" + starting + ") s)"}, all
+}
+
 // Find returns a page of the deliveries f selects, newest first. Paging is
 // by (received_at, id), read backwards through their index, so a page
 // costs the same however deep it is.
@@ -291,7 +310,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	case "started":
 		where = append(where, startIn("'started'"))
 	case "pending":
-		where = append(where, "(d.status IN ('received', 'retrying') OR "+startIn("'pending', 'retrying'")+")")
+		// Added below, once the other conditions are known.
 	case "none":
 		where = append(where, "d.status = 'evaluated' AND NOT EXISTS (SELECT 1 FROM monohook_start s WHERE s.delivery_id = d.id AND s.round = d.round)")
 	default:
@@ -311,6 +330,9 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 		}
 		where = append(where, "(d.received_at, d.id) < (?, ?)")
 		args = append(args, received, id)
+	}
+	if f.Status == "pending" {
+		where, args = pendingOf(where, args, f.Limit+1)
 	}
 	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round FROM monohook_delivery d`
 	if len(where) > 0 {

@@ -90,6 +90,26 @@ func BenchmarkFind(b *testing.B) {
 					}
 				}
 			})
+			// Last, as it changes the rows: a backlog, half the deliveries
+			// waiting and a third of the starts pending.
+			if _, err := db.sql.ExecContext(ctx, `UPDATE monohook_delivery SET status = 'received' WHERE received_at % 2 = 0`); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := db.sql.ExecContext(ctx, `UPDATE monohook_start SET status = 'pending' WHERE updated_at % 3 = 0`); err != nil {
+				b.Fatal(err)
+			}
+			if db.postgres {
+				if _, err := db.sql.ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run("pending-backlog", func(b *testing.B) {
+				for b.Loop() {
+					if _, err := q.Find(ctx, Filter{Status: "pending"}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		})
 	}
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -109,4 +110,105 @@ func plainLastStarted(t *testing.T, db *DB) map[string]time.Time {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestPendingFilterIsThePlainOne: the "pending" filter, two queries each
+// through its own index, pages through what the plain condition (status
+// OR start, in the latest round) selects: deliveries not evaluated,
+// retrying, or with starts pending or retrying (several to a delivery, in
+// the latest round only), among others, with and without a repository.
+func TestPendingFilterIsThePlainOne(t *testing.T) {
+	for name, dsn := range testDSNs(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			db, q := bareQueue(t, dsn)
+			if err := seedDeliveries(ctx, db, 300); err != nil { // evaluated, started or failed, one ms apart
+				t.Fatal(err)
+			}
+			now := time.Now().UnixMilli()
+			for i := range 60 {
+				id, repo, at := fmt.Sprintf("w-%02d", i), fmt.Sprintf("repo-%d", i%2), now-int64(i*7)
+				status, round, starts := "evaluated", 1, []string(nil)
+				switch i % 6 {
+				case 0:
+					status = "received"
+				case 1:
+					status = "retrying"
+				case 2:
+					starts = []string{"pending", "pending", "pending"} // one delivery, three pipelines
+				case 3:
+					starts = []string{"retrying", "started"}
+				case 4:
+					starts = []string{"started", "failed"} // done
+				case 5:
+					round = 2 // pending in an earlier round only
+					starts = []string{"pending"}
+				}
+				if _, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, status, round) VALUES (?, 'push', ?, ?, ?, ?, ?)`),
+					id, at, []byte("{}"), repo, status, round); err != nil {
+					t.Fatal(err)
+				}
+				for j, st := range starts {
+					r := round
+					if i%6 == 5 {
+						r = 1
+					}
+					if _, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO monohook_start (delivery_id, round, pipeline, token, status, updated_at) VALUES (?, ?, ?, ?, ?, ?)`),
+						id, r, fmt.Sprintf("p%d", j), fmt.Sprintf("tok-%s-%d", id, j), st, at); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			// A repository whose deliveries in progress are all of one kind:
+			// a page then comes from one of the two queries alone.
+			for i := range 10 {
+				if _, err := db.sql.ExecContext(ctx, db.q(`INSERT INTO monohook_delivery (id, event, received_at, payload, repo, status) VALUES (?, 'push', ?, ?, 'waiting-only', 'received')`),
+					fmt.Sprintf("only-%d", i), now-int64(i*5), []byte("{}")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for repo, n := range map[string]int{"": 50, "repo-1": 20, "waiting-only": 10} {
+				want := plainPending(t, db, repo)
+				if len(want) != n {
+					t.Fatalf("%q: the plain query selects %d deliveries, want %d", repo, len(want), n)
+				}
+				for _, limit := range []int{3, 7, 50} {
+					var got []string
+					f := Filter{Status: "pending", Repo: repo, Limit: limit}
+					for {
+						page, err := q.Find(ctx, f)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, d := range page.Deliveries {
+							got = append(got, d.ID)
+						}
+						if page.Next == "" {
+							break
+						}
+						f.Before = page.Next
+					}
+					if !slices.Equal(got, want) {
+						t.Errorf("repository %q, pages of %d: %v, want %v", repo, limit, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// plainPending is what the "pending" filter selects, the plain way.
+func plainPending(t *testing.T, db *DB, repo string) []string {
+	t.Helper()
+	rows, err := db.sql.Query(db.q(`SELECT id FROM monohook_delivery d
+		WHERE (d.status IN ('received', 'retrying') OR (d.id, d.round) IN (SELECT s.delivery_id, s.round FROM monohook_start s WHERE s.status IN ('pending', 'retrying')))
+		AND (? = '' OR d.repo = ?) ORDER BY d.received_at DESC, d.id DESC`), repo, repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }

@@ -317,6 +317,9 @@ func (db *DB) addColumn(ctx context.Context, table, column, decl string) error {
 	return nil
 }
 
+// marks is n comma-separated placeholders, for an IN (…) list.
+func marks(n int) string { return strings.Repeat(", ?", n)[2:] }
+
 // q writes a query for the database: "?" placeholders become $1, $2, … on
 // PostgreSQL. Queries here never have "?" inside string literals.
 func (db *DB) q(query string) string {

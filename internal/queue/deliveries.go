@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -213,17 +214,16 @@ func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, 
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	in := func(n int) string { return "(" + strings.Repeat(", ?", n)[2:] + ")" }
-	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN `+in(len(ids))), ids...); err != nil {
+	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (`+marks(len(ids))+`)`), ids...); err != nil {
 		return 0, fmt.Errorf("delete old starts: %w", err)
 	}
 	if !q.db.postgres {
 		if len(bodies) > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN `+in(len(bodies)), bodies...); err != nil { //nolint:gosec // placeholders only
+			if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (`+marks(len(bodies))+`)`, bodies...); err != nil { //nolint:gosec // placeholders only
 				return 0, fmt.Errorf("delete old payloads: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN `+in(len(ids)), ids...); err != nil { //nolint:gosec // placeholders only
+		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (`+marks(len(ids))+`)`, ids...); err != nil { //nolint:gosec // placeholders only
 			return 0, fmt.Errorf("delete old payloads: %w", err)
 		}
 	}
@@ -280,8 +280,9 @@ func pendingOf(where []string, args []any, n int) ([]string, []any) {
 	const newest = " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
 	waiting := `SELECT d.id FROM monohook_delivery d WHERE d.status IN ('received', 'retrying')` + and + newest
 	starting := `SELECT d.id FROM monohook_delivery d WHERE (d.id, d.round) IN (SELECT s.delivery_id, s.round FROM monohook_start s WHERE s.status IN ('pending', 'retrying'))` + and + newest
-	all := make([]any, 0, 2*len(args)+2)
-	all = append(append(append(append(all, args...), n), args...), n)
+	// The other conditions' arguments, once for each query.
+	all := append(append(slices.Clone(args), n), args...)
+	all = append(all, n)
 	return []string{"d.id IN (SELECT id FROM (" + waiting + ") w UNION SELECT id FROM (" + starting + ") s)"}, all
 }
 
@@ -379,10 +380,9 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 		ids[i] = page.Deliveries[i].ID
 		byID[page.Deliveries[i].ID] = &page.Deliveries[i]
 	}
-	marks := strings.Repeat(", ?", len(ids))[2:]
 	rows, err = tx.QueryContext(ctx, q.db.q(`SELECT s.delivery_id, s.status, COUNT(*) FROM monohook_start s
 		JOIN monohook_delivery d ON d.id = s.delivery_id AND d.round = s.round
-		WHERE s.delivery_id IN (`+marks+`) GROUP BY s.delivery_id, s.status`), ids...)
+		WHERE s.delivery_id IN (`+marks(len(ids))+`) GROUP BY s.delivery_id, s.status`), ids...)
 	if err != nil {
 		return Page{}, fmt.Errorf("count starts: %w", err)
 	}
@@ -439,16 +439,11 @@ func (q *Queue) Repos(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list repositories: %w", err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, fmt.Errorf("list repositories: %w", err)
-		}
-		out = append(out, r)
+	out, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("list repositories: %w", err)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // LastStarted returns, per pipeline, when it was last started (or, in a

@@ -396,17 +396,18 @@ func duplicates(group []acceptReq, inserted []string) (results []error, dups []s
 	return results, dups
 }
 
-func scanIDs(rows *sql.Rows) ([]string, error) {
+// scanStrings reads rows of one text column and closes them.
+func scanStrings(rows *sql.Rows) ([]string, error) {
 	defer rows.Close()
-	var ids []string
+	var out []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var s string
+		if err := rows.Scan(&s); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		out = append(out, s)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // columns are a group's deliveries as columns, each id once (the same id
@@ -532,7 +533,7 @@ func (s *sqliteStmts) insertGroup(ctx context.Context, tx *sql.Tx, c columns) (i
 		if err != nil {
 			return err
 		}
-		ids, err := scanIDs(rows)
+		ids, err := scanStrings(rows)
 		inserted = append(inserted, ids...)
 		return err
 	})
@@ -1108,7 +1109,6 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	marks := strings.Repeat(", ?", len(ids))[2:]
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
@@ -1123,7 +1123,7 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	// planner may pick the status index and read every waiting delivery.
 	expr, joins := q.db.payloadSQL()
 	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT d.id, d.event, `+expr+`, d.round, d.status
-		FROM monohook_delivery d `+joins+` WHERE d.id IN (`+marks+`)`), args...)
+		FROM monohook_delivery d `+joins+` WHERE d.id IN (`+marks(len(ids))+`)`), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read deliveries: %w", err)
 	}

@@ -86,14 +86,9 @@ func plainRepos(t *testing.T, db *DB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
+	out, err := scanStrings(rows)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -206,7 +201,7 @@ func plainPending(t *testing.T, db *DB, repo string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids, err := scanIDs(rows)
+	ids, err := scanStrings(rows)
 	if err != nil {
 		t.Fatal(err)
 	}

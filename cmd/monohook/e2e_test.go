@@ -3,6 +3,7 @@ package main_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -394,6 +395,27 @@ func TestServeNeedsRegionUnlessDryRun(t *testing.T) {
 	_, errOut, code := run(t, env, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
 	if code == 0 || !strings.Contains(errOut, "AWS_REGION") {
 		t.Errorf("exit %d: %s", code, errOut)
+	}
+	d := startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--dry-run")
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	<-d.done
+}
+
+// A serve that is to start pipelines finds out at start that it has no AWS
+// credentials, and says so, rather than accepting pushes whose every start
+// fails and retries.
+func TestServeNeedsCredentialsUnlessDryRun(t *testing.T) {
+	env := append(os.Environ(), "AWS_REGION=eu-west-1", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=", "AWS_CONFIG_FILE=/nonexistent", "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=", "AWS_CONTAINER_CREDENTIALS_FULL_URI=", "AWS_WEB_IDENTITY_TOKEN_FILE=")
+	// Bounded: without the check, serve would serve on.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir())
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil || err == nil || !strings.Contains(string(out), "no usable AWS credentials") || !strings.Contains(string(out), "--dry-run") {
+		t.Errorf("serve without credentials: %v (timed out: %v)\n%s", err, ctx.Err() != nil, out)
 	}
 	d := startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--dry-run")
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)

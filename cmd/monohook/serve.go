@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
@@ -125,6 +126,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		if awsCfg.Region == "" {
 			return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
 		}
+		if err := checkCredentials(ctx, awsCfg); err != nil {
+			return err
+		}
 		svc.Starter = c.targets.starters(&awsCfg, gh)
 	}
 
@@ -223,6 +227,26 @@ func serve(ctx context.Context, c serveConfig) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// credentialsWait bounds the credentials check at start: the SDK's chain
+// may ask the instance metadata service, which on a machine without one
+// answers only by timing out.
+const credentialsWait = 20 * time.Second
+
+// checkCredentials resolves the AWS credentials once at start, so that a
+// machine without any (or with unusable ones) is told so now, in one line,
+// instead of accepting pushes whose every start fails and retries.
+func checkCredentials(ctx context.Context, cfg aws.Config) error {
+	if cfg.Credentials == nil {
+		return errors.New("no AWS credentials configured: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role (ECS task role, EC2 instance profile, IRSA); or run with --dry-run to start nothing")
+	}
+	ctx, cancel := context.WithTimeout(ctx, credentialsWait)
+	defer cancel()
+	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+		return fmt.Errorf("no usable AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run with a role (ECS task role, EC2 instance profile, IRSA); or run with --dry-run to start nothing: %w", err)
+	}
 	return nil
 }
 

@@ -3,27 +3,20 @@ package codebuild
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild"
 	"github.com/aws/aws-sdk-go-v2/service/codebuild/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/monohook/monohook/internal/awserr"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// permanent are the error codes a retry would only repeat.
-var permanent = map[string]bool{
-	"ResourceNotFoundException":   true,
-	"InvalidInputException":       true,
-	"AccessDeniedException":       true,
-	"UnrecognizedClientException": true,
-	"InvalidSignatureException":   true,
-}
+// permanent are the error codes of this service a retry would only
+// repeat (authentication errors are awserr's).
+var permanent = []string{"ResourceNotFoundException", "InvalidInputException"}
 
 // Starter starts builds with StartBuild. Throttling and transient errors
 // are retried by the SDK's standard retryer.
@@ -58,14 +51,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	}
 	out, err := s.client.StartBuild(ctx, in)
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) {
-			if permanent[ae.ErrorCode()] {
-				return trigger.Started{}, fmt.Errorf("%s (%w): %w", ae.ErrorCode(), trigger.ErrPermanent, err)
-			}
-			return trigger.Started{}, fmt.Errorf("%s: %w", ae.ErrorCode(), err)
-		}
-		return trigger.Started{}, fmt.Errorf("start build of %s: %w", req.Target.Project, err)
+		return trigger.Started{}, awserr.Classify(err, "start build of "+req.Target.Project, permanent...)
 	}
 	var id string
 	if out.Build != nil {

@@ -3,28 +3,20 @@ package codepipeline
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline"
 	"github.com/aws/aws-sdk-go-v2/service/codepipeline/types"
-	"github.com/aws/smithy-go"
 
+	"github.com/monohook/monohook/internal/awserr"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// permanent are the error codes a retry would only repeat.
-var permanent = map[string]bool{
-	"PipelineNotFoundException":        true,
-	"PipelineVersionNotFoundException": true,
-	"ValidationException":              true,
-	"AccessDeniedException":            true,
-	"UnrecognizedClientException":      true,
-	"InvalidSignatureException":        true,
-}
+// permanent are the error codes of this service a retry would only
+// repeat (authentication errors are awserr's).
+var permanent = []string{"PipelineNotFoundException", "PipelineVersionNotFoundException", "ValidationException"}
 
 // Starter starts pipelines with StartPipelineExecution. Throttling and
 // transient errors are retried by the SDK's standard retryer.
@@ -67,15 +59,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	}
 	out, err := s.client.StartPipelineExecution(ctx, in)
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) {
-			// Lead with the AWS error code: it is what a person searches for.
-			if permanent[ae.ErrorCode()] {
-				return trigger.Started{}, fmt.Errorf("%s (%w): %w", ae.ErrorCode(), trigger.ErrPermanent, err)
-			}
-			return trigger.Started{}, fmt.Errorf("%s: %w", ae.ErrorCode(), err)
-		}
-		return trigger.Started{}, fmt.Errorf("start pipeline %s: %w", pipeline, err)
+		return trigger.Started{}, awserr.Classify(err, "start pipeline "+pipeline, permanent...)
 	}
 	return trigger.Started{ID: aws.ToString(out.PipelineExecutionId)}, nil
 }

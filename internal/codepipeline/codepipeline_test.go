@@ -107,3 +107,24 @@ func TestErrorNamesCode(t *testing.T) {
 		t.Errorf("a 5xx after the SDK's retries: %v, want a transient error", err)
 	}
 }
+
+// Credentials AWS does not accept, and a role without the permission, fail
+// a start for good at once with a reason to act on: retrying with the same
+// credentials only repeats the answer.
+func TestAuthenticationErrorsArePermanent(t *testing.T) {
+	for _, code := range []string{"UnrecognizedClientException", "InvalidSignatureException", "AccessDeniedException", "InvalidClientTokenId"} {
+		t.Run(code, func(t *testing.T) {
+			fake := fakeaws.NewCodePipeline()
+			defer fake.Close()
+			fake.FailNext("p", code, code, code)
+			s := newStarter(t, fake)
+			_, err := s.Start(context.Background(), plain("p", "t"))
+			if err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.HasPrefix(err.Error(), code) || !strings.Contains(err.Error(), "credentials") {
+				t.Errorf("err %v", err)
+			}
+			if n := len(fake.Calls()); n != 1 {
+				t.Errorf("an authentication error was retried: %d calls", n)
+			}
+		})
+	}
+}

@@ -84,7 +84,7 @@ func newDeliveriesList() *cobra.Command {
 				if len(sha) > 7 {
 					sha = sha[:7]
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Received.Format(time.RFC3339), d.ID, d.Event, d.Repo, d.Ref, sha, d.Paths, d.Status)
+				printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Received.Format(time.RFC3339), d.ID, d.Event, d.Repo, d.Ref, sha, d.Paths, d.Status)
 			}
 			return tw.Flush()
 		},
@@ -138,7 +138,7 @@ the first evaluation.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "replay %d of %s queued\n", round, args[0])
+			printf(cmd.OutOrStdout(), "replay %d of %s queued\n", round, args[0])
 			return nil
 		},
 	}
@@ -147,7 +147,7 @@ the first evaluation.`,
 }
 
 func writeJSON(cmd *cobra.Command, v any) error {
-	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc := json.NewEncoder(jsonOut(cmd.OutOrStdout()))
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

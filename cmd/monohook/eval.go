@@ -50,7 +50,7 @@ started, and the GitHub API is not asked for a fuller change set.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc := json.NewEncoder(jsonOut(cmd.OutOrStdout()))
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
@@ -79,9 +79,9 @@ func readInput(name string) ([]byte, error) {
 }
 
 func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
-	fmt.Fprintf(w, "push to %s %s (%s): %d commits, %d changed paths\n", p.Repo, p.Ref, p.ShortSHA(), p.Commits, len(p.Paths))
+	printf(w, "push to %s %s (%s): %d commits, %d changed paths\n", p.Repo, p.Ref, p.ShortSHA(), p.Commits, len(p.Paths))
 	if res.Skipped != "" {
-		fmt.Fprintf(w, "nothing starts: %s\n", res.Skipped)
+		printf(w, "nothing starts: %s\n", res.Skipped)
 		return
 	}
 	matched := 0
@@ -90,39 +90,39 @@ func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
 			matched++
 		}
 	}
-	fmt.Fprintf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", res.Rules, res.Repo, res.Branch, matched, len(res.Start))
+	printf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", res.Rules, res.Repo, res.Branch, matched, len(res.Start))
 	if res.Incomplete != "" {
-		fmt.Fprintf(w, "the changed paths may be incomplete: %s\n", res.Incomplete)
+		printf(w, "the changed paths may be incomplete: %s\n", res.Incomplete)
 	}
 	for _, d := range res.Decisions {
 		if d.Matched {
-			fmt.Fprintf(w, "\nSTART %s\n  rule        %s\n", d.Pipeline, d.Rule)
+			printf(w, "\nSTART %s\n  rule        %s\n", d.Pipeline, d.Rule)
 			printWhy(w, d)
 		}
 	}
 	if all {
 		for _, d := range res.Decisions {
 			if !d.Matched {
-				fmt.Fprintf(w, "\nno match %s\n  rule        %s\n", d.Pipeline, d.Rule)
+				printf(w, "\nno match %s\n  rule        %s\n", d.Pipeline, d.Rule)
 				printWhy(w, d)
 			}
 		}
 	}
 	for _, pr := range res.Problems {
-		fmt.Fprintf(w, "\nINVALID rule skipped: %s\n  %s\n", pr.Key, pr.Error)
+		printf(w, "\nINVALID rule skipped: %s\n  %s\n", pr.Key, pr.Error)
 	}
 }
 
 func printWhy(w io.Writer, d trigger.Decision) {
 	switch {
 	case d.Vetoed:
-		fmt.Fprintf(w, "  path        %s\n  excluded by %s\n", d.Path, d.Expression)
+		printf(w, "  path        %s\n  excluded by %s\n", d.Path, d.Expression)
 	case d.Path != "":
-		fmt.Fprintf(w, "  path        %s\n  pattern     %s\n", d.Path, d.Expression)
+		printf(w, "  path        %s\n  pattern     %s\n", d.Path, d.Expression)
 	case !d.Matched && d.Reason == "":
-		fmt.Fprintf(w, "  no changed path matched\n")
+		printf(w, "  no changed path matched\n")
 	}
 	if d.Reason != "" {
-		fmt.Fprintf(w, "  why         %s\n", d.Reason)
+		printf(w, "  why         %s\n", d.Reason)
 	}
 }

@@ -20,7 +20,7 @@ func main() {
 	// SAM template, chosen by MONOHOOK_LAMBDA_ROLE.
 	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
 		if err := runLambda(); err != nil {
-			fmt.Fprintln(os.Stderr, "monohook:", err)
+			fmt.Fprintln(os.Stderr, "monohook:", printableLines(err.Error()))
 			os.Exit(1)
 		}
 		return
@@ -30,7 +30,7 @@ func main() {
 		if errors.As(err, &ee) {
 			os.Exit(int(ee))
 		}
-		fmt.Fprintln(os.Stderr, "monohook:", err)
+		fmt.Fprintln(os.Stderr, "monohook:", printableLines(err.Error()))
 		os.Exit(1)
 	}
 }

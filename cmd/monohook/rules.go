@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -99,9 +100,9 @@ func newRulesPut() *cobra.Command {
 				return err
 			}
 			for _, w := range warnings {
-				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+				printf(cmd.ErrOrStderr(), "warning: %s\n", w)
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), key)
+			printf(cmd.OutOrStdout(), "%s\n", key)
 			return nil
 		},
 	}
@@ -150,7 +151,7 @@ func newRulesList() *cobra.Command {
 				} else if len(e.Warnings) > 0 {
 					status = "warning"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Doc.GitHubRepo, e.Doc.GitHubBranch, e.Doc.CodePipelineName, e.Doc.ChangeMatchExpressions, status)
+				printf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Doc.GitHubRepo, e.Doc.GitHubBranch, e.Doc.CodePipelineName, e.Doc.ChangeMatchExpressions, status)
 			}
 			return tw.Flush()
 		},
@@ -191,7 +192,7 @@ func writeEntriesJSON(w io.Writer, entries []store.Entry, v2 []store.V2Entry) er
 		}
 		out = append(out, j)
 	}
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(jsonOut(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
@@ -219,7 +220,7 @@ func newRulesGet() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				_, err = cmd.OutOrStdout().Write(b)
+				_, err = io.WriteString(cmd.OutOrStdout(), printableLines(string(b)))
 				return err
 			}
 			doc, err := st.Get(cmd.Context(), key)
@@ -236,7 +237,7 @@ func newRulesGet() *cobra.Command {
 }
 
 func writeEntriesJSONOne(w io.Writer, key string, doc store.Document) error {
-	enc := json.NewEncoder(w)
+	enc := json.NewEncoder(jsonOut(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(entryJSON{Key: key, GitHubRepo: doc.GitHubRepo, GitHubBranch: doc.GitHubBranch,
 		ChangeMatchExpressions: doc.ChangeMatchExpressions, CodePipelineName: doc.CodePipelineName, Valid: true})
@@ -263,7 +264,7 @@ func newRulesRm() *cobra.Command {
 			if err := st.Delete(cmd.Context(), key); err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), "removed", key)
+			printf(cmd.OutOrStdout(), "removed %s\n", key)
 			return nil
 		},
 	}
@@ -304,17 +305,17 @@ empty expression that matches every path.`,
 			for _, e := range v2 {
 				if e.Problem != "" {
 					invalid++
-					fmt.Fprintf(out, "INVALID %s: %s\n", e.Key, e.Problem)
+					printf(out, "INVALID %s: %s\n", e.Key, e.Problem)
 				}
 			}
 			for _, e := range entries {
 				if e.Problem != "" {
 					invalid++
-					fmt.Fprintf(out, "INVALID %s: %s\n", e.Key, e.Problem)
+					printf(out, "INVALID %s: %s\n", e.Key, e.Problem)
 				}
 				for _, w := range e.Warnings {
 					warned++
-					fmt.Fprintf(out, "WARNING %s: %s\n", e.Key, w)
+					printf(out, "WARNING %s: %s\n", e.Key, w)
 				}
 			}
 			fmt.Fprintf(out, "%d rules, %d invalid, %d warnings\n", len(entries)+len(v2), invalid, warned)
@@ -349,7 +350,7 @@ func putV2(cmd *cobra.Command, sf *storeFlags, lf *logFlags, file, name string) 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(cmd.OutOrStdout(), key)
+	printf(cmd.OutOrStdout(), "%s\n", key)
 	return nil
 }
 
@@ -362,7 +363,7 @@ func printV2List(w io.Writer, entries []store.V2Entry) {
 	fmt.Fprintln(tw, "V2 RULE\tREPOSITORY\tEVENTS\tREFS\tTARGET\tPATHS\tSTATUS")
 	for _, e := range entries {
 		if e.Rule == nil {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\tINVALID (rules validate says why)\n", e.Key)
+			printf(tw, "%s\t\t\t\t\t\tINVALID (rules validate says why)\n", e.Key)
 			continue
 		}
 		s := e.Rule.V2.Spec
@@ -377,7 +378,7 @@ func printV2List(w io.Writer, entries []store.V2Entry) {
 		if refs == "" {
 			refs = "(every branch)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tok\n", e.Key, s.Repository, events, refs, e.Rule.Pipeline, e.Rule.Expressions)
+		printf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tok\n", e.Key, s.Repository, events, refs, e.Rule.Pipeline, e.Rule.Expressions)
 	}
 	_ = tw.Flush()
 }
@@ -416,7 +417,19 @@ per push, as the v2 rule says).`,
 			if err != nil {
 				return err
 			}
-			out := store.ConvertSeed(doc, owner)
+			// Only a usable rule is converted: a document whose fields the
+			// predecessor accepted only by accident (a branch with a
+			// newline) is refused with the reason, not carried over.
+			if _, err := trigger.NewSeedRule(key, doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName, doc.ChangeMatchExpressions); err != nil {
+				return fmt.Errorf("%s cannot be converted: %w", key, err)
+			}
+			if strings.ContainsFunc(owner, unicode.IsControl) || strings.Contains(owner, "/") {
+				return fmt.Errorf("--owner %q: an owner is one name, without / or control characters", owner)
+			}
+			out, err := store.ConvertSeed(doc, owner)
+			if err != nil {
+				return err
+			}
 			if !put {
 				_, err = cmd.OutOrStdout().Write(out)
 				return err
@@ -428,7 +441,7 @@ per push, as the v2 rule says).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), v2key)
+			printf(cmd.OutOrStdout(), "%s\n", v2key)
 			return nil
 		},
 	}

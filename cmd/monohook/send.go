@@ -59,7 +59,7 @@ exactly as GitHub will call it.`,
 			}
 			defer resp.Body.Close()
 			answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-			fmt.Fprintf(cmd.OutOrStdout(), "delivery %s: HTTP %s\n%s", delivery, resp.Status, answer)
+			fmt.Fprintf(cmd.OutOrStdout(), "delivery %s: HTTP %s\n%s", printable(delivery), printable(resp.Status), printableLines(string(answer)))
 			if resp.StatusCode/100 != 2 {
 				return exitError(1)
 			}

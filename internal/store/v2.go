@@ -2,11 +2,13 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/monohook/monohook/internal/rules"
 	"github.com/monohook/monohook/internal/trigger"
@@ -170,23 +172,36 @@ type V2Entry struct {
 
 // ConvertSeed writes the v2 rule (YAML) that decides what doc decides: the
 // branch as an exact branches filter, the expressions as path_regex, the
-// pipeline as a codepipeline target.
-func ConvertSeed(doc Document, owner string) []byte {
-	var b strings.Builder
-	q := func(s string) string {
-		j, _ := json.Marshal(s) // a JSON string is a YAML string
-		return string(j)
+// pipeline as a codepipeline target. The document is made by a YAML
+// marshaller, never by pasting values into text, so that no value (a
+// branch with a newline, a quote, a colon) can add a field of its own.
+func ConvertSeed(doc Document, owner string) ([]byte, error) {
+	type target struct {
+		Type     string `yaml:"type"`
+		Pipeline string `yaml:"pipeline"`
 	}
-	fmt.Fprintf(&b, "# converted from the seed rule %s@%s → %s\n", doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
-	fmt.Fprintf(&b, "repository: %s\n", q(owner+"/"+doc.GitHubRepo))
-	fmt.Fprintf(&b, "events: [push]\n")
-	fmt.Fprintf(&b, "branches: [%s]\n", q(escapeGlob(doc.GitHubBranch)))
-	b.WriteString("path_regex:\n")
-	for _, e := range rules.SplitSeed(doc.ChangeMatchExpressions) {
-		fmt.Fprintf(&b, "  - %s\n", q(e))
+	type rule struct {
+		Repository string   `yaml:"repository"`
+		Events     []string `yaml:"events,flow"`
+		Branches   []string `yaml:"branches,flow"`
+		PathRegex  []string `yaml:"path_regex"`
+		Target     target   `yaml:"target"`
 	}
-	fmt.Fprintf(&b, "target:\n  type: codepipeline\n  pipeline: %s\n", q(doc.CodePipelineName))
-	return []byte(b.String())
+	r := rule{
+		Repository: owner + "/" + doc.GitHubRepo,
+		Events:     []string{"push"},
+		Branches:   []string{escapeGlob(doc.GitHubBranch)},
+		PathRegex:  rules.SplitSeed(doc.ChangeMatchExpressions),
+		Target:     target{Type: "codepipeline", Pipeline: doc.CodePipelineName},
+	}
+	body, err := yaml.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	// The comment quotes the names as Go does, so that it stays one line
+	// whatever they hold.
+	head := fmt.Sprintf("# converted from the seed rule %s@%s → %s\n", strconv.Quote(doc.GitHubRepo), strconv.Quote(doc.GitHubBranch), strconv.Quote(doc.CodePipelineName))
+	return append([]byte(head), body...), nil
 }
 
 // escapeGlob makes a branch name match itself only.

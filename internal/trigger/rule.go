@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
 
 	"github.com/monohook/monohook/internal/rules"
 )
@@ -44,6 +45,16 @@ func NewSeedRule(key, repo, branch, pipeline, expressions string) (Rule, error) 
 	}
 	if branch == "" {
 		errs = append(errs, errors.New("GitHubBranch is empty"))
+	}
+	// GitHub allows no control characters in repository names, nor git in
+	// branch names: a document with one never matched a push, and carried
+	// into another format (rules convert, logs, the dashboard) it could
+	// forge lines.
+	if strings.ContainsFunc(repo, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("GitHubRepo %q has a control character", repo))
+	}
+	if strings.ContainsFunc(branch, unicode.IsControl) {
+		errs = append(errs, fmt.Errorf("GitHubBranch %q has a control character", branch))
 	}
 	if !pipelineName.MatchString(pipeline) {
 		errs = append(errs, fmt.Errorf("CodePipelineName %q is not a valid pipeline name (1-100 of A-Z a-z 0-9 . @ - _)", pipeline))

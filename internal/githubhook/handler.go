@@ -231,24 +231,28 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	if n := r.ContentLength; n >= 0 {
 		// An announced size is reserved whole before a byte is read, and
-		// refused at once when it does not fit.
-		if !h.Budget.reserve(n) {
-			return nil, 0, errBudget
-		}
+		// refused at once when it does not fit; a reused buffer counts
+		// with all its capacity, which it holds.
 		var buf []byte
 		if n <= maxPooled {
 			buf = pooledBuffer(int(n))
-		} else {
+		}
+		held := max(int64(cap(buf)), n)
+		if !h.Budget.reserve(held) {
+			releaseBody(buf)
+			return nil, 0, errBudget
+		}
+		if buf == nil {
 			buf = make([]byte, n)
 		}
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			releaseBody(buf)
-			h.Budget.release(n)
+			h.Budget.release(held)
 			return nil, 0, err
 		}
 		// A body longer than announced is an error for the server already;
 		// this read sees EOF.
-		return buf, n, nil
+		return buf, held, nil
 	}
 	// A chunked body announces nothing: it grows as bytes arrive, and each
 	// larger buffer is reserved before it is made (both count while the

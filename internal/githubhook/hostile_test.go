@@ -281,8 +281,9 @@ func TestBodyBudget(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	d := <-acceptor.entered
-	if d.ID != "after-1" || budget.Held() != maxBody+int64(len(smallPush)) {
-		t.Errorf("in Accept: delivery %q, budget holds %d, want %d", d.ID, budget.Held(), maxBody+len(smallPush))
+	// At least its length: a reused buffer counts with its capacity.
+	if held := budget.Held(); d.ID != "after-1" || held < maxBody+int64(len(smallPush)) || held > 2*maxBody {
+		t.Errorf("in Accept: delivery %q, budget holds %d, want at least %d", d.ID, held, maxBody+len(smallPush))
 	}
 	acceptor.proceed <- struct{}{}
 	if code := <-done; code != http.StatusAccepted {

@@ -230,9 +230,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
 	if n := r.ContentLength; n >= 0 {
-		// An announced size is reserved whole before a byte is read, and
-		// refused at once when it does not fit; a reused buffer counts
-		// with all its capacity, which it holds.
+		// An announced size is reserved whole before a byte is read or a
+		// buffer made, and refused at once when it does not fit; a reused
+		// buffer counts with all its capacity, which it holds.
 		var buf []byte
 		if n <= maxPooled {
 			buf = pooledBuffer(int(n))
@@ -339,11 +339,12 @@ const maxPooled = 1 << 20
 
 var bodies sync.Pool // *[]byte
 
+// pooledBuffer returns a reused buffer of n bytes, or nil when none fits.
 func pooledBuffer(n int) []byte {
 	if b, ok := bodies.Get().(*[]byte); ok && cap(*b) >= n {
 		return (*b)[:n]
 	}
-	return make([]byte, n)
+	return nil
 }
 
 func releaseBody(b []byte) {

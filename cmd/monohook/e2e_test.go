@@ -316,7 +316,7 @@ func TestEndToEnd(t *testing.T) {
 	}{
 		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "accepted"}, 1},
 		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "duplicate"}, 1},
-		{"monohook_deliveries_total", map[string]string{"event": "push", "outcome": "bad_signature"}, 1},
+		{"monohook_deliveries_total", map[string]string{"event": "unverified", "outcome": "bad_signature"}, 1},
 		{"monohook_deliveries_total", map[string]string{"event": "ping", "outcome": "ping"}, 1},
 		{"monohook_signature_failures_total", nil, 1},
 		{"monohook_starts_total", map[string]string{"target": "codepipeline", "outcome": "started"}, 4},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,8 @@ type serveConfig struct {
 	adminToken    string
 	adminFile     string
 	targets       targetFlags
+	bodyMemory    int64
+	allowCIDR     string
 }
 
 func newServe() *cobra.Command {
@@ -73,6 +76,8 @@ webhook secret is generated there on first start.`,
 	f.StringVar(&c.adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
 	c.targets.register(f)
 	c.log.register(f, "info")
+	f.Int64Var(&c.bodyMemory, "max-body-memory", githubhook.DefaultBodyMemory>>20, "MiB of webhook request bodies held in memory at once, before and after their signature is checked; past it a request gets 503 with Retry-After (at least 25, one body of GitHub's largest)")
+	f.StringVar(&c.allowCIDR, "webhook-allow-cidr", "", "comma-separated networks (CIDR) whose connections may post webhooks, others get 403; empty lets every address through (behind a load balancer, filter there instead)")
 	return cmd
 }
 
@@ -80,6 +85,13 @@ func serve(ctx context.Context, c serveConfig) error {
 	log, err := c.log.logger(os.Stderr)
 	if err != nil {
 		return err
+	}
+	if c.bodyMemory < githubhook.MaxBody>>20 || c.bodyMemory > math.MaxInt64>>20 {
+		return fmt.Errorf("--max-body-memory %d: must be at least %d (MiB), one body of GitHub's largest", c.bodyMemory, githubhook.MaxBody>>20)
+	}
+	allowFrom, err := githubhook.ParseAllowFrom(c.allowCIDR)
+	if err != nil {
+		return fmt.Errorf("--webhook-allow-cidr: %w", err)
 	}
 	if os.Getenv("GOGC") == "" {
 		// Deliveries make much short-lived garbage while the live heap stays
@@ -157,10 +169,12 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	m.Register(st.Collector())
+	budget := githubhook.NewBodyBudget(c.bodyMemory << 20)
+	m.BodyMemory(budget.Held, budget.Limit())
 	ui := &web.UI{AdminToken: adminToken, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
 	handler := httpserver.Handler(httpserver.Config{
 		UI:      ui,
-		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m},
+		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
 		Metrics: m.Handler(),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {

@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,6 +50,13 @@ type Handler struct {
 	MaxBody int64
 	// Metrics counts deliveries by event and outcome; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Budget bounds the bodies held in memory at once by every request
+	// that shares it; nil bounds nothing (see BodyBudget.reserve).
+	Budget *BodyBudget
+	// AllowFrom, when not empty, lists the only source networks whose
+	// requests are read; others get 403. It is checked against the
+	// connection's address: behind a proxy, filter at the proxy.
+	AllowFrom []netip.Prefix
 }
 
 type answer struct {
@@ -62,12 +71,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	began := time.Now()
 	event := r.Header.Get("X-GitHub-Event")
 	delivery := r.Header.Get("X-GitHub-Delivery")
-	log := h.Log.With("delivery", delivery, "event", event, "remote", r.RemoteAddr)
+	// Both headers are anyone's to make up until the signature checks out:
+	// logged clipped, and never a metric label (see metrics.Delivery).
+	log := h.Log.With("delivery", clip(delivery), "event", clip(event), "remote", r.RemoteAddr)
+	verified := false
 	reply := func(code int, a answer, msg string, attrs ...any) {
 		writeJSON(w, code, a)
 		took := time.Since(began)
 		o := outcome(code, a)
-		h.Metrics.Delivery(event, o)
+		h.Metrics.Delivery(event, verified, o)
 		if o == "accepted" || o == "duplicate" {
 			h.Metrics.Acknowledged(took)
 		}
@@ -77,6 +89,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			level = slog.LevelWarn
 		}
 		log.Log(r.Context(), level, msg, attrs...)
+	}
+	if len(h.AllowFrom) > 0 && !allowed(h.AllowFrom, r.RemoteAddr) {
+		reply(http.StatusForbidden, answer{Status: "address_refused", Error: "source address not allowed"}, "webhook rejected: source address")
+		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -88,15 +104,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if limit <= 0 {
 		limit = MaxBody
 	}
-	body, err := readBody(w, r, limit)
-	defer releaseBody(body)
+	body, reserved, err := h.readBody(w, r, limit)
+	// The body's memory is reused and its reservation returned only once
+	// the Acceptor is done with it (Accept has returned: see Acceptor).
+	defer func() {
+		releaseBody(body)
+		h.Budget.release(reserved)
+	}()
 	if err != nil {
 		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
+		switch {
+		case errors.As(err, &tooBig):
 			reply(http.StatusRequestEntityTooLarge, answer{Error: fmt.Sprintf("body larger than %d bytes", limit)}, "webhook rejected: body too large")
-			return
+		case errors.Is(err, errBudget):
+			w.Header().Set("Retry-After", "5")
+			reply(http.StatusServiceUnavailable, answer{Error: "too many request bodies in memory, retry later"}, "webhook refused: body memory budget full",
+				"content_length", r.ContentLength, "budget", h.Budget.Limit())
+		default:
+			reply(http.StatusBadRequest, answer{Error: "could not read the request body"}, "webhook rejected: body unreadable", "err", err)
 		}
-		reply(http.StatusBadRequest, answer{Error: "could not read the request body"}, "webhook rejected: body unreadable", "err", err)
 		return
 	}
 
@@ -105,6 +131,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusForbidden, answer{Error: "signature verification failed"}, "webhook rejected: signature", "reason", err.Error(), "bytes", len(body))
 		return
 	}
+	verified = true
 	if event == "" {
 		reply(http.StatusBadRequest, answer{Error: "missing X-GitHub-Event header"}, "webhook rejected: no event header")
 		return
@@ -178,6 +205,9 @@ func outcome(code int, a answer) string {
 		}
 		return a.Status // duplicate, ignored
 	case http.StatusForbidden:
+		if a.Status == "address_refused" {
+			return a.Status
+		}
 		return "bad_signature"
 	case http.StatusRequestEntityTooLarge:
 		return "too_large"
@@ -191,26 +221,115 @@ func outcome(code int, a answer) string {
 	return "bad_request"
 }
 
-// readBody reads the whole body, failing with *http.MaxBytesError past limit.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+// readBody reads the whole body, failing with *http.MaxBytesError past
+// limit and with errBudget when the budget cannot hold it. It returns the
+// bytes it reserved, which the caller releases when done with the body.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, reserved int64, err error) {
 	if r.ContentLength > limit {
-		return nil, &http.MaxBytesError{Limit: limit}
+		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength >= 0 && r.ContentLength <= maxPooled {
-		// Read into a reused buffer of the announced size. Larger announced
-		// sizes grow as bytes arrive, so a caller cannot make us reserve
-		// 25 MiB by only claiming to send it.
-		buf := pooledBuffer(int(r.ContentLength))
+	if n := r.ContentLength; n >= 0 {
+		// An announced size is reserved whole before a byte is read or a
+		// buffer made, and refused at once when it does not fit; a reused
+		// buffer counts with all its capacity, which it holds.
+		var buf []byte
+		if n <= maxPooled {
+			buf = pooledBuffer(int(n))
+		}
+		held := max(int64(cap(buf)), n)
+		if !h.Budget.reserve(held) {
+			releaseBody(buf)
+			return nil, 0, errBudget
+		}
+		if buf == nil {
+			buf = make([]byte, n)
+		}
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			releaseBody(buf)
-			return nil, err
+			h.Budget.release(held)
+			return nil, 0, err
 		}
 		// A body longer than announced is an error for the server already;
 		// this read sees EOF.
-		return buf, nil
+		return buf, held, nil
 	}
-	return io.ReadAll(rd)
+	// A chunked body announces nothing: it grows as bytes arrive, and each
+	// larger buffer is reserved before it is made (both count while the
+	// bytes are copied), so what is reserved is what is held.
+	var buf []byte
+	for {
+		if len(buf) == cap(buf) {
+			// One byte past limit, so that the read that crosses it fails.
+			grown := min(max(2*int64(cap(buf)), 64<<10), limit+1)
+			if !h.Budget.reserve(grown) {
+				h.Budget.release(reserved)
+				return nil, 0, errBudget
+			}
+			buf = append(make([]byte, 0, grown), buf...)
+			h.Budget.release(reserved)
+			reserved = grown
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, reserved, nil
+		}
+		if err != nil {
+			h.Budget.release(reserved)
+			return nil, 0, err
+		}
+	}
+}
+
+// allowed reports whether the connection's address is in one of nets.
+func allowed(nets []netip.Prefix, remoteAddr string) bool {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	addr := ap.Addr().Unmap()
+	for _, n := range nets {
+		if n.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAllowFrom reads a comma-separated list of networks (CIDRs, or bare
+// addresses for one host each) for Handler.AllowFrom; "" is none.
+func ParseAllowFrom(list string) ([]netip.Prefix, error) {
+	var nets []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR such as 192.30.252.0/22 or an address: %w", s, err)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Addresses are compared unmapped (see allowed).
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		nets = append(nets, p.Masked())
+	}
+	return nets, nil
+}
+
+// clip shortens a header value for the log.
+func clip(s string) string {
+	const most = 256
+	if len(s) > most {
+		return s[:most] + "…"
+	}
+	return s
 }
 
 // Request bodies up to maxPooled bytes are read into reused buffers: at
@@ -220,11 +339,12 @@ const maxPooled = 1 << 20
 
 var bodies sync.Pool // *[]byte
 
+// pooledBuffer returns a reused buffer of n bytes, or nil when none fits.
 func pooledBuffer(n int) []byte {
 	if b, ok := bodies.Get().(*[]byte); ok && cap(*b) >= n {
 		return (*b)[:n]
 	}
-	return make([]byte, n)
+	return nil
 }
 
 func releaseBody(b []byte) {

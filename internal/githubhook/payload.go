@@ -27,7 +27,6 @@ const maxDepth = 256
 func ParsePush(body []byte) (*trigger.Push, error) {
 	s := scanner{data: body}
 	p := &trigger.Push{}
-	var refSeen, nameSeen bool
 	// Every path is decoded into one arena and becomes a substring of one
 	// string: one allocation for all of them instead of one each.
 	var paths pathArena
@@ -36,7 +35,6 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 		switch string(key) {
 		case "ref":
 			p.Ref, err = s.str()
-			refSeen = err == nil
 		case "before":
 			p.Before, err = s.strOrNull()
 		case "after":
@@ -53,7 +51,6 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 				switch string(key) {
 				case "name":
 					p.Repo, err = s.str()
-					nameSeen = err == nil
 				case "full_name":
 					p.FullName, err = s.strOrNull()
 				case "default_branch":
@@ -102,10 +99,10 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 	if err := s.end(); err != nil {
 		return nil, fmt.Errorf("push payload: %w", err)
 	}
-	if !refSeen {
+	if p.Ref == "" {
 		return nil, errors.New("push payload: no ref")
 	}
-	if !nameSeen || p.Repo == "" {
+	if p.Repo == "" {
 		return nil, errors.New("push payload: no repository.name")
 	}
 	p.Paths = paths.list

@@ -49,6 +49,8 @@ func TestParsePushRejects(t *testing.T) {
 		{"truncated", `{"ref": "refs/heads/main", "repository": {"name": "r"}`, "expected ',' or '}'"},
 		{"trailing data", `{"ref": "r", "repository": {"name": "r"}} x`, "after the top-level value"},
 		{"no ref", `{"repository": {"name": "r"}}`, "no ref"},
+		{"empty ref", `{"ref": "", "repository": {"name": "r"}}`, "no ref"},
+		{"empty repository name", `{"ref": "r", "repository": {"name": ""}}`, "no repository.name"},
 		{"no repository", `{"ref": "refs/heads/main"}`, "no repository.name"},
 		{"ref not a string", `{"ref": 5, "repository": {"name": "r"}}`, "expected a string"},
 		{"commits not an array", `{"ref": "r", "repository": {"name": "r"}, "commits": {}}`, "expected an array"},
@@ -139,8 +141,12 @@ func FuzzParsePush(f *testing.F) {
 	f.Add([]byte(`{"ref":"refs/heads/main","repository":{"name":"r","full_name":"o/r","default_branch":"main"},"commits":[{"added":["a"],"removed":["b"],"modified":["a"]}]}`))
 	f.Add([]byte(`{"ref":"refs/tags/v1","deleted":true,"repository":{"name":"r"},"commits":null,"x":[1,2.5e3,{"y":"\u00e9\ud800"}]}`))
 	f.Add([]byte(`{"ref":"\ud83d\ude00","repository":{"name":"r\\"},"commits":[{"added":["\ud83d"]}]}`))
+	f.Add([]byte(`{"ref":"","repository":{"name":"r"}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		got, err := ParsePush(body)
+		if err == nil && (got.Ref == "" || got.Repo == "") {
+			t.Fatalf("accepted a push without ref or repository.name: %q", body)
+		}
 		var s stdPush
 		stdErr := json.Unmarshal(body, &s)
 		if err == nil {

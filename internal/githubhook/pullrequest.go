@@ -46,6 +46,12 @@ func ParsePullRequest(body []byte) (*trigger.Push, error) {
 		return nil, errors.New("pull_request payload: no repository.name or full_name")
 	case pl.Number <= 0:
 		return nil, errors.New("pull_request payload: no number")
+	case pl.PullRequest.Base.Ref == "":
+		// The branch the rules are matched against.
+		return nil, errors.New("pull_request payload: no pull_request.base.ref")
+	case pl.PullRequest.Head.SHA == "":
+		// The commit whose files are asked of the API and reported on.
+		return nil, errors.New("pull_request payload: no pull_request.head.sha")
 	}
 	action := pl.Action
 	if action == "closed" && pl.PullRequest.Merged {

@@ -26,6 +26,9 @@ func TestParsePullRequest(t *testing.T) {
 		`{"action":"opened","number":1,"pull_request":{},"repository":{"name":"m"}}`:        "full_name",
 		`{"action":"opened","pull_request":{},"repository":{"name":"m","full_name":"a/m"}}`: "no number",
 		`{"action":`: "pull_request payload",
+		`{"action":"opened","number":1,"pull_request":{"head":{"sha":"h"}},"repository":{"name":"m","full_name":"a/m"}}`:                   "no pull_request.base.ref",
+		`{"action":"opened","number":1,"pull_request":{"base":{"ref":"main"}},"repository":{"name":"m","full_name":"a/m"}}`:                "no pull_request.head.sha",
+		`{"action":"opened","number":1,"pull_request":{"base":{"ref":""},"head":{"sha":"h"}},"repository":{"name":"m","full_name":"a/m"}}`: "no pull_request.base.ref",
 	} {
 		if _, err := ParsePullRequest([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want %q", bad, err, want)

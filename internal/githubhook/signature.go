@@ -17,7 +17,7 @@ var (
 	ErrNoSignature      = errors.New("no X-Hub-Signature-256 or X-Hub-Signature header")
 	ErrMalformed        = errors.New("signature header is not <algorithm>=<hex digest>")
 	ErrUnknownAlgorithm = errors.New("signature algorithm is not sha256 or sha1")
-	ErrSHA1Disabled     = errors.New("sha1 signatures are turned off (--require-sha256)")
+	ErrSHA1Disabled     = errors.New("only X-Hub-Signature-256 is read (--require-sha256), and the request has none")
 	ErrMismatch         = errors.New("signature does not match the body under any configured secret")
 )
 
@@ -28,8 +28,9 @@ type Verifier struct {
 	requireSHA256 bool
 }
 
-// NewVerifier returns a Verifier for secrets. With requireSHA256, only
-// HMAC-SHA256 signatures are accepted.
+// NewVerifier returns a Verifier for secrets. With requireSHA256, only the
+// X-Hub-Signature-256 header is read (and it must be HMAC-SHA256); a
+// request with only X-Hub-Signature is refused whatever its label says.
 func NewVerifier(secrets []string, requireSHA256 bool) (*Verifier, error) {
 	v := &Verifier{requireSHA256: requireSHA256}
 	for _, s := range secrets {
@@ -44,11 +45,17 @@ func NewVerifier(secrets []string, requireSHA256 bool) (*Verifier, error) {
 }
 
 // Verify checks body against the signature headers. X-Hub-Signature-256 is
-// checked when present; X-Hub-Signature only when it is absent. The label
-// before "=" must name the algorithm of the digest, and that algorithm is
-// the one checked.
+// checked when present; X-Hub-Signature only when it is absent, and never
+// with requireSHA256. The label before "=" must name the algorithm of the
+// digest, and that algorithm is the one checked.
 func (v *Verifier) Verify(body []byte, sig256, sig1 string) error {
 	header := sig256
+	if header == "" && v.requireSHA256 {
+		if sig1 != "" {
+			return ErrSHA1Disabled
+		}
+		return ErrNoSignature
+	}
 	if header == "" {
 		header = sig1
 	}
@@ -61,9 +68,6 @@ func (v *Verifier) Verify(body []byte, sig256, sig1 string) error {
 	}
 	if sig256 != "" && algo != "sha256" {
 		return fmt.Errorf("X-Hub-Signature-256 labelled %q: %w", algo, ErrUnknownAlgorithm)
-	}
-	if algo == "sha1" && v.requireSHA256 {
-		return ErrSHA1Disabled
 	}
 	newHash := sha256.New
 	if algo == "sha1" {

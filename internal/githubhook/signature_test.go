@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,9 @@ func TestVerify(t *testing.T) {
 		{"both headers: sha256 decides", "sha256=" + sha256Hex, "sha1=00", false, nil},
 		{"both headers: a bad sha256 is not rescued by sha1", "sha256=" + otherHex, "sha1=" + sha1Hex, false, ErrMismatch},
 		{"sha1 turned off", "", "sha1=" + sha1Hex, true, ErrSHA1Disabled},
+		{"sha1 turned off: a sha256 digest in X-Hub-Signature", "", "sha256=" + sha256Hex, true, ErrSHA1Disabled},
+		{"sha1 turned off: no header", "", "", true, ErrNoSignature},
+		{"sha1 turned off: sha256 header", "sha256=" + sha256Hex, "sha1=" + sha1Hex, true, nil},
 		{"sha256 label on a sha1 digest", "", "sha256=" + sha1Hex, false, ErrMalformed},
 		{"sha1 label on a sha256 digest", "", "sha1=" + sha256Hex, false, ErrMalformed},
 		{"sha1 label in the sha256 header", "sha1=" + sha1Hex, "", false, ErrUnknownAlgorithm},
@@ -123,5 +127,36 @@ func FuzzParseSignature(f *testing.F) {
 		// Verify never panics on anything ParseSignature accepts.
 		v, _ := NewVerifier([]string{"s"}, false)
 		_ = v.Verify([]byte(header), header, header)
+		// With sha256 required, X-Hub-Signature alone never passes, even
+		// when it carries the right sha256 digest.
+		strict, _ := NewVerifier([]string{"s"}, true)
+		sig256, _ := Sign("s", []byte(header))
+		if strict.Verify([]byte(header), "", header) == nil || strict.Verify([]byte(header), "", sig256) == nil {
+			t.Fatalf("X-Hub-Signature %q passed with sha256 required", header)
+		}
+	})
+}
+
+func FuzzParseAllowFrom(f *testing.F) {
+	for _, s := range []string{"192.30.252.0/22,2606:50c0::/32", " 127.0.0.1 , ::1", "10.0.0.1/8", ",", "::ffff:1.2.3.4", "1.2.3.4/33"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		nets, err := ParseAllowFrom(list)
+		if err != nil {
+			return
+		}
+		// What is accepted is valid, masked, and reads back the same.
+		var back []string
+		for _, n := range nets {
+			if !n.IsValid() || n != n.Masked() {
+				t.Fatalf("ParseAllowFrom(%q): %v", list, n)
+			}
+			back = append(back, n.String())
+		}
+		again, err := ParseAllowFrom(strings.Join(back, ","))
+		if err != nil || !slices.Equal(again, nets) {
+			t.Fatalf("ParseAllowFrom(%q) = %v; read back %v, %v", list, nets, again, err)
+		}
 	})
 }

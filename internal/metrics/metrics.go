@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,7 +31,7 @@ func New() *Metrics {
 		registry: prometheus.NewRegistry(),
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "monohook_deliveries_total",
-			Help: "Webhook deliveries received, by X-GitHub-Event and outcome (accepted, duplicate, ignored, bad_signature, bad_request, too_large, unsupported_media_type, unavailable).",
+			Help: "Webhook deliveries received, by event (a known X-GitHub-Event, other, none, or unverified for every request refused before its signature checked out) and outcome (accepted, duplicate, ignored, ping, bad_signature, bad_request, bad_method, too_large, unsupported_media_type, unavailable, address_refused).",
 		}, []string{"event", "outcome"}),
 		signatureFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "monohook_signature_failures_total",
@@ -61,6 +62,13 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the largest group
 		}),
 	}
+	// Every series a delivery can count under exists from the start, so
+	// that no request creates one (and /metrics stays the same size).
+	for event, outcomes := range deliverySeries() {
+		for _, o := range outcomes {
+			m.deliveries.WithLabelValues(event, o)
+		}
+	}
 	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.evaluation, m.starts, m.acknowledge, m.commit, m.commitSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -83,18 +91,98 @@ func (m *Metrics) Register(cs ...prometheus.Collector) {
 	}
 }
 
-// Delivery counts one delivery by event and outcome.
-func (m *Metrics) Delivery(event, outcome string) {
+// Event labels of monohook_deliveries_total other than GitHub's event names.
+const (
+	// EventUnverified counts every request refused before its signature
+	// checked out (address, method, size, body, budget, signature): its
+	// headers are anyone's to make up, so none of them becomes a label.
+	EventUnverified = "unverified"
+	// EventOther counts verified events not in Events.
+	EventOther = "other"
+	// EventNone counts verified deliveries without X-GitHub-Event.
+	EventNone = "none"
+)
+
+// Events are the X-GitHub-Event values counted under their own name: the
+// ones monohook acts on and those an organization webhook commonly
+// delivers besides (GitHub's "Webhook events and payloads"). Any other
+// verified event counts as EventOther, so the label values are a fixed,
+// small set.
+var Events = []string{
+	"push", "pull_request", "ping",
+	"merge_group", "check_run", "check_suite", "status", "create", "delete",
+	"workflow_run", "workflow_job", "deployment", "deployment_status", "release",
+	"repository", "issues", "issue_comment", "pull_request_review", "installation", "meta",
+}
+
+// deliverySeries is every event label with the outcomes the webhook
+// handler can answer it with (githubhook's outcome).
+func deliverySeries() map[string][]string {
+	series := map[string][]string{
+		EventUnverified: {"address_refused", "bad_method", "too_large", "bad_request", "unavailable", "bad_signature"},
+		EventNone:       {"bad_request"},
+	}
+	for _, e := range slices.Concat(Events, []string{EventOther}) {
+		// The body can be malformed or of the wrong type whatever the event.
+		o := []string{"bad_request", "unsupported_media_type"}
+		switch e {
+		case "ping":
+			o = append(o, "ping")
+		case "push":
+			o = append(o, "accepted", "duplicate", "unavailable")
+		case "pull_request":
+			o = append(o, "accepted", "duplicate", "unavailable", "ignored")
+		default:
+			o = append(o, "ignored")
+		}
+		series[e] = o
+	}
+	return series
+}
+
+// EventLabel is the label a verified delivery of event counts under.
+func EventLabel(event string) string {
+	switch {
+	case event == "":
+		return EventNone
+	case slices.Contains(Events, event):
+		return event
+	}
+	return EventOther
+}
+
+// Delivery counts one delivery by outcome, under its event when verified
+// is set and under EventUnverified otherwise.
+func (m *Metrics) Delivery(event string, verified bool, outcome string) {
 	if m == nil {
 		return
 	}
-	if event == "" {
-		event = "none"
+	label := EventUnverified
+	if verified {
+		label = EventLabel(event)
 	}
-	m.deliveries.WithLabelValues(event, outcome).Inc()
+	m.deliveries.WithLabelValues(label, outcome).Inc()
 	if outcome == "bad_signature" {
 		m.signatureFailures.Inc()
 	}
+}
+
+// BodyMemory reports the request bodies' memory budget: held reads the
+// bytes reserved now, limit is the budget's size.
+func (m *Metrics) BodyMemory(held func() int64, limit int64) {
+	if m == nil {
+		return
+	}
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "monohook_body_memory_bytes",
+			Help: "Bytes of webhook request bodies held in memory now (reserved from --max-body-memory).",
+		}, func() float64 { return float64(held()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "monohook_body_memory_limit_bytes",
+			Help: "Most bytes of webhook request bodies held in memory at once (--max-body-memory); past it, requests get 503.",
+		}, func() float64 { return float64(limit) }),
+	)
 }
 
 // Evaluation records how long matching one push took.

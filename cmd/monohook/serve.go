@@ -153,7 +153,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	m.Register(st.Collector())
-	ui := &web.UI{AdminToken: adminToken, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
+	ui := &web.UI{AdminToken: adminToken, Sessions: db, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
 	handler := httpserver.Handler(httpserver.Config{
 		UI:      ui,
 		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m},

@@ -93,15 +93,15 @@ func (s *sessions) csrfOK(session, submitted string) bool {
 
 // sessionOf returns the request's open session, or "".
 func (s *sessions) sessionOf(r *http.Request) (string, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", nil
+	var v string
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		v = c.Value
 	}
-	ok, err := s.open(r.Context(), c.Value, time.Now())
+	ok, err := s.open(r.Context(), v, time.Now())
 	if err != nil || !ok {
 		return "", err
 	}
-	return c.Value, nil
+	return v, nil
 }
 
 func setSession(w http.ResponseWriter, r *http.Request, value string, maxAge int) {

@@ -371,3 +371,31 @@ func TestFormBounds(t *testing.T) {
 		t.Errorf("a malformed login form: %d", resp.StatusCode)
 	}
 }
+
+// TestListAndDeliveryBounds: the list's filters and a delivery's id that
+// no page gives are refused with 400, on both databases (PostgreSQL
+// cannot even compare a NUL or invalid UTF-8), never a 500.
+func TestListAndDeliveryBounds(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		srv, _ := newUIOn(t, adminToken, dsn)
+		c, _ := login(t, srv)
+		for path, want := range map[string]int{
+			"/?q=fine&repo=mono": http.StatusOK,
+			"/?before=garbage":   http.StatusBadRequest,
+			"/?before=1:x%00":    http.StatusBadRequest,
+			"/?q=%00":            http.StatusBadRequest,
+			"/?q=%ff":            http.StatusBadRequest,
+			"/?repo=%ff":         http.StatusBadRequest,
+			"/?q=" + strings.Repeat("a", maxFilterLen+1): http.StatusBadRequest,
+			"/delivery?id=%00":                           http.StatusBadRequest,
+			"/delivery?id=%ff":                           http.StatusBadRequest,
+			"/delivery?id=%E2%80%AEnot-stored":           http.StatusNotFound,
+		} {
+			resp, err := c.Get(srv.URL + path)
+			body(t, resp, err)
+			if resp.StatusCode != want {
+				t.Errorf("GET %.60s: %d, want %d", path, resp.StatusCode, want)
+			}
+		}
+	})
+}

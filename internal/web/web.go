@@ -54,6 +54,7 @@ const (
 	maxRepoLen    = 200
 	maxBranchLen  = 255
 	maxPathLen    = 4096
+	maxFilterLen  = 1024 // the deliveries list's repository, search and page cursor
 )
 
 // Register adds the dashboard's routes to mux.
@@ -229,7 +230,19 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Unknown status %q.", f.Status))
 		return
 	}
+	// What PostgreSQL cannot compare (NUL, invalid UTF-8) is refused here
+	// rather than failing the query.
+	for name, v := range map[string]string{"repo": f.Repo, "q": f.Text, "before": f.Before} {
+		if len(v) > maxFilterLen || !printable(v) {
+			h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("The %s filter must be UTF-8 without control characters, at most %d bytes.", name, maxFilterLen))
+			return
+		}
+	}
 	page, err := h.ui.Deliveries.Find(r.Context(), f)
+	if errors.Is(err, queue.ErrBadCursor) {
+		h.fail(w, r, http.StatusBadRequest, "Not a page of deliveries: follow the Older link from the list.")
+		return
+	}
 	if err != nil {
 		h.internal(w, r, err)
 		return
@@ -303,8 +316,13 @@ func deliveryURL(id string) string { return "/delivery?" + url.Values{"id": {id}
 // deliveryID is the delivery a request names; "" (answered) when none.
 func (h *handlers) deliveryID(w http.ResponseWriter, r *http.Request) string {
 	id := r.FormValue("id")
-	if id == "" {
+	switch {
+	case id == "":
 		h.fail(w, r, http.StatusBadRequest, "Name a delivery: ?id=DELIVERY.")
+	case !utf8.ValidString(id) || strings.ContainsRune(id, 0):
+		// No such id is stored (PostgreSQL could not even compare it).
+		h.fail(w, r, http.StatusBadRequest, "A delivery id is UTF-8 without NUL characters.")
+		id = ""
 	}
 	return id
 }

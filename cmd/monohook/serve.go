@@ -171,7 +171,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	m.Register(st.Collector())
 	budget := githubhook.NewBodyBudget(c.bodyMemory << 20)
 	m.BodyMemory(budget.Held, budget.Limit())
-	ui := &web.UI{AdminToken: adminToken, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
+	ui := &web.UI{AdminToken: adminToken, Sessions: db, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
 	handler := httpserver.Handler(httpserver.Config{
 		UI:      ui,
 		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m, Budget: budget, AllowFrom: allowFrom},

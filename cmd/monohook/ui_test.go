@@ -56,8 +56,8 @@ func newBrowser(t *testing.T, path string) context.Context {
 // TestDashboardInBrowser drives the dashboard of a real serve process in
 // headless Chromium: log in, see a delivery sent by the test with its
 // pipeline started, open it, press Replay and see the new start; test
-// paths against the rules. Wrong tokens and POSTs without the CSRF token
-// are refused.
+// paths against the rules; log out. Wrong tokens, POSTs without the CSRF
+// token and the cookie of a session logged out are refused.
 func TestDashboardInBrowser(t *testing.T) {
 	chrome := browser(t)
 	fake := fakeaws.NewCodePipeline()
@@ -195,18 +195,35 @@ func TestDashboardInBrowser(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := postForm("/deliveries/"+id+"/replay", nil); code != http.StatusForbidden {
+	if code := postForm("/delivery/replay", url.Values{"id": {id}}); code != http.StatusForbidden {
 		t.Errorf("replay without CSRF token: %d, want 403", code)
 	}
-	if code := postForm("/deliveries/"+id+"/replay", url.Values{"csrf": {"0123abcd"}}); code != http.StatusForbidden {
+	if code := postForm("/delivery/replay", url.Values{"id": {id}, "csrf": {"0123abcd"}}); code != http.StatusForbidden {
 		t.Errorf("replay with a wrong CSRF token: %d, want 403", code)
 	}
 	if got := fake.Started()["api"]; got != 2 {
 		t.Errorf("refused replays started the pipeline: %d executions", got)
 	}
+	// Logging out in the browser ends the session: its cookie, copied
+	// before, opens nothing any more.
+	get := func(path string) int {
+		resp, err := client.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/rules"); code != http.StatusOK {
+		t.Fatalf("the copied session cookie: %d", code)
+	}
+	do(chromedp.Click(`.logout button`), chromedp.WaitVisible(`#token`))
+	if code := get("/rules"); code != http.StatusSeeOther {
+		t.Errorf("the cookie of a session logged out: %d, want 303 to the login", code)
+	}
 	// Without a session nothing is served, and the wrong token gets none.
 	anon := &http.Client{CheckRedirect: client.CheckRedirect}
-	resp, err := anon.Get(base + "/deliveries/" + id)
+	resp, err := anon.Get(base + "/delivery?id=" + id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,6 +202,12 @@ CREATE TABLE IF NOT EXISTS monohook_wake (
 	k BIGINT PRIMARY KEY,
 	n INTEGER NOT NULL
 );
+-- Dashboard sessions, by a keyed hash of the session id (see sessions.go).
+CREATE TABLE IF NOT EXISTS monohook_session (
+	hash       TEXT PRIMARY KEY,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS monohook_session_expiry ON monohook_session (expires_at);
 `
 
 // sqliteSchema is SQLite's alone. Payloads are kept apart from the

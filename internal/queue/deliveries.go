@@ -286,6 +286,9 @@ func pendingOf(where []string, args []any, n int) ([]string, []any) {
 	return []string{"d.id IN (SELECT id FROM (" + waiting + ") w UNION SELECT id FROM (" + starting + ") s)"}, all
 }
 
+// ErrBadCursor is returned by Find for a Before that no page gave.
+var ErrBadCursor = errors.New("not a page cursor")
+
 // Find returns a page of the deliveries f selects, newest first. Paging is
 // by (received_at, id), read backwards through their index, so a page
 // costs the same however deep it is.
@@ -327,7 +330,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 		ms, id, ok := strings.Cut(f.Before, ":")
 		received, err := strconv.ParseInt(ms, 10, 64)
 		if !ok || err != nil {
-			return Page{}, fmt.Errorf("bad page cursor %q", f.Before)
+			return Page{}, fmt.Errorf("page cursor %q: %w", f.Before, ErrBadCursor)
 		}
 		where = append(where, "(d.received_at, d.id) < (?, ?)")
 		args = append(args, received, id)

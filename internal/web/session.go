@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,7 +9,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -18,19 +18,30 @@ const (
 	sessionTTL    = 12 * time.Hour
 )
 
-// sessions signs and checks session cookies and CSRF tokens. Both are
-// derived from the admin token, so every replica given the same token
-// accepts the same sessions without sharing state, and changing the token
-// ends every session.
+// SessionStore keeps the dashboard's sessions where every replica sees
+// them (the database), so that logging out ends a session everywhere. It
+// is given only keyed hashes of session ids.
+type SessionStore interface {
+	CreateSession(ctx context.Context, hash string, expires time.Time) error
+	// SessionOpen reports whether hash is stored and has not ended by now.
+	SessionOpen(ctx context.Context, hash string, now time.Time) (bool, error)
+	DeleteSession(ctx context.Context, hash string) error
+}
+
+// sessions issues and checks session cookies and CSRF tokens. A session
+// id is random; the store knows it by an HMAC keyed with a key derived
+// from the admin token, so changing the token ends every session (their
+// hashes no longer match), and a copy of the table opens none.
 type sessions struct {
 	token [32]byte // SHA-256 of the admin token: compared in constant time whatever its length
 	key   []byte
+	store SessionStore
 }
 
-func newSessions(adminToken string) *sessions {
+func newSessions(adminToken string, store SessionStore) *sessions {
 	mac := hmac.New(sha256.New, []byte(adminToken))
-	mac.Write([]byte("monohook session key v1"))
-	return &sessions{token: sha256.Sum256([]byte(adminToken)), key: mac.Sum(nil)}
+	mac.Write([]byte("monohook session key v2"))
+	return &sessions{token: sha256.Sum256([]byte(adminToken)), key: mac.Sum(nil), store: store}
 }
 
 // tokenOK compares a submitted token with the admin token in constant time.
@@ -45,27 +56,30 @@ func (s *sessions) sign(parts ...string) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
-// issue returns a new session's cookie value: expiry, nonce and MAC.
-func (s *sessions) issue(now time.Time) string {
-	nonce := make([]byte, 16)
-	_, _ = rand.Read(nonce) // crypto/rand.Read never fails (Go 1.24+)
-	exp := strconv.FormatInt(now.Add(sessionTTL).Unix(), 10)
-	n := hex.EncodeToString(nonce)
-	return exp + "." + n + "." + s.sign("session", exp, n)
+// issue stores a new session and returns its id, the cookie's value.
+func (s *sessions) issue(ctx context.Context, now time.Time) (string, error) {
+	id := make([]byte, 32)
+	_, _ = rand.Read(id) // crypto/rand.Read never fails (Go 1.24+)
+	v := hex.EncodeToString(id)
+	if err := s.store.CreateSession(ctx, s.sign("session", v), now.Add(sessionTTL)); err != nil {
+		return "", err
+	}
+	return v, nil
 }
 
-// valid reports whether a cookie value is a session this key issued that
-// has not expired.
-func (s *sessions) valid(v string, now time.Time) bool {
-	parts := strings.Split(v, ".")
-	if len(parts) != 3 {
-		return false
+// open reports whether a cookie value is a session that is stored and
+// has not ended. Anything not shaped like an id is refused without asking
+// the store.
+func (s *sessions) open(ctx context.Context, v string, now time.Time) (bool, error) {
+	if len(v) != 64 || strings.Trim(v, "0123456789abcdef") != "" {
+		return false, nil
 	}
-	exp, err := strconv.ParseInt(parts[0], 10, 64)
-	if err != nil || now.Unix() >= exp {
-		return false
-	}
-	return hmac.Equal([]byte(parts[2]), []byte(s.sign("session", parts[0], parts[1])))
+	return s.store.SessionOpen(ctx, s.sign("session", v), now)
+}
+
+// end deletes a session from the store.
+func (s *sessions) end(ctx context.Context, v string) error {
+	return s.store.DeleteSession(ctx, s.sign("session", v))
 }
 
 // csrf is the CSRF token of a session: forms carry it, and a POST without
@@ -77,13 +91,17 @@ func (s *sessions) csrfOK(session, submitted string) bool {
 	return submitted != "" && hmac.Equal([]byte(submitted), []byte(s.csrf(session)))
 }
 
-// sessionOf returns the request's valid session cookie value, or "".
-func (s *sessions) sessionOf(r *http.Request) string {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil || !s.valid(c.Value, time.Now()) {
-		return ""
+// sessionOf returns the request's open session, or "".
+func (s *sessions) sessionOf(r *http.Request) (string, error) {
+	var v string
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		v = c.Value
 	}
-	return c.Value
+	ok, err := s.open(r.Context(), v, time.Now())
+	if err != nil || !ok {
+		return "", err
+	}
+	return v, nil
 }
 
 func setSession(w http.ResponseWriter, r *http.Request, value string, maxAge int) {

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/store"
@@ -26,6 +28,9 @@ var files embed.FS
 // to turn it on, and nothing else is served.
 type UI struct {
 	AdminToken string
+	// Sessions keeps the sessions (the database, shared by replicas);
+	// required with an admin token.
+	Sessions   SessionStore
 	Deliveries *queue.Queue
 	Store      *store.Store
 	// Rules is what the path tester and the explanations evaluate against:
@@ -38,8 +43,19 @@ type UI struct {
 // pageSize is the deliveries shown per page.
 const pageSize = 50
 
-// maxTestPaths bounds the path tester's input.
-const maxTestPaths = 100_000
+// The bounds of a form: its body, and the path tester's fields. A
+// repository is owner/name (GitHub allows 39 and 100 characters); a branch
+// name is at most what git accepts for a ref; a path, what a file system
+// does.
+const (
+	maxFormBytes  = 8 << 20
+	maxLoginBytes = 64 << 10
+	maxTestPaths  = 10_000
+	maxRepoLen    = 200
+	maxBranchLen  = 255
+	maxPathLen    = 4096
+	maxFilterLen  = 1024 // the deliveries list's repository, search and page cursor
+)
 
 // Register adds the dashboard's routes to mux.
 func (u *UI) Register(mux *http.ServeMux) {
@@ -51,7 +67,10 @@ func (u *UI) Register(mux *http.ServeMux) {
 		})
 		return
 	}
-	h := &handlers{ui: u, s: newSessions(u.AdminToken), tmpl: parseTemplates()}
+	if u.Sessions == nil {
+		panic("web: the dashboard needs a session store")
+	}
+	h := &handlers{ui: u, s: newSessions(u.AdminToken, u.Sessions), tmpl: parseTemplates()}
 	page := func(pattern string, f func(http.ResponseWriter, *http.Request, string)) {
 		mux.Handle(pattern, secure(h.authed(f)))
 	}
@@ -60,8 +79,10 @@ func (u *UI) Register(mux *http.ServeMux) {
 	mux.Handle("POST /login", secure(http.HandlerFunc(h.login)))
 	page("POST /logout", h.logout)
 	page("GET /{$}", h.deliveries)
-	page("GET /deliveries/{id}", h.delivery)
-	page("POST /deliveries/{id}/replay", h.replay)
+	// A delivery's id is in the query, never in the path: a browser reads
+	// an id such as ".." in a path segment (escaped or not) as a step up.
+	page("GET /delivery", h.delivery)
+	page("POST /delivery/replay", h.replay)
 	page("GET /rules", h.rules)
 	page("POST /rules/test", h.rules)
 }
@@ -93,7 +114,11 @@ func secure(next http.Handler) http.Handler {
 // must also carry the session's CSRF token and come from this origin.
 func (h *handlers) authed(f func(http.ResponseWriter, *http.Request, string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		session := h.s.sessionOf(r)
+		session, err := h.s.sessionOf(r)
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
 		if session == "" {
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -103,7 +128,9 @@ func (h *handlers) authed(f func(http.ResponseWriter, *http.Request, string)) ht
 			return
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, 8<<20)
+			if !h.parseForm(w, r, maxFormBytes) {
+				return
+			}
 			if !sameOrigin(r) || !h.s.csrfOK(session, r.PostFormValue("csrf")) {
 				h.ui.Log.Warn("dashboard: POST refused: missing or wrong CSRF token, or another origin", "path", r.URL.Path, "remote", r.RemoteAddr)
 				h.fail(w, r, http.StatusForbidden, "This form is stale or came from another site: reload the page and try again.")
@@ -118,8 +145,27 @@ func (h *handlers) loginPage(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "login", map[string]any{"Next": safeNext(r.URL.Query().Get("next"))})
 }
 
+// parseForm reads a POST's form, at most limit bytes of it; a body too
+// large or malformed is answered here, and false returned.
+func (h *handlers) parseForm(w http.ResponseWriter, r *http.Request, limit int64) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	err := r.ParseForm()
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		h.fail(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("The form is over %d bytes.", limit))
+		return false
+	case err != nil:
+		h.fail(w, r, http.StatusBadRequest, "The form could not be read: "+err.Error())
+		return false
+	}
+	return true
+}
+
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if !h.parseForm(w, r, maxLoginBytes) {
+		return
+	}
 	next := safeNext(r.PostFormValue("next"))
 	if !sameOrigin(r) {
 		h.fail(w, r, http.StatusForbidden, "Login from another site refused.")
@@ -130,20 +176,49 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, http.StatusUnauthorized, "login", map[string]any{"Next": next, "Error": "Wrong token."})
 		return
 	}
+	session, err := h.s.issue(r.Context(), time.Now())
+	if err != nil {
+		h.internal(w, r, err)
+		return
+	}
 	h.ui.Log.Info("dashboard: logged in", "remote", r.RemoteAddr)
-	setSession(w, r, h.s.issue(time.Now()), int(sessionTTL.Seconds()))
+	setSession(w, r, session, int(sessionTTL.Seconds()))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext returns where a login may send the browser: next when it is a
+// path on this site, written again from what was checked, else "/".
+//
+// It is checked as a browser's URL parser (WHATWG) reads it, not as Go
+// does: a browser drops tabs and newlines anywhere and control characters
+// and spaces at either end, reads a backslash as "/", and takes "//" (or
+// "/" and a backslash) at the start for another host. So a path must start
+// with one "/" followed by neither, and hold no control character at all,
+// both as sent and percent-decoded (for whatever decodes it later).
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	u, err := url.Parse(next)
+	if err != nil || !sitePath(next) || !sitePath(u.Path) || u.Scheme != "" || u.Opaque != "" || u.User != nil || u.Host != "" {
 		return "/"
 	}
-	return next
+	// The path escaped as net/url escapes it (a backslash as %5C), the query
+	// encoded again from its values; no fragment (a server never gets one).
+	return (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.Query().Encode()}).String()
 }
 
-func (h *handlers) logout(w http.ResponseWriter, r *http.Request, _ string) {
+// sitePath reports whether p is a path on this site as a browser reads it.
+func sitePath(p string) bool {
+	if p == "" || p[0] != '/' || strings.HasPrefix(p[1:], "/") || strings.HasPrefix(p[1:], "\\") {
+		return false
+	}
+	return !strings.ContainsFunc(p, unicode.IsControl)
+}
+
+func (h *handlers) logout(w http.ResponseWriter, r *http.Request, session string) {
+	if err := h.s.end(r.Context(), session); err != nil {
+		h.internal(w, r, err)
+		return
+	}
+	h.ui.Log.Info("dashboard: logged out", "remote", r.RemoteAddr)
 	setSession(w, r, "", -1)
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
@@ -155,7 +230,19 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Unknown status %q.", f.Status))
 		return
 	}
+	// What PostgreSQL cannot compare (NUL, invalid UTF-8) is refused here
+	// rather than failing the query.
+	for name, v := range map[string]string{"repo": f.Repo, "q": f.Text, "before": f.Before} {
+		if len(v) > maxFilterLen || !printable(v) {
+			h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("The %s filter must be UTF-8 without control characters, at most %d bytes.", name, maxFilterLen))
+			return
+		}
+	}
 	page, err := h.ui.Deliveries.Find(r.Context(), f)
+	if errors.Is(err, queue.ErrBadCursor) {
+		h.fail(w, r, http.StatusBadRequest, "Not a page of deliveries: follow the Older link from the list.")
+		return
+	}
 	if err != nil {
 		h.internal(w, r, err)
 		return
@@ -223,8 +310,28 @@ func (h *handlers) explain(ctx context.Context, p *trigger.Push) (trigger.Result
 	return res, views, nil
 }
 
+// deliveryURL is the dashboard's page of a delivery.
+func deliveryURL(id string) string { return "/delivery?" + url.Values{"id": {id}}.Encode() }
+
+// deliveryID is the delivery a request names; "" (answered) when none.
+func (h *handlers) deliveryID(w http.ResponseWriter, r *http.Request) string {
+	id := r.FormValue("id")
+	switch {
+	case id == "":
+		h.fail(w, r, http.StatusBadRequest, "Name a delivery: ?id=DELIVERY.")
+	case !utf8.ValidString(id) || strings.ContainsRune(id, 0):
+		// No such id is stored (PostgreSQL could not even compare it).
+		h.fail(w, r, http.StatusBadRequest, "A delivery id is UTF-8 without NUL characters.")
+		id = ""
+	}
+	return id
+}
+
 func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session string) {
-	id := r.PathValue("id")
+	id := h.deliveryID(w, r)
+	if id == "" {
+		return
+	}
 	d, err := h.ui.Deliveries.Get(r.Context(), id)
 	if errors.Is(err, queue.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored (it may be older than the retention).", id))
@@ -261,7 +368,10 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 }
 
 func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
-	id := r.PathValue("id")
+	id := h.deliveryID(w, r)
+	if id == "" {
+		return
+	}
 	round, err := h.ui.Deliveries.Replay(r.Context(), id)
 	if errors.Is(err, queue.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored.", id))
@@ -272,7 +382,7 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	h.ui.Log.Info("dashboard: delivery replayed", "delivery", id, "round", round, "remote", r.RemoteAddr)
-	http.Redirect(w, r, "/deliveries/"+url.PathEscape(id)+"?replayed="+strconv.Itoa(round), http.StatusSeeOther)
+	http.Redirect(w, r, deliveryURL(id)+"&replayed="+strconv.Itoa(round), http.StatusSeeOther)
 }
 
 // v2Row is one stored v2 rule document on the rules page.
@@ -333,26 +443,51 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 			}
 		}
 		data["Test"] = map[string]any{"Repo": repo, "Branch": branch, "Paths": text, "Count": len(paths)}
-		switch {
-		case repo == "" || branch == "":
-			data["TestError"] = "Give the repository (owner/name) and the branch."
-		case len(paths) > maxTestPaths:
-			data["TestError"] = fmt.Sprintf("At most %d paths.", maxTestPaths)
-		default:
-			// owner/name reaches v2 rules too; seed rules know the name only.
-			p := &trigger.Push{Repo: repo, Ref: "refs/heads/" + branch, Paths: paths}
-			if _, name, ok := strings.Cut(repo, "/"); ok {
-				p.Repo, p.FullName = name, repo
-			}
-			res, views, err := h.explain(r.Context(), p)
-			if err != nil {
-				data["TestError"] = err.Error()
-			} else {
-				data["Result"], data["Views"] = res, views
-			}
+		if msg := testInputProblem(repo, branch, paths); msg != "" {
+			data["TestError"] = msg
+			h.render(w, http.StatusBadRequest, "rules", data)
+			return
 		}
+		// owner/name reaches v2 rules too; seed rules know the name only.
+		p := &trigger.Push{Repo: repo, Ref: "refs/heads/" + branch, Paths: paths}
+		if _, name, ok := strings.Cut(repo, "/"); ok {
+			p.Repo, p.FullName = name, repo
+		}
+		res, views, err := h.explain(r.Context(), p)
+		if err != nil {
+			h.ui.Log.Error("dashboard: path tester", "err", err)
+			data["TestError"] = err.Error()
+			h.render(w, http.StatusInternalServerError, "rules", data)
+			return
+		}
+		data["Result"], data["Views"] = res, views
 	}
 	h.render(w, http.StatusOK, "rules", data)
+}
+
+// testInputProblem says what is wrong with the path tester's input, or "".
+func testInputProblem(repo, branch string, paths []string) string {
+	switch {
+	case repo == "" || branch == "":
+		return "Give the repository (owner/name) and the branch."
+	case len(repo) > maxRepoLen || !printable(repo):
+		return fmt.Sprintf("The repository must be printable UTF-8 of at most %d bytes.", maxRepoLen)
+	case len(branch) > maxBranchLen || !printable(branch):
+		return fmt.Sprintf("The branch must be printable UTF-8 of at most %d bytes.", maxBranchLen)
+	case len(paths) > maxTestPaths:
+		return fmt.Sprintf("At most %d paths.", maxTestPaths)
+	}
+	for i, p := range paths {
+		if len(p) > maxPathLen || !printable(p) {
+			return fmt.Sprintf("Path %d: a path must be printable UTF-8 of at most %d bytes.", i+1, maxPathLen)
+		}
+	}
+	return ""
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func (h *handlers) render(w http.ResponseWriter, code int, name string, data map[string]any) {
@@ -384,6 +519,7 @@ func serveCSS(w http.ResponseWriter, _ *http.Request) {
 }
 
 var funcs = template.FuncMap{
+	"deliveryURL": deliveryURL,
 	"short": func(s string) string {
 		if len(s) > 7 {
 			return s[:7]

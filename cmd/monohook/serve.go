@@ -125,7 +125,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		if awsCfg.Region == "" {
 			return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
 		}
-		svc.Starter = c.targets.starters(&awsCfg, gh)
+		if svc.Starter, err = c.targets.starters(&awsCfg, gh); err != nil {
+			return err
+		}
 	}
 
 	db, err := c.db.open(ctx, c.store.dataDir)

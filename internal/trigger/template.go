@@ -181,15 +181,15 @@ func parseTemplate(name, text string, isURL bool, funcs template.FuncMap) (*temp
 	if t.Tree == nil {
 		return t, nil
 	}
-	if err := checkNode(t.Tree.Root, false); err != nil {
+	if err := checkNode(t.Root, false); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if isURL {
-		if err := escapeURL(t.Tree.Root); err != nil {
+		if err := escapeURL(t.Root); err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 	}
-	countIterations(t.Tree.Root)
+	countIterations(t.Root)
 	return t, nil
 }
 

@@ -166,7 +166,7 @@ func checkFormat(f string) error {
 
 // parseTemplate parses a target template, refuses what could make its work
 // unbounded (checkNode) and instruments it: each range iteration counts
-// against the budget and checks the deadline, and in a URL (url set) each
+// against the budget and checks the deadline, and in a URL (isURL) each
 // action's output is escaped for the part of the URL it lands in.
 func parseTemplate(name, text string, isURL bool, funcs template.FuncMap) (*template.Template, error) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(funcs).Parse(text)

@@ -510,8 +510,8 @@ func TestCrashLosesNothing(t *testing.T) {
 	startServe(t, env, "--listen", "127.0.0.1:0", "--workers", "4")
 	want := map[string]bool{}
 	for _, id := range acked {
-		want[trigger.StartToken(id, "a")] = true
-		want[trigger.StartToken(id, "b")] = true
+		want[trigger.StartToken(id, 0, "a")] = true
+		want[trigger.StartToken(id, 0, "b")] = true
 	}
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -579,7 +579,7 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	// an earlier one may come after it).
 	called := func(id string) func() bool {
 		return func() bool {
-			return slices.ContainsFunc(fake.Calls(), func(c fakeaws.Start) bool { return c.Token == trigger.StartToken(id, "slow") })
+			return slices.ContainsFunc(fake.Calls(), func(c fakeaws.Start) bool { return c.Token == trigger.StartToken(id, 0, "slow") })
 		}
 	}
 	stopDuring := func(d *daemon, id string) time.Duration {
@@ -697,7 +697,7 @@ func TestTwoReplicasOnPostgreSQL(t *testing.T) {
 	}
 	for i := range n {
 		for _, p := range []string{"a", "b"} {
-			if c := perToken[trigger.StartToken(fmt.Sprintf("replica-%03d", i), p)]; c != 1 {
+			if c := perToken[trigger.StartToken(fmt.Sprintf("replica-%03d", i), 0, p)]; c != 1 {
 				t.Errorf("delivery %d pipeline %s: started %d times", i, p, c)
 			}
 		}

@@ -91,7 +91,11 @@ func runLambda() error {
 		svc := &trigger.Service{Rules: st, DryRun: env.DryRun, Log: log}
 		// Targets as in serve, without exec; secrets and the GitHub token
 		// come from the environment.
-		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second}
+		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
+			httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true"}
+		if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
+			tf.httpAllowCIDR = strings.Split(cidrs, ",")
+		}
 		gh, err := tf.github()
 		if err != nil {
 			return err
@@ -100,7 +104,9 @@ func runLambda() error {
 			svc.Changes = gh
 		}
 		if !env.DryRun {
-			svc.Starter = tf.starters(&awsCfg, gh)
+			if svc.Starter, err = tf.starters(&awsCfg, gh); err != nil {
+				return err
+			}
 		}
 		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
 	case "webhook":

@@ -141,7 +141,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		if err := checkCredentials(ctx, awsCfg); err != nil {
 			return err
 		}
-		svc.Starter = c.targets.starters(&awsCfg, gh)
+		if svc.Starter, err = c.targets.starters(&awsCfg, gh); err != nil {
+			return err
+		}
 	}
 
 	db, err := c.db.open(ctx, c.store.dataDir)

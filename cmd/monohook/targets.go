@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -13,6 +15,7 @@ import (
 	"github.com/monohook/monohook/internal/exectarget"
 	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/httptarget"
+	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -26,6 +29,8 @@ type targetFlags struct {
 	githubMaxWait      time.Duration
 	secretsDir         string
 	allowExec          bool
+	httpAllowPrivate   bool
+	httpAllowCIDR      []string
 }
 
 func (f *targetFlags) register(fs *pflag.FlagSet) {
@@ -37,6 +42,21 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later")
 	fs.StringVar(&f.secretsDir, "secrets-dir", "", `directory of secrets for http targets ({{secret "NAME"}} reads the file NAME; MONOHOOK_SECRET_NAME wins)`)
 	fs.BoolVar(&f.allowExec, "allow-exec", false, "let exec targets run commands on this host (whoever can write rules can then run commands here)")
+	fs.BoolVar(&f.httpAllowPrivate, "http-allow-private", false, "let http targets connect to loopback and private addresses (link-local and metadata addresses stay refused)")
+	fs.StringSliceVar(&f.httpAllowCIDR, "http-allow-cidr", nil, "networks http targets may connect to although private, e.g. 10.1.0.0/16,fd12::/64 (link-local and metadata addresses stay refused)")
+}
+
+// network is what http targets may connect to besides public addresses.
+func (f *targetFlags) network() (netguard.Policy, error) {
+	p := netguard.Policy{AllowPrivate: f.httpAllowPrivate}
+	for _, c := range f.httpAllowCIDR {
+		n, err := netip.ParsePrefix(strings.TrimSpace(c))
+		if err != nil {
+			return p, fmt.Errorf("--http-allow-cidr %q: %w", c, err)
+		}
+		p.Allow = append(p.Allow, n.Masked())
+	}
+	return p, nil
 }
 
 // github returns the GitHub API client, or nil when no credentials are
@@ -57,8 +77,12 @@ func (f *targetFlags) github() (*githubapi.Client, error) {
 }
 
 // starters returns a Starter per target type; awsCfg is nil in a dry run.
-func (f *targetFlags) starters(awsCfg *aws.Config, gh *githubapi.Client) trigger.Starters {
-	s := trigger.Starters{"http": &httptarget.Starter{SecretsDir: f.secretsDir}}
+func (f *targetFlags) starters(awsCfg *aws.Config, gh *githubapi.Client) (trigger.Starters, error) {
+	network, err := f.network()
+	if err != nil {
+		return nil, err
+	}
+	s := trigger.Starters{"http": &httptarget.Starter{SecretsDir: f.secretsDir, Network: network}}
 	if awsCfg != nil {
 		s["codepipeline"] = codepipeline.New(*awsCfg)
 		s["codebuild"] = codebuild.New(*awsCfg)
@@ -69,5 +93,5 @@ func (f *targetFlags) starters(awsCfg *aws.Config, gh *githubapi.Client) trigger
 	if f.allowExec {
 		s["exec"] = &exectarget.Starter{}
 	}
-	return s
+	return s, nil
 }

@@ -108,7 +108,8 @@ target:
 	if code != 0 || !strings.Contains(out, "5 rules, 0 invalid") {
 		t.Fatalf("validate: %d %s %s", code, out, errOut)
 	}
-	d := startServe(t, env, "--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s", "--allow-exec", "--retry-base", "50ms")
+	d := startServe(t, env, "--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s", "--allow-exec", "--retry-base", "50ms",
+		"--http-allow-private") // the Jenkins fake listens on 127.0.0.1
 
 	const sha = "1111111111111111111111111111111111111111"
 	push := `{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000001","after":"` + sha + `","repository":{"name":"monorepo","full_name":"acme/monorepo","default_branch":"main"},

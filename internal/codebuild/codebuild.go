@@ -34,7 +34,7 @@ func New(cfg aws.Config) *Starter {
 // request's token is StartBuild's idempotencyToken: CodeBuild honours it
 // for 5 minutes, which covers the retries of one start.
 func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	vars, err := trigger.RenderMap(req.Target.Variables, req.Data, nil)
+	vars, err := trigger.RenderMap(ctx, req.Target.Variables, req.Data, nil)
 	if err != nil {
 		return trigger.Started{}, err
 	}

@@ -50,7 +50,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 			RevisionValue: aws.String(req.Data.SHA),
 		}}
 	}
-	vars, err := trigger.RenderMap(req.Target.Variables, req.Data, nil)
+	vars, err := trigger.RenderMap(ctx, req.Target.Variables, req.Data, nil)
 	if err != nil {
 		return trigger.Started{}, err
 	}

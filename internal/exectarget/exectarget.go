@@ -39,7 +39,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	t := req.Target
 	argv := make([]string, len(t.Command))
 	for i, a := range t.Command {
-		r, err := trigger.Render(fmt.Sprintf("command[%d]", i), a, req.Data, nil)
+		r, err := trigger.Render(ctx, fmt.Sprintf("command[%d]", i), a, trigger.MaxValue, req.Data, nil)
 		if err != nil {
 			return trigger.Started{}, err
 		}

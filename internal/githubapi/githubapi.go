@@ -227,11 +227,11 @@ func (c *Client) Dispatch(ctx context.Context, req trigger.StartRequest) (trigge
 	}
 	ref := req.Data.Ref
 	if t.Ref != "" {
-		if ref, err = trigger.Render("ref", t.Ref, req.Data, nil); err != nil {
+		if ref, err = trigger.Render(ctx, "ref", t.Ref, trigger.MaxValue, req.Data, nil); err != nil {
 			return trigger.Started{}, err
 		}
 	}
-	inputs, err := trigger.RenderMap(t.Inputs, req.Data, nil)
+	inputs, err := trigger.RenderMap(ctx, t.Inputs, req.Data, nil)
 	if err != nil {
 		return trigger.Started{}, err
 	}

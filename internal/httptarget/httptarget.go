@@ -9,14 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -30,8 +33,30 @@ var secretName = regexp.MustCompile(`^[A-Z0-9_]{1,64}$`)
 // MONOHOOK_SECRET_NAME, else from the file NAME in SecretsDir; rules
 // never hold them, and errors never show them.
 type Starter struct {
-	Client     *http.Client // default: 30 s timeout
 	SecretsDir string
+	// Network is what requests may connect to besides public addresses.
+	// It is checked for the address actually dialled, after DNS, for
+	// every connection, redirects included.
+	Network netguard.Policy
+
+	once   sync.Once
+	client *http.Client
+}
+
+// httpClient connects only where s.Network allows. It uses no proxy: the
+// address checked must be the one connected to.
+func (s *Starter) httpClient() *http.Client {
+	s.once.Do(func() {
+		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.Network.Control}
+		s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			DialContext:         dialer.DialContext,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        16,
+			IdleConnTimeout:     90 * time.Second,
+			TLSHandshakeTimeout: 10 * time.Second,
+		}}
+	})
+	return s.client
 }
 
 // Start implements trigger.Starter. A 2xx answer is a start; 408, 429,
@@ -46,7 +71,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 		}
 		return v, err
 	}
-	target, err := trigger.Render("url", t.URL, req.Data, secret)
+	target, err := trigger.RenderURL(ctx, t.URL, req.Data, secret)
 	if err != nil {
 		return trigger.Started{}, err
 	}
@@ -56,15 +81,21 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 		// No template: the push as JSON.
 		b, _ = json.Marshal(req.Data)
 	} else {
-		rendered, err := trigger.Render("body", body, req.Data, secret)
+		rendered, err := trigger.Render(ctx, "body", body, trigger.MaxBody, req.Data, secret)
 		if err != nil {
 			return trigger.Started{}, err
 		}
 		b = []byte(rendered)
 	}
-	headers, err := trigger.RenderMap(t.Headers, req.Data, secret)
+	headers, err := trigger.RenderMap(ctx, t.Headers, req.Data, secret)
 	if err != nil {
 		return trigger.Started{}, err
+	}
+	for k, v := range headers {
+		// A line break would end the header and begin another one.
+		if strings.ContainsAny(v, "\r\n\x00") {
+			return trigger.Started{}, fmt.Errorf("headers.%s: the rendered value holds a line break or NUL (%w)", k, trigger.ErrPermanent)
+		}
 	}
 	method := t.Method
 	if method == "" {
@@ -81,19 +112,21 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	for k, v := range headers {
 		hr.Header.Set(k, v)
 	}
-	client := s.Client
-	if client == nil {
-		client = &http.Client{Timeout: 30 * time.Second}
-	}
-	resp, err := client.Do(hr)
+	resp, err := s.httpClient().Do(hr)
 	if err != nil {
+		refused := errors.Is(err, netguard.ErrRefused)
 		// The error text of net/http includes the URL, which may carry a
 		// secret: keep only the cause.
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return trigger.Started{}, fmt.Errorf("%s %s: %s", method, redact(t.URL), redactAll(err.Error(), secrets))
+		err = fmt.Errorf("%s %s: %s", method, redact(t.URL), redactAll(err.Error(), secrets))
+		if refused {
+			// The address stays refused however often it is tried.
+			err = fmt.Errorf("%w (%w)", err, trigger.ErrPermanent)
+		}
+		return trigger.Started{}, err
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, maxOutput))

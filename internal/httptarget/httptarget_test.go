@@ -6,12 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -37,6 +40,9 @@ func receiver(t *testing.T, status int, answer string) (*httptest.Server, func()
 	return srv, func() []received { mu.Lock(); defer mu.Unlock(); return append([]received(nil), got...) }
 }
 
+// allowLoopback lets the tests' receivers, on 127.0.0.1, be reached.
+var allowLoopback = netguard.Policy{AllowPrivate: true}
+
 var data = trigger.TemplateData{Event: "push", Repo: "acme/mono", RepoName: "mono", Branch: "main", SHA: "0123abcd", ChangedPathsCount: 2}
 
 // A Jenkins-style trigger: the token from the environment in the query, a
@@ -48,7 +54,7 @@ func TestRequestFromTemplates(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "BUILDKITE"), []byte("bk-token\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &Starter{SecretsDir: dir}
+	s := &Starter{SecretsDir: dir, Network: allowLoopback}
 	req := trigger.StartRequest{Name: "http:x", Token: "monohook-tok", Data: data, Target: trigger.Target{
 		Type:    "http",
 		URL:     srv.URL + `/job/api/buildWithParameters?token={{secret "JENKINS_TOKEN"}}&SHA={{.SHA}}`,
@@ -76,7 +82,7 @@ func TestRequestFromTemplates(t *testing.T) {
 
 func TestDefaultBodyIsThePush(t *testing.T) {
 	srv, calls := receiver(t, http.StatusOK, "")
-	if _, err := (&Starter{}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}}); err != nil {
+	if _, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}}); err != nil {
 		t.Fatal(err)
 	}
 	if b := calls()[0].body; !strings.Contains(b, `"SHA":"0123abcd"`) || !strings.Contains(b, `"Repo":"acme/mono"`) {
@@ -87,7 +93,7 @@ func TestDefaultBodyIsThePush(t *testing.T) {
 func TestAnswersAreClassified(t *testing.T) {
 	for status, permanent := range map[int]bool{400: true, 401: true, 404: true, 408: false, 429: false, 500: false, 503: false} {
 		srv, _ := receiver(t, status, "no")
-		_, err := (&Starter{}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}})
+		_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}})
 		if err == nil || errors.Is(err, trigger.ErrPermanent) != permanent {
 			t.Errorf("%d: %v, permanent %v", status, err, permanent)
 		}
@@ -100,16 +106,117 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 	t.Setenv("MONOHOOK_SECRET_TOKEN", "very-secret-value")
 	srv, _ := receiver(t, 200, "")
 	srv.Close() // nothing listens any more
-	_, err := (&Starter{}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "TOKEN"}}`}})
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "TOKEN"}}`}})
 	if err == nil || strings.Contains(err.Error(), "very-secret-value") || errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("unreachable: %v", err)
 	}
-	_, err = (&Starter{}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "MISSING"}}`}})
+	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "MISSING"}}`}})
 	if err == nil || !strings.Contains(err.Error(), "MONOHOOK_SECRET_MISSING") || !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("missing secret: %v", err)
 	}
-	_, err = (&Starter{}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "../etc/passwd"}}`}})
+	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "../etc/passwd"}}`}})
 	if err == nil || !strings.Contains(err.Error(), "secret name") {
 		t.Errorf("bad secret name: %v", err)
+	}
+}
+
+// A pusher names the branch: whatever it holds, it stays one query value
+// and one path segment, so it cannot add parameters (a token, a deploy
+// target) to the request.
+func TestTemplatedURLValuesAreEscaped(t *testing.T) {
+	srv, calls := receiver(t, http.StatusCreated, "")
+	t.Setenv("MONOHOOK_SECRET_T", "tok&en")
+	d := data
+	d.Branch = "main&DEPLOY_ENV=prod&token=x#/../admin?y=1"
+	req := trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
+		URL: srv.URL + `/job/{{.Branch}}/buildWithParameters?token={{secret "T"}}&BRANCH={{.Branch}}`}}
+	if _, err := (&Starter{Network: allowLoopback}).Start(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	c := calls()[0]
+	q, err := url.ParseQuery(c.query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != 2 || q.Get("token") != "tok&en" || q.Get("BRANCH") != d.Branch || len(q["token"]) != 1 {
+		t.Errorf("query %q parsed as %v", c.query, q)
+	}
+	if c.path != "/job/"+d.Branch+"/buildWithParameters" {
+		t.Errorf("path %q", c.path)
+	}
+}
+
+// A rendered header value with a line break is refused: it would end the
+// header and begin another.
+func TestHeaderLineBreaksAreRefused(t *testing.T) {
+	srv, calls := receiver(t, http.StatusOK, "")
+	d := data
+	d.Branch = "main\r\nX-Injected: 1"
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
+		URL: srv.URL, Headers: map[string]string{"X-Branch": "{{.Branch}}"}}})
+	if err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "headers.X-Branch: the rendered value holds a line break") {
+		t.Errorf("err %v", err)
+	}
+	if len(calls()) != 0 {
+		t.Error("the request was sent")
+	}
+}
+
+// A body over MaxBody is not sent: the start fails for good, saying why.
+func TestBodyOverTheCapIsRefused(t *testing.T) {
+	srv, calls := receiver(t, http.StatusOK, "")
+	d := data
+	d.ChangedPathsCount = 300
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
+		URL: srv.URL, Body: "{{range .ChangedPathsCount}}" + strings.Repeat("x", 4096) + "{{end}}"}})
+	if err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "body: the template produces more than 1 MiB") {
+		t.Errorf("err %v", err)
+	}
+	if len(calls()) != 0 {
+		t.Error("the request was sent")
+	}
+}
+
+// The address check is made when connecting, after DNS: loopback is
+// refused unless allowed, by address or by name, and link-local
+// (metadata) addresses are refused even when private ones are allowed,
+// redirects included.
+func TestOutboundAddresses(t *testing.T) {
+	srv, calls := receiver(t, http.StatusOK, "")
+	start := func(p netguard.Policy, u string) error {
+		_, err := (&Starter{Network: p}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: u}})
+		return err
+	}
+	refused := func(err error, why string) bool {
+		return err != nil && errors.Is(err, trigger.ErrPermanent) && strings.Contains(err.Error(), why)
+	}
+	port := srv.URL[strings.LastIndexByte(srv.URL, ':'):]
+	if err := start(netguard.Policy{}, srv.URL+"/x"); !refused(err, "127.0.0.1: loopback and private addresses need --http-allow-private") {
+		t.Errorf("127.0.0.1 without the flag: %v", err)
+	}
+	if err := start(netguard.Policy{}, "http://localhost"+port+"/x"); !refused(err, "loopback and private addresses need") {
+		t.Errorf("localhost without the flag: %v", err)
+	}
+	if len(calls()) != 0 {
+		t.Fatalf("a refused address was reached: %v", calls())
+	}
+	if err := start(netguard.Policy{AllowPrivate: true}, srv.URL+"/x"); err != nil {
+		t.Errorf("with --http-allow-private: %v", err)
+	}
+	if err := start(netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}, "http://localhost"+port+"/x"); err != nil {
+		t.Errorf("with --http-allow-cidr 127.0.0.0/8: %v", err)
+	}
+	if len(calls()) != 2 {
+		t.Errorf("%d requests arrived, want 2", len(calls()))
+	}
+	all := netguard.Policy{AllowPrivate: true, Allow: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}}
+	if err := start(all, "http://169.254.169.254/latest/meta-data/"); !refused(err, "link-local and metadata addresses are never allowed") {
+		t.Errorf("169.254.169.254: %v", err)
+	}
+	// A receiver that redirects to the metadata service.
+	redirect := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/latest/meta-data/", http.StatusTemporaryRedirect))
+	defer redirect.Close()
+	if err := start(all, redirect.URL); !refused(err, "link-local and metadata addresses are never allowed") {
+		t.Errorf("redirect to 169.254.169.254: %v", err)
 	}
 }

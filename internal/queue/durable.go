@@ -916,7 +916,7 @@ func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) err
 			break
 		}
 		d := c.d
-		args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: c.pipeline, Token: trigger.StartToken(d.push.DeliveryID, c.pipeline)}
+		args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: c.pipeline, Token: trigger.StartToken(d.id, d.round, c.pipeline)}
 		if t, ok := d.res.Targets[c.pipeline]; ok {
 			data := trigger.NewTemplateData(d.push)
 			args.Target, args.Data = &t, &data
@@ -1000,7 +1000,7 @@ func (q *Queue) recordRows(ctx context.Context, tx *sql.Tx, batch []*pending, st
 		recorded = append(recorded, d)
 		for _, pipeline := range d.res.Start {
 			var got string
-			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, trigger.StartToken(d.push.DeliveryID, pipeline), status, now).Scan(&got)
+			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, trigger.StartToken(d.id, d.round, pipeline), status, now).Scan(&got)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
@@ -1051,7 +1051,7 @@ func (q *Queue) recordArrays(ctx context.Context, tx *sql.Tx, batch []*pending, 
 	for _, d := range recorded {
 		for _, pipeline := range d.res.Start {
 			sIDs, sPipelines = append(sIDs, d.id), append(sPipelines, pipeline)
-			sTokens, sRounds = append(sTokens, trigger.StartToken(d.push.DeliveryID, pipeline)), append(sRounds, int64(d.round))
+			sTokens, sRounds = append(sTokens, trigger.StartToken(d.id, d.round, pipeline)), append(sRounds, int64(d.round))
 		}
 	}
 	if len(sIDs) == 0 {
@@ -1156,21 +1156,11 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 			q.log.Error("stored delivery does not parse; marked unreadable", "delivery", d.id, "err", err)
 			d.unreadable = true
 		} else {
-			d.push.DeliveryID = tokenBase(d.id, d.round)
+			d.push.DeliveryID = d.id
 		}
 		out = append(out, d)
 	}
 	return out, nil
-}
-
-// tokenBase is what a delivery's start tokens derive from: the delivery id
-// for its first evaluation, and a distinct value for each replay, which is
-// meant to start the pipelines again.
-func tokenBase(id string, round int) string {
-	if round == 0 {
-		return id
-	}
-	return fmt.Sprintf("%s#replay-%d", id, round)
 }
 
 // startArgs is the job that starts one pipeline for one delivery.

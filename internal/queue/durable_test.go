@@ -167,7 +167,7 @@ func TestDeliveryIsEvaluatedAndStarted(t *testing.T) {
 			t.Fatalf("stored %+v", d)
 		}
 		for _, s := range d.Starts {
-			if s.Status != "started" || s.ExecutionID == "" || s.Attempts != 1 || s.Token != trigger.StartToken("d1", s.Pipeline) {
+			if s.Status != "started" || s.ExecutionID == "" || s.Attempts != 1 || s.Token != trigger.StartToken("d1", 0, s.Pipeline) {
 				t.Errorf("start %+v", s)
 			}
 		}

@@ -3,7 +3,9 @@ package trigger
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -246,11 +248,18 @@ func vetoOf(r *Rule, f filter, paths []string) Decision {
 	return d
 }
 
-// StartToken is the idempotency token of starting pipeline for a delivery:
-// the same delivery and pipeline always give the same token, so a retried
-// start does not start a second execution. It fits CodePipeline's
-// clientRequestToken (at most 128 of [a-zA-Z0-9-]).
-func StartToken(deliveryID, pipeline string) string {
-	sum := sha256.Sum256([]byte(deliveryID + "\x00" + pipeline))
-	return "monohook-" + hex.EncodeToString(sum[:20])
+// StartToken is the idempotency token of one start: the target (a
+// pipeline's name, a v2 target's Name) started for a delivery's
+// evaluation round (0, then one more per replay). The same triple always
+// gives the same token, so a retried start does not start a second
+// execution; each field is length-prefixed before hashing, so no two
+// triples share an encoding (delivery "d#replay-1" round 0 and delivery
+// "d" round 1 differ). It fits CodePipeline's clientRequestToken and
+// CodeBuild's idempotencyToken (at most 128 of [a-zA-Z0-9-]).
+func StartToken(deliveryID string, round int, target string) string {
+	h := sha256.New()
+	for _, f := range []string{deliveryID, strconv.Itoa(round), target} {
+		fmt.Fprintf(h, "%d:%s", len(f), f)
+	}
+	return "monohook-" + hex.EncodeToString(h.Sum(nil)[:20])
 }

@@ -67,9 +67,11 @@ func (s Starters) Start(ctx context.Context, req StartRequest) (Started, error) 
 	return st.Start(ctx, req)
 }
 
-// NewStartRequest is the request that starts name for p, as res decided.
+// NewStartRequest is the request that starts name for p, as res decided,
+// in p's first evaluation (round 0: Process, in Lambda mode, has no
+// replays).
 func NewStartRequest(p *Push, res *Result, name string) StartRequest {
-	req := StartRequest{Name: name, Token: StartToken(p.DeliveryID, name), Target: res.Targets[name], Data: NewTemplateData(p)}
+	req := StartRequest{Name: name, Token: StartToken(p.DeliveryID, 0, name), Target: res.Targets[name], Data: NewTemplateData(p)}
 	req.Paths = func(context.Context) ([]string, error) { return p.Paths, nil }
 	return req
 }

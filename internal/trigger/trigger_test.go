@@ -181,7 +181,7 @@ func TestStartsAreIndependentAndIdempotent(t *testing.T) {
 		if s.Pipeline == "b" && !strings.Contains(s.Error, "PipelineNotFoundException") {
 			t.Errorf("b: %+v", s)
 		}
-		if s.Token != trigger.StartToken("delivery-1", s.Pipeline) {
+		if s.Token != trigger.StartToken("delivery-1", 0, s.Pipeline) {
 			t.Errorf("token %q", s.Token)
 		}
 	}
@@ -208,8 +208,8 @@ func TestDryRunStartsNothing(t *testing.T) {
 }
 
 func TestStartToken(t *testing.T) {
-	a, b := trigger.StartToken("d", "p"), trigger.StartToken("d", "q")
-	if a == b || a != trigger.StartToken("d", "p") || len(a) > 128 {
+	a, b := trigger.StartToken("d", 0, "p"), trigger.StartToken("d", 0, "q")
+	if a == b || a != trigger.StartToken("d", 0, "p") || len(a) > 128 {
 		t.Errorf("tokens %q %q", a, b)
 	}
 	for _, c := range a {
@@ -217,9 +217,20 @@ func TestStartToken(t *testing.T) {
 			t.Errorf("token %q has %q", a, c)
 		}
 	}
-	// No separator ambiguity: ("ab","c") and ("a","bc") differ.
-	if trigger.StartToken("ab", "c") == trigger.StartToken("a", "bc") {
-		t.Error("tokens collide")
+	// No encoding ambiguity: no two (delivery, round, target) triples
+	// give one token, whatever the fields hold.
+	pairs := [][2][3]any{
+		{{"ab", 0, "c"}, {"a", 0, "bc"}},
+		{{"victim-1#replay-1", 0, "p"}, {"victim-1", 1, "p"}},
+		{{"d", 1, "2:p"}, {"d", 12, "p"}},
+		{{"d\x00", 0, "p"}, {"d", 0, "\x00p"}},
+	}
+	for _, p := range pairs {
+		x := trigger.StartToken(p[0][0].(string), p[0][1].(int), p[0][2].(string))
+		y := trigger.StartToken(p[1][0].(string), p[1][1].(int), p[1][2].(string))
+		if x == y {
+			t.Errorf("%v and %v share the token %s", p[0], p[1], x)
+		}
 	}
 }
 

@@ -2,20 +2,22 @@ package trigger
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
+	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"text/template"
 	"time"
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/rules"
 )
 
@@ -131,61 +133,6 @@ type TemplateData struct {
 	Rule              string
 }
 
-// templateFuncs are available to target templates. secret is replaced by
-// the target's own at start time; here it only lets validation parse.
-var templateFuncs = template.FuncMap{
-	"secret": func(string) (string, error) { return "", nil },
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-}
-
-// ParseTemplate parses one target template.
-func ParseTemplate(name, text string, funcs template.FuncMap) (*template.Template, error) {
-	t := template.New(name).Option("missingkey=error").Funcs(templateFuncs)
-	if funcs != nil {
-		t = t.Funcs(funcs)
-	}
-	return t.Parse(text)
-}
-
-// Render executes one target template with d. secret, when not nil,
-// serves {{secret "NAME"}}; without it a template that asks for a secret
-// fails.
-func Render(name, text string, d TemplateData, secret func(string) (string, error)) (string, error) {
-	var funcs template.FuncMap
-	if secret != nil {
-		funcs = template.FuncMap{"secret": secret}
-	} else {
-		funcs = template.FuncMap{"secret": func(n string) (string, error) {
-			return "", fmt.Errorf("secret %q: secrets are only available to http targets", n)
-		}}
-	}
-	t, err := ParseTemplate(name, text, funcs)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", name, err)
-	}
-	var b strings.Builder
-	if err := t.Execute(&b, d); err != nil {
-		return "", fmt.Errorf("%s: %w (%w)", name, err, ErrPermanent)
-	}
-	return b.String(), nil
-}
-
-// RenderMap renders every value of m.
-func RenderMap(m map[string]string, d TemplateData, secret func(string) (string, error)) (map[string]string, error) {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		r, err := Render(k, v, d, secret)
-		if err != nil {
-			return nil, err
-		}
-		out[k] = r
-	}
-	return out, nil
-}
-
 // ParseSpec reads a v2 document, JSON or YAML, refusing unknown fields
 // (a misspelt "branch" must not silently mean "every branch").
 func ParseSpec(b []byte) (Spec, error) {
@@ -206,6 +153,7 @@ var (
 	repoName     = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
 	codebuildPrj = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_]{1,254}$`)
 	variableName = regexp.MustCompile(`^[A-Za-z0-9@\-_]{1,128}$`)
+	headerName   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
 )
 
 // filter is a compiled list of filter patterns: the last pattern that
@@ -345,23 +293,26 @@ func NewV2Rule(key string, s Spec) (Rule, error) {
 func validateTarget(t *Target) error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("target."+format, args...)) }
-	// A template is run once against empty data, so a misspelt field
-	// ({{.Sha}}) is refused when the rule is written, not when it fires.
-	// Only http targets may use {{secret}}: the others would show it in
-	// a pipeline variable, a command line or a workflow input.
-	tmpl := func(field, text string) {
+	// A template is checked as it is before every rendering (what could
+	// make its work unbounded is refused) and run once against empty
+	// data, so a misspelt field ({{.Sha}}) is refused when the rule is
+	// written, not when it fires. Only http targets may use {{secret}}:
+	// the others would show it in a pipeline variable, a command line or
+	// a workflow input.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	check := func(field, text string, isURL bool, limit int) (string, bool) {
 		secret := func(string) (string, error) { return "", errors.New("secrets are only available to http targets") }
 		if t.Type == "http" {
 			secret = func(string) (string, error) { return "", nil }
 		}
-		tt, err := ParseTemplate(field, text, template.FuncMap{"secret": secret})
-		if err == nil {
-			err = tt.Execute(io.Discard, TemplateData{})
-		}
+		out, err := render(ctx, field, text, isURL, limit, TemplateData{}, secret)
 		if err != nil {
-			add("%s: %v", field, err)
+			errs = append(errs, fmt.Errorf("target.%w", err)) // err names the field
 		}
+		return out, err == nil
 	}
+	tmpl := func(field, text string) { check(field, text, false, MaxValue) }
 	for k, v := range t.Variables {
 		if !variableName.MatchString(k) {
 			add("variables: %q is not a valid variable name", k)
@@ -400,11 +351,30 @@ func validateTarget(t *Target) error {
 		default:
 			add("method %q: POST, PUT or PATCH", t.Method)
 		}
-		tmpl("url", t.URL)
+		// The host is literal (RenderURL refuses a templated one), so an
+		// address that is never allowed is refused now.
+		if rendered, ok := check("url", t.URL, true, MaxValue); ok {
+			u, err := url.Parse(rendered)
+			switch {
+			case err != nil:
+				add("url: %v", err)
+			case u.Hostname() == "":
+				add("url: no host")
+			default:
+				if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+					if err := netguard.Always(ip); err != nil {
+						add("url: %v", err)
+					}
+				}
+			}
+		}
 		for k, v := range t.Headers {
+			if !headerName.MatchString(k) {
+				add("headers: %q is not a valid header name", k)
+			}
 			tmpl("headers."+k, v)
 		}
-		tmpl("body", t.Body)
+		check("body", t.Body, false, MaxBody)
 	case "exec":
 		if len(t.Command) == 0 || t.Command[0] == "" {
 			add("command: the program and its arguments")

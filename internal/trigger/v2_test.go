@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -312,7 +313,7 @@ func FuzzParseSpec(f *testing.F) {
 		if len(res.Decisions) > 1 {
 			t.Fatalf("one rule, %d decisions", len(res.Decisions))
 		}
-		if _, err := RenderMap(s.Target.Variables, TemplateData{}, nil); err != nil {
+		if _, err := RenderMap(context.Background(), s.Target.Variables, TemplateData{}, nil); err != nil {
 			t.Fatalf("validated variables do not render: %v", err)
 		}
 	})

@@ -1,0 +1,108 @@
+// Package netguard decides which addresses the outbound requests of
+// targets may connect to, so that a rule (or a redirect it follows) cannot
+// reach the cloud's metadata service or, unless allowed, the host's and
+// the private network's services.
+package netguard
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"syscall"
+)
+
+// ErrRefused is wrapped by every refusal.
+var ErrRefused = errors.New("address refused")
+
+var (
+	// Never reachable: link-local addresses carry the metadata services
+	// (169.254.169.254, fd00:ec2::254 on EC2) and are no one's CI.
+	ec2IPv6Metadata = netip.MustParseAddr("fd00:ec2::254")
+	broadcast       = netip.MustParseAddr("255.255.255.255")
+	// Reachable with AllowPrivate: loopback and netip's IsPrivate (RFC
+	// 1918, fc00::/7), and these.
+	private = []netip.Prefix{
+		netip.MustParsePrefix("0.0.0.0/8"),     // "this network"; 0.0.0.0 reaches the host
+		netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+	}
+	// IPv6 addresses that translate to an IPv4 address (NAT64) are judged
+	// by that address.
+	nat64 = netip.MustParsePrefix("64:ff9b::/96")
+)
+
+// unwrap is the IPv4 address an IPv4-mapped or NAT64 IPv6 address stands
+// for, or ip itself.
+func unwrap(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return ip
+}
+
+// Always refuses the addresses no flag allows: link-local (with the
+// metadata services), unspecified, multicast and broadcast.
+func Always(ip netip.Addr) error {
+	ip = unwrap(ip)
+	var why string
+	switch {
+	case ip.IsLinkLocalUnicast() || ip == ec2IPv6Metadata:
+		why = "link-local and metadata addresses are never allowed"
+	case ip.IsUnspecified():
+		why = "the unspecified address is never allowed"
+	case ip.IsMulticast() || ip == broadcast:
+		why = "multicast and broadcast addresses are never allowed"
+	default:
+		return nil
+	}
+	return fmt.Errorf("%s: %s (%w)", ip, why, ErrRefused)
+}
+
+// Policy is what, beyond the public internet, targets may connect to.
+type Policy struct {
+	// AllowPrivate allows loopback, private (RFC 1918, fc00::/7),
+	// carrier-grade NAT (100.64.0.0/10) and 0.0.0.0/8 addresses.
+	AllowPrivate bool
+	// Allow lists networks allowed even when AllowPrivate is off.
+	Allow []netip.Prefix
+}
+
+// Check refuses ip unless the policy lets targets connect to it.
+func (p Policy) Check(ip netip.Addr) error {
+	ip = unwrap(ip)
+	if err := Always(ip); err != nil {
+		return err
+	}
+	if p.AllowPrivate || !isPrivate(ip) {
+		return nil
+	}
+	for _, n := range p.Allow {
+		if n.Contains(ip) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: loopback and private addresses need --http-allow-private or --http-allow-cidr (%w)", ip, ErrRefused)
+}
+
+func isPrivate(ip netip.Addr) bool {
+	if ip.IsLoopback() || ip.IsPrivate() {
+		return true
+	}
+	for _, n := range private {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// Control is a net.Dialer's Control: it checks the address actually
+// dialled, after DNS, for every connection (redirects included).
+func (p Policy) Control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%s: %w (%w)", address, err, ErrRefused)
+	}
+	return p.Check(ap.Addr())
+}

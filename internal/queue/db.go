@@ -239,7 +239,7 @@ func (db *DB) payloadSQL() (expr, joins string) {
 const migrationLock = 0x6d6f6e6f686f6f6b // "monohook"
 
 func (db *DB) migrate(ctx context.Context) error {
-	ddl := schema
+	ddl := schema + probeSchema
 	if db.postgres {
 		ddl = strings.ReplaceAll(ddl, "BLOB", "BYTEA")
 		conn, err := db.sql.Conn(ctx)

@@ -55,6 +55,8 @@ type Queue struct {
 	mu      sync.RWMutex // guards closed and sends on accepts
 	closed  bool
 	written sync.WaitGroup // the committers
+	// health is the committers' latest outcome, for Ready.
+	health health
 	// stopping is set by Close: a sweep ends after its batch and leaves
 	// what still waits to a follow-up job, rather than hold up the
 	// shutdown for up to sweepFor.
@@ -272,8 +274,10 @@ func (q *Queue) commitApart(commit func([]acceptReq, int64) ([]error, error), gr
 	results, err := commit(group, wake)
 	switch {
 	case err == nil:
+		q.health.committed()
 		return results
 	case !q.db.refusesRow(err):
+		q.health.failed(err)
 		results = make([]error, len(group))
 		for i := range results {
 			results[i] = err

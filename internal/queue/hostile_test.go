@@ -118,7 +118,7 @@ func TestRefusedRowFailsAlone(t *testing.T) {
 		refused := "refused"
 		if strings.HasPrefix(dsn, "postgres") {
 			long := make([]byte, 3000)
-			rand.Read(long)
+			_, _ = rand.Read(long)
 			refused = base64.RawURLEncoding.EncodeToString(long)
 		} else {
 			db, err := sql.Open("sqlite", strings.TrimPrefix(dsn, "sqlite://"))

@@ -180,10 +180,10 @@ func serve(ctx context.Context, c serveConfig) error {
 		Metrics: m.Handler(),
 		Ready: func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
-				return fmt.Errorf("rule store: %w", err)
+				return &httpserver.NotReady{What: "rule store: unreachable", Err: err}
 			}
-			if err := db.Ping(ctx); err != nil {
-				return fmt.Errorf("database: %w", err)
+			if err := q.Ready(ctx); err != nil {
+				return &httpserver.NotReady{What: "database: cannot commit", Err: err}
 			}
 			return nil
 		},

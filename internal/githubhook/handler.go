@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/trigger"
@@ -39,6 +41,9 @@ var (
 	// ErrBusy: the delivery could not be taken now; GitHub is told to
 	// retry (503) so nothing is silently dropped.
 	ErrBusy = errors.New("too many deliveries in flight")
+	// ErrUnstorable: the database refuses this delivery's content; sending
+	// it again cannot help, so it is refused (422), not answered 503.
+	ErrUnstorable = errors.New("the database cannot store this delivery")
 )
 
 // Handler serves POST requests from GitHub.
@@ -140,6 +145,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, answer{Error: "X-GitHub-Delivery longer than 256 bytes"}, "webhook rejected: delivery id")
 		return
 	}
+	if !printable(delivery) {
+		// One rule for both databases: PostgreSQL cannot store invalid
+		// UTF-8, and a control character in an id garbles logs and pages.
+		reply(http.StatusBadRequest, answer{Error: "X-GitHub-Delivery must be printable UTF-8"}, "webhook rejected: delivery id")
+		return
+	}
 	payload, err := decodePayload(r.Header.Get("Content-Type"), body)
 	if err != nil {
 		code := http.StatusBadRequest
@@ -183,6 +194,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			event+" accepted", "repo", push.Repo, "ref", push.Ref, "sha", push.ShortSHA(), "paths", len(push.Paths))
 	case errors.Is(err, ErrDuplicate):
 		reply(http.StatusOK, answer{Status: "duplicate", Delivery: delivery, Event: event, Message: "this delivery was accepted before; not processed again"}, "duplicate delivery")
+	case errors.Is(err, ErrUnstorable):
+		reply(http.StatusUnprocessableEntity, answer{Delivery: delivery, Event: event, Error: "the database cannot store this delivery's content"}, "webhook rejected: unstorable", "err", err)
 	case r.Context().Err() != nil:
 		// The sender hung up while the commit was under way: it sees no
 		// answer, and the delivery may be stored all the same (a
@@ -192,6 +205,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "webhook not accepted", "err", err)
 	}
+}
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
 }
 
 // outcome names how a delivery was answered, for the metrics.

@@ -20,7 +20,8 @@ type Config struct {
 	// Webhook receives GitHub deliveries on POST /ghorg/push (the
 	// predecessor's route) and POST /webhook.
 	Webhook http.Handler
-	// Ready reports whether the dependencies (rule store, database) answer.
+	// Ready reports whether the dependencies (rule store, database) work.
+	// Its error is logged; the answer says only a *NotReady's What.
 	Ready func(context.Context) error
 	// Metrics, when set, is served on GET /metrics.
 	Metrics http.Handler
@@ -28,6 +29,18 @@ type Config struct {
 	UI  *web.UI
 	Log *slog.Logger
 }
+
+// NotReady is a readiness failure. /readyz needs no login, so its answer
+// says only What failed ("database: cannot commit"); Err, which may name
+// hosts, users and databases, goes to the log.
+type NotReady struct {
+	What string
+	Err  error
+}
+
+func (e *NotReady) Error() string { return e.What + ": " + e.Err.Error() }
+
+func (e *NotReady) Unwrap() error { return e.Err }
 
 // Handler returns the routes.
 func Handler(cfg Config) http.Handler {
@@ -42,7 +55,12 @@ func Handler(cfg Config) http.Handler {
 		defer cancel()
 		if err := cfg.Ready(ctx); err != nil {
 			cfg.Log.Warn("not ready", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+			what := "not ready"
+			var nr *NotReady
+			if errors.As(err, &nr) {
+				what = nr.What
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": what})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -13,13 +13,15 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" the tests open
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	_ "modernc.org/sqlite" // database/sql driver "sqlite", pure Go
+	"modernc.org/sqlite" // also the database/sql driver "sqlite", pure Go
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // DB holds the deliveries and jobs: SQLite in a file (the embedded
@@ -243,7 +245,7 @@ func (db *DB) payloadSQL() (expr, joins string) {
 const migrationLock = 0x6d6f6e6f686f6f6b // "monohook"
 
 func (db *DB) migrate(ctx context.Context) error {
-	ddl := schema
+	ddl := schema + probeSchema
 	if db.postgres {
 		ddl = strings.ReplaceAll(ddl, "BLOB", "BYTEA")
 		conn, err := db.sql.Conn(ctx)
@@ -354,6 +356,32 @@ func redactPassword(dsn string) string {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
 	}
 	return u.String()
+}
+
+// refusesRow reports whether err is the database refusing the values of
+// a row (a data exception, a constraint, a size limit), which no retry
+// changes, rather than the database failing.
+func (db *DB) refusesRow(err error) bool {
+	if db.postgres {
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) {
+			return false
+		}
+		switch pg.Code[:min(2, len(pg.Code))] {
+		case "22", "23", "54": // data exception, integrity constraint, program limit
+			return true
+		}
+		return false
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff { // the primary result code
+	case sqlite3.SQLITE_CONSTRAINT, sqlite3.SQLITE_TOOBIG, sqlite3.SQLITE_MISMATCH:
+		return true
+	}
+	return false
 }
 
 // ErrNotFound is returned for a delivery that is not stored.

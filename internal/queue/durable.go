@@ -55,6 +55,8 @@ type Queue struct {
 	mu      sync.RWMutex // guards closed and sends on accepts
 	closed  bool
 	written sync.WaitGroup // the committers
+	// health is the committers' latest outcome, for Ready.
+	health health
 	// stopping is set by Close: a sweep ends after its batch and leaves
 	// what still waits to a follow-up job, rather than hold up the
 	// shutdown for up to sweepFor.
@@ -251,20 +253,41 @@ func (q *Queue) commitLoop() {
 		}
 		last = len(group)
 		began := time.Now()
-		results, err := commit(group, wake)
+		results := q.commitApart(commit, group, wake)
 		took := time.Since(began)
 		q.opts.Metrics.Commit(len(group), took)
 		if took > slowCommit {
 			q.log.Warn("slow commit: its deliveries waited that long for their answer", "deliveries", len(group), "took", took, "database", q.db.Where)
 		}
 		for i, r := range group {
-			if err != nil {
-				r.done <- err
-			} else {
-				r.done <- results[i]
-			}
+			r.done <- results[i]
 		}
 	}
+}
+
+// commitApart commits group and returns each delivery's result. When the
+// database refuses a row's values, one row would fail every delivery
+// committed with it: the halves are then committed apart, down to the
+// deliveries it really refuses, which get ErrUnstorable (no redelivery can
+// store them). Any other failure is the database's, and fails the group.
+func (q *Queue) commitApart(commit func([]acceptReq, int64) ([]error, error), group []acceptReq, wake int64) []error {
+	results, err := commit(group, wake)
+	switch {
+	case err == nil:
+		q.health.committed()
+		return results
+	case !q.db.refusesRow(err):
+		q.health.failed(err)
+		results = make([]error, len(group))
+		for i := range results {
+			results[i] = err
+		}
+		return results
+	case len(group) == 1:
+		return []error{fmt.Errorf("%w: %w", githubhook.ErrUnstorable, err)}
+	}
+	half := len(group) / 2
+	return append(q.commitApart(commit, group[:half], wake), q.commitApart(commit, group[half:], wake)...)
 }
 
 // Evaluation is woken through a "wake row" per committer, not a job per
@@ -437,11 +460,19 @@ func groupColumns(group []acceptReq) columns {
 		var repo, ref, sha string
 		var np int
 		if d.Push != nil {
-			repo, ref, sha, np = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
+			repo, ref, sha, np = storable(d.Push.Repo), storable(d.Push.Ref), storable(d.Push.After), len(d.Push.Paths)
 		}
 		c.repos, c.refs, c.shas, c.paths = append(c.repos, repo), append(c.refs, ref), append(c.shas, sha), append(c.paths, int64(np))
 	}
 	return c
+}
+
+// storable is s as both databases store it in a text column: PostgreSQL's
+// text holds neither NUL (a payload may say "\u0000") nor invalid UTF-8,
+// so each becomes U+FFFD, on SQLite too. These columns are for lists and
+// filters; the payload is stored as bytes, exactly as received.
+func storable(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // sqliteStmts are the committer's statements, prepared once on SQLite's

@@ -45,6 +45,12 @@ type server struct {
 
 func newWebhookServer(t *testing.T) *server {
 	t.Helper()
+	return newWebhookServerOn(t, sqliteDSN(t))
+}
+
+// newWebhookServerOn is newWebhookServer with the database at dsn.
+func newWebhookServerOn(t *testing.T, dsn string) *server {
+	t.Helper()
 	s := &server{logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
@@ -53,7 +59,7 @@ func newWebhookServer(t *testing.T) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	if s.db, err = queue.OpenDB(context.Background(), "sqlite://"+filepath.Join(dir, "monohook.db")); err != nil {
+	if s.db, err = queue.OpenDB(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
 	svc := &trigger.Service{Rules: st, DryRun: true, Log: log}

@@ -76,7 +76,7 @@ webhook secret is generated there on first start.`,
 	f.StringVar(&c.adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
 	c.targets.register(f)
 	c.log.register(f, "info")
-	f.Int64Var(&c.bodyMemory, "max-body-memory", githubhook.DefaultBodyMemory>>20, "MiB of webhook request bodies held in memory at once, before and after their signature is checked; past it a request gets 503 with Retry-After (at least 25, one body of GitHub's largest)")
+	f.Int64Var(&c.bodyMemory, "max-body-memory", githubhook.DefaultBodyMemory>>20, "MiB of webhook request bodies held in memory at once, before and after their signature is checked; past it a request gets 503 with Retry-After (at least 50: a body growing as it arrives holds up to twice its size for a moment)")
 	f.StringVar(&c.allowCIDR, "webhook-allow-cidr", "", "comma-separated networks (CIDR) whose connections may post webhooks, others get 403; empty lets every address through (behind a load balancer, filter there instead)")
 	return cmd
 }
@@ -86,8 +86,8 @@ func serve(ctx context.Context, c serveConfig) error {
 	if err != nil {
 		return err
 	}
-	if c.bodyMemory < githubhook.MaxBody>>20 || c.bodyMemory > math.MaxInt64>>20 {
-		return fmt.Errorf("--max-body-memory %d: must be at least %d (MiB), one body of GitHub's largest", c.bodyMemory, githubhook.MaxBody>>20)
+	if c.bodyMemory < 2*githubhook.MaxBody>>20 || c.bodyMemory > math.MaxInt64>>20 {
+		return fmt.Errorf("--max-body-memory %d: must be at least %d (MiB), twice GitHub's largest body", c.bodyMemory, 2*githubhook.MaxBody>>20)
 	}
 	allowFrom, err := githubhook.ParseAllowFrom(c.allowCIDR)
 	if err != nil {

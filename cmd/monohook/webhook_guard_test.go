@@ -19,29 +19,32 @@ import (
 // past it, room again once a sender is gone), --webhook-allow-cidr refuses
 // other sources, and no unverified request adds a metric series.
 func TestServeWebhookGuards(t *testing.T) {
-	env := append(os.Environ(), "MONOHOOK_MAX_BODY_MEMORY=25", "MONOHOOK_WEBHOOK_SECRET=guard-secret")
+	env := append(os.Environ(), "MONOHOOK_MAX_BODY_MEMORY=50", "MONOHOOK_WEBHOOK_SECRET=guard-secret")
 	d := startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--dry-run", "--webhook-allow-cidr", "192.30.252.0/22, 127.0.0.1/32")
 	metricsURL := strings.Replace(d.url, "/webhook", "/metrics", 1)
 	gauge := func(name string) float64 { return value(scrape(t, metricsURL), name, nil) }
-	if got := gauge("monohook_body_memory_limit_bytes"); got != 25<<20 {
-		t.Errorf("budget %v bytes, want 25 MiB", got)
+	if got := gauge("monohook_body_memory_limit_bytes"); got != 50<<20 {
+		t.Errorf("budget %v bytes, want 50 MiB", got)
 	}
 
-	// One sender announcing GitHub's largest body and sending it slowly
-	// holds the whole budget.
+	// A sender announcing GitHub's largest body and sending it slowly
+	// holds what it sent (a first step), not what it announced.
 	addr := strings.TrimPrefix(strings.TrimSuffix(d.url, "/webhook"), "http://")
-	slow, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.Close()
 	head := "POST /webhook HTTP/1.1\r\nHost: monohook\r\nContent-Type: application/json\r\nX-GitHub-Event: push\r\nContent-Length: " + strconv.Itoa(githubhook.MaxBody) + "\r\n\r\n{"
-	if _, err := io.WriteString(slow, head); err != nil {
-		t.Fatal(err)
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		return c
 	}
-	waitFor(t, "the slow body's reservation", func() bool { return gauge("monohook_body_memory_bytes") == githubhook.MaxBody })
+	slow := dial()
+	waitFor(t, "the slow body's first step", func() bool { return gauge("monohook_body_memory_bytes") == 64<<10 })
 
-	// A signed push waits for room: 503 with Retry-After.
 	send := func(client *http.Client, delivery string) *http.Response {
 		sig256, _ := githubhook.Sign("guard-secret", []byte(pushPayload))
 		req, err := http.NewRequest(http.MethodPost, d.url, strings.NewReader(pushPayload))
@@ -59,9 +62,26 @@ func TestServeWebhookGuards(t *testing.T) {
 		resp.Body.Close()
 		return resp
 	}
-	if resp := send(http.DefaultClient, "guard-1"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("push while the budget is full: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	if resp := send(http.DefaultClient, "guard-1"); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("push beside an announced 25 MiB body: %d", resp.StatusCode)
 	}
+
+	// Once it has sent more than 16 MiB it holds its whole size; a second
+	// body that must grow past what is left is refused at once with
+	// Retry-After, and what it held is returned.
+	if _, err := io.WriteString(slow, strings.Repeat(" ", 16<<20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow body's whole size", func() bool { return gauge("monohook_body_memory_bytes") == githubhook.MaxBody })
+	second := dial()
+	if _, err := io.WriteString(second, strings.Repeat(" ", 16<<20)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(second), nil); err != nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("a second body past the budget: %v %v", resp, err)
+	}
+	waitFor(t, "the second body's room returned", func() bool { return gauge("monohook_body_memory_bytes") == githubhook.MaxBody })
+
 	// The slow sender gives up; its body is answered and its room returned.
 	if _, err := io.WriteString(slow, strings.Repeat(" ", 1000)); err != nil {
 		t.Fatal(err)
@@ -115,8 +135,8 @@ func TestServeWebhookGuards(t *testing.T) {
 			t.Errorf("unverified %s = %v, want %v", c.outcome, got, c.want)
 		}
 	}
-	if got := value(families, "monohook_deliveries_total", map[string]string{"event": "push", "outcome": "accepted"}); got != 1 {
-		t.Errorf("push accepted = %v, want 1", got)
+	if got := value(families, "monohook_deliveries_total", map[string]string{"event": "push", "outcome": "accepted"}); got != 2 {
+		t.Errorf("push accepted = %v, want 2", got)
 	}
 	if strings.Contains(d.log(), strings.Repeat("x", 1000)) {
 		t.Error("a huge X-GitHub-Event was logged whole")
@@ -125,7 +145,7 @@ func TestServeWebhookGuards(t *testing.T) {
 
 func TestServeRefusesBadGuardFlags(t *testing.T) {
 	for _, tt := range []struct{ flag, value, want string }{
-		{"--max-body-memory", "10", "at least 25"},
+		{"--max-body-memory", "30", "at least 50"},
 		{"--webhook-allow-cidr", "10.0.0.0/8,github", `"github" is not a CIDR`},
 	} {
 		_, errOut, code := run(t, os.Environ(), "serve", "--dry-run", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", tt.flag, tt.value)

@@ -25,7 +25,9 @@ type BodyBudget struct {
 }
 
 // NewBodyBudget returns a budget of limit bytes. It should hold at least
-// one body of the handler's MaxBody, or such bodies are always refused.
+// twice the handler's MaxBody (a body growing as it arrives holds its old
+// buffer and the larger one while it is copied), or such bodies are always
+// refused.
 func NewBodyBudget(limit int64) *BodyBudget {
 	return &BodyBudget{limit: limit}
 }

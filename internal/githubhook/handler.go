@@ -242,26 +242,25 @@ func outcome(code int, a answer) string {
 // readBody reads the whole body, failing with *http.MaxBytesError past
 // limit and with errBudget when the budget cannot hold it. It returns the
 // bytes it reserved, which the caller releases when done with the body.
+//
+// What is reserved is what is held, and what is held is what has arrived
+// (plus at most as much again while a buffer is enlarged): announcing a
+// large body reserves nothing beyond a first step, so that a sender cannot
+// take the budget, and with it every delivery's room, with headers alone.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) (body []byte, reserved int64, err error) {
-	if r.ContentLength > limit {
+	n := r.ContentLength
+	if n > limit {
 		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	if n := r.ContentLength; n >= 0 {
-		// An announced size is reserved whole before a byte is read or a
-		// buffer made, and refused at once when it does not fit; a reused
-		// buffer counts with all its capacity, which it holds.
-		var buf []byte
-		if n <= maxPooled {
-			buf = pooledBuffer(int(n))
-		}
-		held := max(int64(cap(buf)), n)
+	if n >= 0 && n <= firstStep {
+		// Most payloads: read at once into a reused buffer, reserved with
+		// all its capacity, which it holds.
+		buf := pooledBuffer(int(n))
+		held := int64(cap(buf))
 		if !h.Budget.reserve(held) {
 			releaseBody(buf)
 			return nil, 0, errBudget
-		}
-		if buf == nil {
-			buf = make([]byte, n)
 		}
 		if _, err := io.ReadFull(rd, buf); err != nil {
 			releaseBody(buf)
@@ -272,33 +271,56 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 		// this read sees EOF.
 		return buf, held, nil
 	}
-	// A chunked body announces nothing: it grows as bytes arrive, and each
-	// larger buffer is reserved before it is made (both count while the
-	// bytes are copied), so what is reserved is what is held.
+	// Larger or unannounced: the buffer grows as bytes arrive, each larger
+	// one reserved before it is made (both count while the bytes are
+	// copied). It never grows past the announced size (the server's body
+	// reader ends there) or one byte past limit (the read that crosses it
+	// fails).
+	ceiling := limit + 1
+	if n >= 0 {
+		ceiling = n
+	}
 	var buf []byte
 	for {
+		if n >= 0 && int64(len(buf)) == n {
+			return buf, reserved, nil
+		}
 		if len(buf) == cap(buf) {
-			// One byte past limit, so that the read that crosses it fails.
-			grown := min(max(2*int64(cap(buf)), 64<<10), limit+1)
+			grown := min(max(2*int64(cap(buf)), firstStep), ceiling)
 			if !h.Budget.reserve(grown) {
+				releaseBody(buf)
 				h.Budget.release(reserved)
 				return nil, 0, errBudget
 			}
-			buf = append(make([]byte, 0, grown), buf...)
+			next := append(pooledBuffer(int(grown))[:0], buf...)
+			releaseBody(buf)
 			h.Budget.release(reserved)
-			reserved = grown
+			// A reused buffer may be larger than asked for: it holds its
+			// capacity.
+			buf = next
+			if extra := int64(cap(buf)) - grown; extra > 0 && !h.Budget.reserve(extra) {
+				releaseBody(buf)
+				h.Budget.release(grown)
+				return nil, 0, errBudget
+			}
+			reserved = int64(cap(buf))
 		}
-		n, err := rd.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
+		k, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
 		if errors.Is(err, io.EOF) {
 			return buf, reserved, nil
 		}
 		if err != nil {
+			releaseBody(buf)
 			h.Budget.release(reserved)
 			return nil, 0, err
 		}
 	}
 }
+
+// firstStep is the most a request reserves before its bytes arrive: a
+// body announced as larger grows from here as it is received.
+const firstStep = 64 << 10
 
 // allowed reports whether the connection's address is in one of nets.
 func allowed(nets []netip.Prefix, remoteAddr string) bool {
@@ -357,12 +379,12 @@ const maxPooled = 1 << 20
 
 var bodies sync.Pool // *[]byte
 
-// pooledBuffer returns a reused buffer of n bytes, or nil when none fits.
+// pooledBuffer returns a buffer of n bytes, a reused one when one fits.
 func pooledBuffer(n int) []byte {
 	if b, ok := bodies.Get().(*[]byte); ok && cap(*b) >= n {
 		return (*b)[:n]
 	}
-	return nil
+	return make([]byte, n)
 }
 
 func releaseBody(b []byte) {

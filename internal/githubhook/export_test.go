@@ -1,0 +1,4 @@
+package githubhook
+
+// FirstStep is what a request may reserve before its bytes arrive.
+const FirstStep = firstStep

@@ -106,6 +106,7 @@ func ParsePush(body []byte) (*trigger.Push, error) {
 		return nil, errors.New("push payload: no repository.name")
 	}
 	p.Paths = paths.list
+	scrubNUL(p)
 	return p, nil
 }
 

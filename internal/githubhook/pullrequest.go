@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -57,13 +58,33 @@ func ParsePullRequest(body []byte) (*trigger.Push, error) {
 	if action == "closed" && pl.PullRequest.Merged {
 		action = "merged"
 	}
-	return &trigger.Push{
+	p := &trigger.Push{
 		Event: "pull_request", Action: action, PullRequest: pl.Number,
 		Repo: pl.Repository.Name, FullName: pl.Repository.FullName, DefaultBranch: pl.Repository.DefaultBranch,
 		Ref:        "refs/pull/" + strconv.Itoa(pl.Number) + "/head",
 		BaseBranch: pl.PullRequest.Base.Ref, Before: pl.PullRequest.Base.SHA, After: pl.PullRequest.Head.SHA,
 		Incomplete: IncompletePullRequest,
-	}, nil
+	}
+	scrubNUL(p)
+	return p, nil
+}
+
+// scrubNUL replaces NUL in the payload's names and paths with U+FFFD, as
+// invalid UTF-8 is replaced. GitHub and git never put NUL there (git
+// allows none in a ref, a repository name or a path), so such a payload is
+// made by hand; it is stored and evaluated like any other, but its values
+// travel on into start jobs and PostgreSQL, whose text and jsonb hold no
+// NUL: left in, one such push would fail its evaluation batch for ever.
+// The raw payload is stored as received.
+func scrubNUL(p *trigger.Push) {
+	for _, f := range []*string{&p.Repo, &p.FullName, &p.DefaultBranch, &p.Ref, &p.BaseBranch, &p.Before, &p.After} {
+		*f = strings.ReplaceAll(*f, "\x00", "\uFFFD")
+	}
+	for i, path := range p.Paths {
+		if strings.IndexByte(path, 0) >= 0 {
+			p.Paths[i] = strings.ReplaceAll(path, "\x00", "\uFFFD")
+		}
+	}
 }
 
 // PullRequestActs reports whether a pull request action can start

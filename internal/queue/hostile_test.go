@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 // hostilePush is a push of repository name (a JSON string's contents).
@@ -102,9 +104,11 @@ func TestHostileTextDoesNotFailItsGroup(t *testing.T) {
 				t.Errorf("%s stored with repo %q, ref %q; want %q", d.ID, d.Repo, d.Ref, want)
 			}
 		}
+		// The payload is kept as received; parsed again, its NUL reads as
+		// U+FFFD, as when it arrived.
 		p, err := s.q.Push(context.Background(), "nul-020")
-		if err != nil || p.Repo != "re\x00po" {
-			t.Errorf("stored push of nul-020 = %+v, %v; want its payload exact", p, err)
+		if err != nil || p.Repo != "re\uFFFDpo" {
+			t.Errorf("stored push of nul-020 = %+v, %v", p, err)
 		}
 	})
 }
@@ -152,6 +156,38 @@ func TestRefusedRowFailsAlone(t *testing.T) {
 		}
 		if !strings.Contains(s.logs.String(), "webhook rejected: unstorable") {
 			t.Error("the refusal is not logged")
+		}
+	})
+}
+
+// A push whose ref and paths hold "\u0000" and that a v2 rule selects is
+// evaluated and started like any other, and so is the valid push beside
+// it: its values travel into the start job (jsonb on PostgreSQL, which
+// holds no NUL), so left raw it failed its evaluation batch for ever.
+func TestNULInASelectedPushDoesNotStallEvaluation(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		rule := "repository: org/repo\npaths: [\"**\"]\ntarget:\n  type: codepipeline\n  pipeline: p\n  variables: {REF: \"{{.Ref}}\"}\n"
+		if _, err := e.store.PutV2(context.Background(), "all", []byte(rule)); err != nil {
+			t.Fatal(err)
+		}
+		q := e.open(t, dsn, queue.Options{})
+		hostile := `{"ref":"refs/heads/ma\u0000in","after":"0123456789abcdef","repository":{"name":"repo","full_name":"org/repo"},"commits":[{"added":["src/a\u0000.go"],"removed":[],"modified":[]}]}`
+		p, err := githubhook.ParsePush([]byte(hostile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Accept(context.Background(), trigger.Delivery{ID: "nul-ref", Event: "push", Received: time.Now(), Payload: []byte(hostile), Push: p}); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Accept(context.Background(), delivery("plain", "src/b.go")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return len(e.fake.Calls()) == 2 })
+		for _, c := range e.fake.Calls() {
+			if strings.ContainsRune(c.Variables["REF"], 0) {
+				t.Errorf("a start carried NUL: %q", c.Variables["REF"])
+			}
 		}
 	})
 }

@@ -48,7 +48,7 @@ type Starter struct {
 func (s *Starter) httpClient() *http.Client {
 	s.once.Do(func() {
 		dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: s.Network.Control}
-		s.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		s.client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: sameOrigin, Transport: &http.Transport{
 			DialContext:         dialer.DialContext,
 			ForceAttemptHTTP2:   true,
 			MaxIdleConns:        16,
@@ -57,6 +57,21 @@ func (s *Starter) httpClient() *http.Client {
 		}}
 	})
 	return s.client
+}
+
+// sameOrigin follows a redirect only to the scheme and host of the
+// request: the target's headers (tokens among them) and its body go with
+// a redirect, so one to another host, or from https to http, is answered
+// as it stands (a 3xx fails the start for good) rather than followed.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // Start implements trigger.Starter. A 2xx answer is a start; 408, 429,
@@ -171,9 +186,13 @@ func redact(u string) string {
 	return u
 }
 
+// redactAll hides each secret in s as it was substituted, and in the
+// escaped forms a URL gives it (a receiver may echo the request back).
 func redactAll(s string, secrets []string) string {
 	for _, v := range secrets {
-		s = strings.ReplaceAll(s, v, "[secret]")
+		for _, form := range []string{v, url.QueryEscape(v), url.PathEscape(v)} {
+			s = strings.ReplaceAll(s, form, "[secret]")
+		}
 	}
 	return s
 }

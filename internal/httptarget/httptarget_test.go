@@ -213,10 +213,24 @@ func TestOutboundAddresses(t *testing.T) {
 	if err := start(all, "http://169.254.169.254/latest/meta-data/"); !refused(err, "link-local and metadata addresses are never allowed") {
 		t.Errorf("169.254.169.254: %v", err)
 	}
-	// A receiver that redirects to the metadata service.
+	// A receiver that redirects to the metadata service, or to any other
+	// host: the target's headers and body would go along, so the redirect
+	// is not followed, and the start fails for good.
 	redirect := httptest.NewServer(http.RedirectHandler("http://169.254.169.254/latest/meta-data/", http.StatusTemporaryRedirect))
 	defer redirect.Close()
-	if err := start(all, redirect.URL); !refused(err, "link-local and metadata addresses are never allowed") {
+	if err := start(all, redirect.URL); err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "307") {
 		t.Errorf("redirect to 169.254.169.254: %v", err)
+	}
+	// A redirect on the same host is followed.
+	var arrived []string
+	same := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived = append(arrived, r.URL.Path)
+		if r.URL.Path == "/moved" {
+			http.Redirect(w, r, "/here", http.StatusTemporaryRedirect)
+		}
+	}))
+	defer same.Close()
+	if err := start(all, same.URL+"/moved"); err != nil || strings.Join(arrived, " ") != "/moved /here" {
+		t.Errorf("redirect on the same host: %v, requests %v", err, arrived)
 	}
 }

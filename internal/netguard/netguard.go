@@ -16,14 +16,22 @@ var ErrRefused = errors.New("address refused")
 
 var (
 	// Never reachable: link-local addresses carry the metadata services
-	// (169.254.169.254, fd00:ec2::254 on EC2) and are no one's CI.
-	ec2IPv6Metadata = netip.MustParseAddr("fd00:ec2::254")
-	broadcast       = netip.MustParseAddr("255.255.255.255")
+	// (169.254.169.254), and so do these, which hand out credentials: AWS's
+	// IPv6 instance metadata and EKS Pod Identity agent (fd00:ec2::254,
+	// fd00:ec2::23) and Alibaba Cloud's metadata service. None is anyone's
+	// CI.
+	metadata = []netip.Prefix{
+		netip.MustParsePrefix("fd00:ec2::/32"),
+		netip.MustParsePrefix("100.100.100.200/32"),
+	}
+	broadcast = netip.MustParseAddr("255.255.255.255")
 	// Reachable with AllowPrivate: loopback and netip's IsPrivate (RFC
 	// 1918, fc00::/7), and these.
 	private = []netip.Prefix{
-		netip.MustParsePrefix("0.0.0.0/8"),     // "this network"; 0.0.0.0 reaches the host
-		netip.MustParsePrefix("100.64.0.0/10"), // carrier-grade NAT
+		netip.MustParsePrefix("0.0.0.0/8"),      // "this network"; 0.0.0.0 reaches the host
+		netip.MustParsePrefix("100.64.0.0/10"),  // carrier-grade NAT
+		netip.MustParsePrefix("fec0::/10"),      // site-local (deprecated, still routed on some networks)
+		netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64, whose IPv4 address is not at a fixed place
 	}
 	// IPv6 addresses that translate to an IPv4 address (NAT64) are judged
 	// by that address.
@@ -47,7 +55,7 @@ func Always(ip netip.Addr) error {
 	ip = unwrap(ip)
 	var why string
 	switch {
-	case ip.IsLinkLocalUnicast() || ip == ec2IPv6Metadata:
+	case ip.IsLinkLocalUnicast() || inAny(metadata, ip):
 		why = "link-local and metadata addresses are never allowed"
 	case ip.IsUnspecified():
 		why = "the unspecified address is never allowed"
@@ -105,4 +113,13 @@ func (p Policy) Control(_, address string, _ syscall.RawConn) error {
 		return fmt.Errorf("%s: %w (%w)", address, err, ErrRefused)
 	}
 	return p.Check(ap.Addr())
+}
+
+func inAny(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -17,8 +17,8 @@ func TestPolicy(t *testing.T) {
 		"127.0.0.1": private, "127.9.9.9": private, "::1": private, "::ffff:127.0.0.1": private,
 		"10.1.2.3": private, "172.16.0.1": private, "192.168.1.1": private, "100.64.0.1": private,
 		"0.1.2.3": private, "fc00::1": private, "fd12:3456::1": private, "::ffff:10.0.0.1": private,
-		"64:ff9b::7f00:1": private,
-		"169.254.169.254": never, "169.254.0.1": never, "fe80::1": never, "fd00:ec2::254": never,
+		"64:ff9b::7f00:1": private, "fec0::1": private, "64:ff9b:1::a00:1": private,
+		"169.254.169.254": never, "169.254.0.1": never, "fe80::1": never, "fd00:ec2::254": never, "fd00:ec2::23": never, "100.100.100.200": never,
 		"::ffff:169.254.169.254": never, "64:ff9b::a9fe:a9fe": never,
 		"0.0.0.0": never, "::": never, "224.0.0.1": never, "ff02::1": never, "255.255.255.255": never,
 	} {

@@ -89,6 +89,9 @@ func TestHostileTextDoesNotFailItsGroup(t *testing.T) {
 				burst = append(burst, sent{fmt.Sprintf("bad-\xff-%03d", i), hostilePush("repo", i), http.StatusBadRequest})
 			case 10:
 				burst = append(burst, sent{fmt.Sprintf("tab\t%03d", i), hostilePush("repo", i), http.StatusBadRequest})
+			case 15:
+				// Shows reversed on a page: exe.gnp-015 reads as 510-png.exe.
+				burst = append(burst, sent{fmt.Sprintf("\u202eexe.gnp-%03d", i), hostilePush("repo", i), http.StatusBadRequest})
 			case 20:
 				burst = append(burst, sent{fmt.Sprintf("nul-%03d", i), hostilePush(`re\u0000po`, i), http.StatusAccepted})
 			}

@@ -143,7 +143,15 @@ func (r *renderer) funcs(secret func(string) (string, error)) template.FuncMap {
 			}
 			return "", r.spend(0)
 		},
-		fnPathEscape:  func(v any) string { return url.PathEscape(fmt.Sprint(v)) },
+		fnPathEscape: func(v any) (string, error) {
+			s := fmt.Sprint(v)
+			// url.PathEscape leaves dots alone, and a segment of "." or
+			// ".." (escaped or not) climbs out of its place in the URL.
+			if s != "" && strings.Trim(s, ".") == "" {
+				return "", fmt.Errorf("a path value %q would climb out of its place in the URL (%w)", s, ErrPermanent)
+			}
+			return url.PathEscape(s), nil
+		},
 		fnQueryEscape: func(v any) string { return url.QueryEscape(fmt.Sprint(v)) },
 	}
 }

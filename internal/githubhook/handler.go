@@ -258,16 +258,29 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	if n >= 0 && n <= firstStep {
-		// Most payloads: read at once into a reused buffer, reserved with
-		// all its capacity, which it holds.
-		buf := pooledBuffer(int(n))
+	// Nothing is reserved before the body's first bytes have arrived: a
+	// connection that sends its headers and waits holds no room.
+	var first [4 << 10]byte
+	k, err := readFirst(rd, first[:], n)
+	ended := errors.Is(err, io.EOF)
+	if err != nil && !ended {
+		return nil, 0, err
+	}
+	if n >= 0 && n <= firstStep || ended {
+		// Most payloads: read at once into a reused buffer of the size,
+		// reserved with all its capacity, which it holds.
+		size := int(n)
+		if ended {
+			size = k
+		}
+		buf := pooledBuffer(size)
 		held := int64(cap(buf))
 		if !h.Budget.reserve(held) {
 			releaseBody(buf)
 			return nil, 0, errBudget
 		}
-		if _, err := io.ReadFull(rd, buf); err != nil {
+		copy(buf, first[:k])
+		if _, err := io.ReadFull(rd, buf[k:]); err != nil {
 			releaseBody(buf)
 			h.Budget.release(held)
 			return nil, 0, err
@@ -285,7 +298,7 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	if n >= 0 {
 		ceiling = n
 	}
-	var buf []byte
+	buf := first[:k:k]
 	for {
 		if n >= 0 && int64(len(buf)) == n {
 			return buf, reserved, nil
@@ -293,12 +306,13 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 		if len(buf) == cap(buf) {
 			grown := min(max(2*int64(cap(buf)), firstStep), ceiling)
 			if !h.Budget.reserve(grown) {
-				releaseBody(buf)
 				h.Budget.release(reserved)
 				return nil, 0, errBudget
 			}
 			next := append(pooledBuffer(int(grown))[:0], buf...)
-			releaseBody(buf)
+			if reserved > 0 {
+				releaseBody(buf)
+			}
 			h.Budget.release(reserved)
 			// A reused buffer may be larger than asked for: it holds its
 			// capacity.
@@ -321,6 +335,26 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 			return nil, 0, err
 		}
 	}
+}
+
+// readFirst reads the body's first bytes into scratch, as many as have
+// arrived (at most the announced size n, when known): at least one unless
+// the body is empty, which it reports as io.EOF with what it read.
+func readFirst(rd io.Reader, scratch []byte, n int64) (int, error) {
+	if n >= 0 && n < int64(len(scratch)) {
+		scratch = scratch[:n]
+	}
+	if len(scratch) == 0 {
+		return 0, io.EOF
+	}
+	k, err := io.ReadAtLeast(rd, scratch, 1)
+	switch {
+	case k == 0 && errors.Is(err, io.EOF) && n > 0:
+		return 0, io.ErrUnexpectedEOF // announced, then cut short
+	case err == nil && n >= 0 && int64(k) == n:
+		return k, io.EOF // all of an announced body: nothing more to wait for
+	}
+	return k, err
 }
 
 // firstStep is the most a request reserves before its bytes arrive: a
@@ -384,10 +418,15 @@ const maxPooled = 1 << 20
 
 var bodies sync.Pool // *[]byte
 
-// pooledBuffer returns a buffer of n bytes, a reused one when one fits.
+// pooledBuffer returns a buffer of n bytes, a reused one when one fits
+// without being much larger: a buffer holds (and is reserved by) its whole
+// capacity, so a small body does not take a large one.
 func pooledBuffer(n int) []byte {
 	if b, ok := bodies.Get().(*[]byte); ok && cap(*b) >= n {
-		return (*b)[:n]
+		if cap(*b) <= 2*n+4<<10 {
+			return (*b)[:n]
+		}
+		bodies.Put(b)
 	}
 	return make([]byte, n)
 }

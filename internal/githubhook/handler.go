@@ -258,9 +258,11 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 		return nil, 0, &http.MaxBytesError{Limit: limit}
 	}
 	rd := http.MaxBytesReader(w, r.Body, limit)
-	// Nothing is reserved before the body's first bytes have arrived: a
-	// connection that sends its headers and waits holds no room.
-	var first [4 << 10]byte
+	// Nothing is reserved before the body's first byte has arrived: a
+	// connection that sends its headers and waits holds no room. (One
+	// byte: the server reads the body through a buffer anyway, and a
+	// larger scratch would be one more allocation per delivery.)
+	var first [1]byte
 	k, err := readFirst(rd, first[:], n)
 	ended := errors.Is(err, io.EOF)
 	if err != nil && !ended {
@@ -337,9 +339,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 	}
 }
 
-// readFirst reads the body's first bytes into scratch, as many as have
-// arrived (at most the announced size n, when known): at least one unless
-// the body is empty, which it reports as io.EOF with what it read.
+// readFirst reads the body's first bytes into scratch (at most the
+// announced size n, when known): at least one unless the body is empty,
+// and io.EOF when that is the whole body.
 func readFirst(rd io.Reader, scratch []byte, n int64) (int, error) {
 	if n >= 0 && n < int64(len(scratch)) {
 		scratch = scratch[:n]

@@ -3,7 +3,7 @@
 # 32 connections, a fresh delivery id per request. Prints wrk's summary and
 # latency percentiles for each payload.
 #
-#   scripts/loadtest.sh [payload.json ...]   (default: ../shared/bench/push-8k.json and push-200k.json)
+#   scripts/loadtest.sh [payload.json ...]   (default: testdata/bench/push-8k.json and push-200k.json)
 #
 # SERVE_ARGS adds serve flags (e.g. --database postgres://…); MONOHOOK_BIN
 # runs a binary built before instead of building this tree; SERVE_LOG
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 payloads=("$@")
-[ ${#payloads[@]} -gt 0 ] || payloads=(../shared/bench/push-8k.json ../shared/bench/push-200k.json)
+[ ${#payloads[@]} -gt 0 ] || payloads=(testdata/bench/push-8k.json testdata/bench/push-200k.json)
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
 

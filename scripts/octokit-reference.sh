@@ -4,7 +4,7 @@
 # under the same wrk load as scripts/loadtest.sh, so that monohook's
 # figures can be compared with it run for run on the same machine.
 #
-#   scripts/octokit-reference.sh [payload.json ...]   (default: ../shared/bench/push-8k.json and push-200k.json)
+#   scripts/octokit-reference.sh [payload.json ...]   (default: testdata/bench/push-8k.json and push-200k.json)
 #
 # Needs node, npm (the package is installed into a temporary directory),
 # wrk and openssl. Bounded: 10 s per payload, loopback only.
@@ -16,7 +16,7 @@ for c in node npm wrk openssl; do
 done
 
 payloads=("$@")
-[ ${#payloads[@]} -gt 0 ] || payloads=(../shared/bench/push-8k.json ../shared/bench/push-200k.json)
+[ ${#payloads[@]} -gt 0 ] || payloads=(testdata/bench/push-8k.json testdata/bench/push-200k.json)
 duration=${DURATION:-10s}
 connections=${CONNECTIONS:-32}
 version=${OCTOKIT_VERSION:-14.2.0}

@@ -69,11 +69,11 @@ func TestParsePushRejects(t *testing.T) {
 	}
 }
 
-func TestParseSharedBenchPayloads(t *testing.T) {
+func TestParseBenchPayloads(t *testing.T) {
 	for _, name := range []string{"push-8k.json", "push-200k.json"} {
-		body, err := os.ReadFile("../../../shared/bench/" + name)
+		body, err := os.ReadFile("../../testdata/bench/" + name)
 		if err != nil {
-			t.Skipf("shared bench payloads not present: %v", err)
+			t.Fatal(err)
 		}
 		got, err := ParsePush(body)
 		if err != nil {
@@ -172,9 +172,9 @@ func FuzzParsePush(f *testing.F) {
 
 func BenchmarkParsePush(b *testing.B) {
 	for _, name := range []string{"push-8k.json", "push-200k.json"} {
-		body, err := os.ReadFile("../../../shared/bench/" + name)
+		body, err := os.ReadFile("../../testdata/bench/" + name)
 		if err != nil {
-			b.Skipf("shared bench payloads not present: %v", err)
+			b.Fatal(err)
 		}
 		b.Run(name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))

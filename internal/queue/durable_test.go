@@ -597,9 +597,9 @@ func TestReplicasOnPostgreSQL(t *testing.T) {
 // deliveries arrive in parallel; the group commit shares one flush).
 // Workers are running, as in serve, evaluating what was accepted.
 func BenchmarkAccept(b *testing.B) {
-	body, err := os.ReadFile("../../../shared/bench/push-8k.json")
+	body, err := os.ReadFile("../../testdata/bench/push-8k.json")
 	if err != nil {
-		b.Skipf("shared bench payloads not present: %v", err)
+		b.Fatal(err)
 	}
 	push, err := githubhook.ParsePush(body)
 	if err != nil {

@@ -9,9 +9,9 @@ import (
 )
 
 func TestPayloadRoundTrip(t *testing.T) {
-	big, err := os.ReadFile("../../../shared/bench/push-200k.json")
+	big, err := os.ReadFile("../../testdata/bench/push-200k.json")
 	if err != nil {
-		big = bytes.Repeat([]byte(`{"path":"services/a/b.go"},`), 8000)
+		t.Fatal(err)
 	}
 	for _, p := range [][]byte{[]byte(`{"ref":"refs/heads/main"}`), []byte("payload=%7B%7D"), {}, big} {
 		stored := pack(p)

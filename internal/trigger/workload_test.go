@@ -15,11 +15,6 @@ import (
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// sharedWorkloads is where the team's shared benchmark inputs live beside
-// the repository; testdata has copies of the small ones so the correctness
-// check always runs.
-const sharedWorkloads = "../../../shared/bench/workloads"
-
 type workload struct {
 	name     string
 	configs  []workloadConfig
@@ -71,13 +66,10 @@ func (w workload) ruleSet(tb testing.TB) *trigger.RuleSet {
 	return trigger.NewRuleSet(w.push.Repo, branch, rs, nil)
 }
 
-// workloadFiles lists the shared workloads, or the testdata copies when
-// the shared folder is not beside the repository.
+// workloadFiles lists the team's benchmark workloads (copies of the shared
+// ones, kept in testdata so that a clone has them).
 func workloadFiles(tb testing.TB) []string {
-	files, _ := filepath.Glob(filepath.Join(sharedWorkloads, "wl-*.json"))
-	if len(files) == 0 {
-		files, _ = filepath.Glob("testdata/wl-*.json")
-	}
+	files, _ := filepath.Glob("testdata/wl-*.json")
 	if len(files) == 0 {
 		tb.Fatal("no workloads found")
 	}
@@ -218,12 +210,12 @@ func ExampleEvaluate() {
 	// Output: [api-deploy] libs/log/log.go libs/.*
 }
 
-// BenchmarkEvaluateBigPush is the load test's case: the shared 200 KB push
+// BenchmarkEvaluateBigPush is the load test's case: the 200 KB push
 // (135 commits, 3,375 paths) against 200 two-expression rules.
 func BenchmarkEvaluateBigPush(b *testing.B) {
-	body, err := os.ReadFile("../../../shared/bench/push-200k.json")
+	body, err := os.ReadFile("../../testdata/bench/push-200k.json")
 	if err != nil {
-		b.Skipf("shared bench payloads not present: %v", err)
+		b.Fatal(err)
 	}
 	p, err := githubhook.ParsePush(body)
 	if err != nil {

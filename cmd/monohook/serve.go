@@ -21,6 +21,7 @@ import (
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/metrics"
+	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/trigger"
 	"github.com/monohook/monohook/internal/web"
@@ -89,7 +90,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if c.bodyMemory < 2*githubhook.MaxBody>>20 || c.bodyMemory > math.MaxInt64>>20 {
 		return fmt.Errorf("--max-body-memory %d: must be at least %d (MiB), twice GitHub's largest body", c.bodyMemory, 2*githubhook.MaxBody>>20)
 	}
-	allowFrom, err := githubhook.ParseAllowFrom(c.allowCIDR)
+	allowFrom, err := netguard.ParsePrefixes(c.allowCIDR)
 	if err != nil {
 		return fmt.Errorf("--webhook-allow-cidr: %w", err)
 	}

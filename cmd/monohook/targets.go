@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -48,15 +47,11 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 
 // network is what http targets may connect to besides public addresses.
 func (f *targetFlags) network() (netguard.Policy, error) {
-	p := netguard.Policy{AllowPrivate: f.httpAllowPrivate}
-	for _, c := range f.httpAllowCIDR {
-		n, err := netip.ParsePrefix(strings.TrimSpace(c))
-		if err != nil {
-			return p, fmt.Errorf("--http-allow-cidr %q: %w", c, err)
-		}
-		p.Allow = append(p.Allow, n.Masked())
+	nets, err := netguard.ParsePrefixes(strings.Join(f.httpAllowCIDR, ","))
+	if err != nil {
+		return netguard.Policy{}, fmt.Errorf("--http-allow-cidr: %w", err)
 	}
-	return p, nil
+	return netguard.Policy{AllowPrivate: f.httpAllowPrivate, Allow: nets}, nil
 }
 
 // github returns the GitHub API client, or nil when no credentials are

@@ -378,32 +378,6 @@ func allowed(nets []netip.Prefix, remoteAddr string) bool {
 	return false
 }
 
-// ParseAllowFrom reads a comma-separated list of networks (CIDRs, or bare
-// addresses for one host each) for Handler.AllowFrom; "" is none.
-func ParseAllowFrom(list string) ([]netip.Prefix, error) {
-	var nets []netip.Prefix
-	for _, s := range strings.Split(list, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("%q is not a CIDR such as 192.30.252.0/22 or an address: %w", s, err)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		if p.Addr().Is4In6() && p.Bits() >= 96 {
-			// Addresses are compared unmapped (see allowed).
-			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-		}
-		nets = append(nets, p.Masked())
-	}
-	return nets, nil
-}
-
 // clip shortens a header value for the log.
 func clip(s string) string {
 	const most = 256

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -133,30 +132,6 @@ func FuzzParseSignature(f *testing.F) {
 		sig256, _ := Sign("s", []byte(header))
 		if strict.Verify([]byte(header), "", header) == nil || strict.Verify([]byte(header), "", sig256) == nil {
 			t.Fatalf("X-Hub-Signature %q passed with sha256 required", header)
-		}
-	})
-}
-
-func FuzzParseAllowFrom(f *testing.F) {
-	for _, s := range []string{"192.30.252.0/22,2606:50c0::/32", " 127.0.0.1 , ::1", "10.0.0.1/8", ",", "::ffff:1.2.3.4", "1.2.3.4/33"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, list string) {
-		nets, err := ParseAllowFrom(list)
-		if err != nil {
-			return
-		}
-		// What is accepted is valid, masked, and reads back the same.
-		var back []string
-		for _, n := range nets {
-			if !n.IsValid() || n != n.Masked() {
-				t.Fatalf("ParseAllowFrom(%q): %v", list, n)
-			}
-			back = append(back, n.String())
-		}
-		again, err := ParseAllowFrom(strings.Join(back, ","))
-		if err != nil || !slices.Equal(again, nets) {
-			t.Fatalf("ParseAllowFrom(%q) = %v; read back %v, %v", list, nets, again, err)
 		}
 	})
 }

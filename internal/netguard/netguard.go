@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"syscall"
 )
 
@@ -122,4 +123,31 @@ func inAny(nets []netip.Prefix, ip netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// ParsePrefixes reads a comma-separated list of networks (CIDRs, or bare
+// addresses for one host each), as the flags that name networks take them
+// (--webhook-allow-cidr, --http-allow-cidr); "" is none. IPv4-mapped
+// networks are kept unmapped, as addresses are compared.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var nets []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q is not a CIDR such as 192.30.252.0/22 or an address: %w", s, err)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		nets = append(nets, p.Masked())
+	}
+	return nets, nil
 }

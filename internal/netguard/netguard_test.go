@@ -3,6 +3,8 @@ package netguard
 import (
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -63,4 +65,39 @@ func TestControlChecksTheDialledAddress(t *testing.T) {
 	if err := p.Control("tcp4", "93.184.215.14:443", nil); err != nil {
 		t.Errorf("public address refused: %v", err)
 	}
+}
+
+func TestParsePrefixes(t *testing.T) {
+	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0.1/8/1"} {
+		if _, err := ParsePrefixes(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("ParsePrefixes(%q) = %v", bad, err)
+		}
+	}
+	if nets, err := ParsePrefixes(" , "); err != nil || len(nets) != 0 {
+		t.Errorf("empty list: %v %v", nets, err)
+	}
+}
+
+func FuzzParsePrefixes(f *testing.F) {
+	for _, s := range []string{"192.30.252.0/22,2606:50c0::/32", " 127.0.0.1 , ::1", "10.0.0.1/8", ",", "::ffff:1.2.3.4", "1.2.3.4/33"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, list string) {
+		nets, err := ParsePrefixes(list)
+		if err != nil {
+			return
+		}
+		// What is accepted is valid, masked, and reads back the same.
+		var back []string
+		for _, n := range nets {
+			if !n.IsValid() || n != n.Masked() {
+				t.Fatalf("ParsePrefixes(%q): %v", list, n)
+			}
+			back = append(back, n.String())
+		}
+		again, err := ParsePrefixes(strings.Join(back, ","))
+		if err != nil || !slices.Equal(again, nets) {
+			t.Fatalf("ParsePrefixes(%q) = %v; read back %v, %v", list, nets, again, err)
+		}
+	})
 }

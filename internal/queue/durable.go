@@ -460,19 +460,11 @@ func groupColumns(group []acceptReq) columns {
 		var repo, ref, sha string
 		var np int
 		if d.Push != nil {
-			repo, ref, sha, np = storable(d.Push.Repo), storable(d.Push.Ref), storable(d.Push.After), len(d.Push.Paths)
+			repo, ref, sha, np = d.Push.Repo, d.Push.Ref, d.Push.After, len(d.Push.Paths)
 		}
 		c.repos, c.refs, c.shas, c.paths = append(c.repos, repo), append(c.refs, ref), append(c.shas, sha), append(c.paths, int64(np))
 	}
 	return c
-}
-
-// storable is s as both databases store it in a text column: PostgreSQL's
-// text holds neither NUL (a payload may say "\u0000") nor invalid UTF-8,
-// so each becomes U+FFFD, on SQLite too. These columns are for lists and
-// filters; the payload is stored as bytes, exactly as received.
-func storable(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // sqliteStmts are the committer's statements, prepared once on SQLite's

@@ -124,6 +124,13 @@ func stdParse(t *testing.T, body []byte) *trigger.Push {
 		}
 		p.MaxCommitFiles = max(p.MaxCommitFiles, len(p.Paths)-n)
 	}
+	// NUL, which GitHub and git never send, reads as U+FFFD (as invalid
+	// UTF-8 does) in every name and path.
+	nul := func(s string) string { return strings.ReplaceAll(s, "\x00", "\uFFFD") }
+	p.Ref, p.Before, p.After, p.Repo, p.FullName, p.DefaultBranch = nul(p.Ref), nul(p.Before), nul(p.After), nul(p.Repo), nul(p.FullName), nul(p.DefaultBranch)
+	for i := range p.Paths {
+		p.Paths[i] = nul(p.Paths[i])
+	}
 	return p
 }
 

@@ -35,15 +35,11 @@ type Acceptor interface {
 
 // Errors an Acceptor returns that the handler answers specially.
 var (
-	// ErrDuplicate: the delivery id was accepted before; it is acknowledged
-	// and not processed again.
-	ErrDuplicate = errors.New("delivery already accepted")
-	// ErrBusy: the delivery could not be taken now; GitHub is told to
-	// retry (503) so nothing is silently dropped.
-	ErrBusy = errors.New("too many deliveries in flight")
-	// ErrUnstorable: the database refuses this delivery's content; sending
-	// it again cannot help, so it is refused (422), not answered 503.
-	ErrUnstorable = errors.New("the database cannot store this delivery")
+	// They are the domain's (trigger): the stores that answer them know
+	// nothing of this package.
+	ErrDuplicate  = trigger.ErrDuplicate
+	ErrBusy       = trigger.ErrBusy
+	ErrUnstorable = trigger.ErrUnstorable
 )
 
 // Handler serves POST requests from GitHub.

@@ -47,6 +47,8 @@ func (r *StartRequest) Type() string {
 type Started struct {
 	ID     string // the execution, build or run id; for http and exec, the status
 	Output string // more of the answer: a response body, a command's output (trimmed)
+	// DryRun: nothing was started (the DryRun starter).
+	DryRun bool
 }
 
 // Starter starts targets. An error that retrying cannot fix (no such

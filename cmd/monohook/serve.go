@@ -131,6 +131,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	if gh != nil {
 		svc.Changes = gh
 	}
+	var starter trigger.Starter = trigger.DryRun{}
 	if !c.dryRun {
 		awsCfg, err := config.LoadDefaultConfig(ctx)
 		if err != nil {
@@ -142,7 +143,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		if err := checkCredentials(ctx, awsCfg); err != nil {
 			return err
 		}
-		if svc.Starter, err = c.targets.starters(&awsCfg, gh); err != nil {
+		if starter, err = c.targets.starters(&awsCfg, gh); err != nil {
 			return err
 		}
 	}
@@ -152,10 +153,10 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	defer db.Close()
-	c.queue.DryRun = c.dryRun
 	m := metrics.New()
 	c.queue.Metrics = m
-	q, err := queue.New(db, svc, svc.Starter, c.queue, log)
+	c.queue.Parse, c.queue.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
+	q, err := queue.New(db, svc, starter, c.queue, log)
 	if err != nil {
 		return err
 	}

@@ -33,15 +33,9 @@ func (c depthCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c depthCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	query := `SELECT count(*), COALESCE((julianday('now') - julianday(min(created_at))) * 86400, 0)
-		FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')`
-	if c.q.db.postgres {
-		query = `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8
-			FROM river_job WHERE state IN ('available', 'scheduled', 'retryable')`
-	}
 	var n int64
 	var age float64
-	if err := c.q.db.read.QueryRowContext(ctx, query).Scan(&n, &age); err != nil {
+	if err := c.q.db.read.QueryRowContext(ctx, c.q.db.dialect.waitingJobs()).Scan(&n, &age); err != nil {
 		c.q.log.Warn("metrics: could not read the queue depth", "err", err)
 		ch <- prometheus.NewInvalidMetric(depthDesc, err)
 		return

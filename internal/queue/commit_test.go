@@ -59,7 +59,7 @@ func TestCommitChunks(t *testing.T) {
 		if err := db.sql.QueryRowContext(ctx, `SELECT b.payload FROM monohook_delivery d JOIN monohook_body b ON b.k = d.body WHERE d.id = ?`, id).Scan(&stored); err != nil {
 			t.Fatalf("payload of %s: %v", id, err)
 		}
-		got, err := unpack(stored)
+		got, err := testUnpacker.unpack(stored)
 		if err != nil || !bytes.Equal(got, []byte(`{"id":"`+id+`"}`)) {
 			t.Errorf("payload of %s = %q, %v", id, got, err)
 		}

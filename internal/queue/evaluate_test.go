@@ -294,7 +294,7 @@ func TestASweepListsTheRulesOncePerWindow(t *testing.T) {
 		acceptMany(t, stopped, n, func(i int) trigger.Delivery { return delivery(fmt.Sprintf("window-%04d", i), "x") })
 		closeStopped()
 		before := e.store.Lists()
-		q := e.open(t, dsn, queue.Options{DryRun: true, Evaluators: 1})
+		q := e.openDryRun(t, dsn, queue.Options{Evaluators: 1})
 		waitFor(t, func() bool {
 			ds, err := q.List(context.Background(), n)
 			if err != nil {

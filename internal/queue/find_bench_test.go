@@ -31,6 +31,11 @@ func bareQueue(tb testing.TB, dsn string) (*DB, *Queue) {
 	return db, q
 }
 
+func isPostgres(db *DB) bool {
+	_, ok := db.dialect.(*postgresDialect)
+	return ok
+}
+
 // testDSNs names a fresh SQLite database and, when MONOHOOK_TEST_DATABASE_URL
 // names a PostgreSQL server, a fresh database there too.
 func testDSNs(tb testing.TB) map[string]string {
@@ -98,7 +103,7 @@ func BenchmarkFind(b *testing.B) {
 			if _, err := db.sql.ExecContext(ctx, `UPDATE monohook_start SET status = 'pending' WHERE updated_at % 3 = 0`); err != nil {
 				b.Fatal(err)
 			}
-			if db.postgres {
+			if isPostgres(db) {
 				if _, err := db.sql.ExecContext(ctx, `VACUUM ANALYZE`); err != nil {
 					b.Fatal(err)
 				}
@@ -158,7 +163,7 @@ func seedDeliveries(ctx context.Context, db *DB, n int) error {
 	}
 	// As autovacuum would soon after: without statistics PostgreSQL's
 	// planner guesses table sizes.
-	if db.postgres {
+	if isPostgres(db) {
 		_, err = db.sql.ExecContext(ctx, "ANALYZE")
 	}
 	return err

@@ -7,24 +7,21 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/monohook/monohook/internal/githubhook"
 )
 
 // Payloads are stored compressed: JSON shrinks three to four times, and
 // the bytes every commit writes and flushes (and the WAL copies into the
 // database afterwards) bound how many deliveries a second one disk takes.
 //
-// S2 (a faster Snappy) rather than zstd: on the request's goroutine zstd's
-// fastest level cost 45 µs per 8 KB push and 1.2 ms per 200 KB push, a
-// sixth of the CPU of an acknowledgement; S2 costs a quarter of that for
-// output a third larger. A stored S2 payload starts with s2Tag, which no
+// S2 (a faster Snappy) rather than zstd: it runs on the request's
+// goroutine, where zstd's fastest level cost a large share of an
+// acknowledgement's CPU, and S2 a fraction of that for output a little
+// larger (BENCHMARKS.md has the figures). A stored S2 payload starts with s2Tag, which no
 // JSON or form body starts with. Rows written by earlier versions are zstd
 // (its magic number) or as received ("{" or a form body's letters).
 var (
-	s2Tag          = []byte{0xff, 's', '2'}
-	zstdMagic      = []byte{0x28, 0xB5, 0x2F, 0xFD}
-	zstdDecoder, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(2*githubhook.MaxBody))
+	s2Tag     = []byte{0xff, 's', '2'}
+	zstdMagic = []byte{0x28, 0xB5, 0x2F, 0xFD}
 )
 
 // packBuffers hold S2's worst case, so that what a queued delivery keeps is
@@ -45,22 +42,41 @@ func pack(payload []byte) []byte {
 	return out
 }
 
+// unpacker reads stored payloads back. A payload decompressing to more
+// than twice the largest accepted (a form body escapes its JSON) is a
+// damaged row, refused before it is decompressed.
+type unpacker struct {
+	limit int
+	// zstd reads rows of earlier versions: made at the first one met.
+	zstdOnce sync.Once
+	zstd     *zstd.Decoder
+	zstdErr  error
+}
+
+// newUnpacker reads payloads of up to maxPayload bytes as received.
+func newUnpacker(maxPayload int) *unpacker { return &unpacker{limit: 2 * maxPayload} }
+
 // unpack returns a stored payload as received.
-func unpack(stored []byte) ([]byte, error) {
+func (u *unpacker) unpack(stored []byte) ([]byte, error) {
 	var b []byte
 	var err error
 	switch {
 	case bytes.HasPrefix(stored, s2Tag):
 		stored = stored[len(s2Tag):]
 		var n int
-		if n, err = s2.DecodedLen(stored); err == nil && n > 2*githubhook.MaxBody {
+		if n, err = s2.DecodedLen(stored); err == nil && n > u.limit {
 			err = fmt.Errorf("decoded length %d is too large", n)
 		}
 		if err == nil {
 			b, err = s2.Decode(nil, stored)
 		}
 	case bytes.HasPrefix(stored, zstdMagic):
-		b, err = zstdDecoder.DecodeAll(stored, nil)
+		u.zstdOnce.Do(func() {
+			u.zstd, u.zstdErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(max(u.limit, 1))))
+		})
+		if err = u.zstdErr; err == nil {
+			b, err = u.zstd.DecodeAll(stored, nil)
+		}
 	default:
 		return stored, nil
 	}

@@ -8,6 +8,9 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
+// testUnpacker reads payloads of up to GitHub's largest (25 MiB).
+var testUnpacker = newUnpacker(25 << 20)
+
 func TestPayloadRoundTrip(t *testing.T) {
 	big, err := os.ReadFile("../../testdata/bench/push-200k.json")
 	if err != nil {
@@ -21,9 +24,9 @@ func TestPayloadRoundTrip(t *testing.T) {
 		if len(p) > 1000 && len(stored) >= len(p)/2 {
 			t.Errorf("%d bytes stored as %d: not compressed", len(p), len(stored))
 		}
-		got, err := unpack(stored)
+		got, err := testUnpacker.unpack(stored)
 		if err != nil || !bytes.Equal(got, p) {
-			t.Fatalf("unpack(pack(%d bytes)) = %d bytes, %v", len(p), len(got), err)
+			t.Fatalf("testUnpacker.unpack(pack(%d bytes)) = %d bytes, %v", len(p), len(got), err)
 		}
 	}
 }
@@ -33,13 +36,13 @@ func TestPayloadEarlierRows(t *testing.T) {
 	p := []byte(`{"ref":"refs/heads/main","commits":[]}`)
 	enc, _ := zstd.NewWriter(nil)
 	for name, stored := range map[string][]byte{"zstd": enc.EncodeAll(p, nil), "plain": p} {
-		got, err := unpack(stored)
+		got, err := testUnpacker.unpack(stored)
 		if err != nil || !bytes.Equal(got, p) {
 			t.Errorf("%s row: %q, %v", name, got, err)
 		}
 	}
 	form := []byte("payload=%7B%7D")
-	if got, err := unpack(form); err != nil || !bytes.Equal(got, form) {
+	if got, err := testUnpacker.unpack(form); err != nil || !bytes.Equal(got, form) {
 		t.Errorf("form row: %q, %v", got, err)
 	}
 }
@@ -51,7 +54,7 @@ func TestPayloadCorrupt(t *testing.T) {
 		"tag only":  s2Tag,
 		"huge":      append(append([]byte{}, s2Tag...), 0xff, 0xff, 0xff, 0xff, 0x7f),
 	} {
-		if _, err := unpack(b); err == nil {
+		if _, err := testUnpacker.unpack(b); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -63,7 +63,7 @@ func newWebhookServerOn(t *testing.T, dsn string) *server {
 		t.Fatal(err)
 	}
 	svc := &trigger.Service{Rules: st, DryRun: true, Log: log}
-	if s.q, err = queue.New(s.db, svc, nil, queue.Options{DryRun: true}, log); err != nil {
+	if s.q, err = queue.New(s.db, svc, trigger.DryRun{}, queue.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.q.Start(context.Background()); err != nil {

@@ -40,7 +40,7 @@ func newUIOn(t *testing.T, token, dsn string) (*httptest.Server, *queue.Queue) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(db, nil, nil, queue.Options{}, log)
+	q, err := queue.New(db, nil, nil, queue.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -70,7 +69,7 @@ func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
 // one transaction: read separately, a delivery could show starts that
 // happened after the moment its status was read.
 func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
-	tx, err := q.db.read.BeginTx(ctx, q.readOnly())
+	tx, err := q.db.read.BeginTx(ctx, q.db.dialect.readOnly())
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
 	}
@@ -117,122 +116,6 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 	return d, rows.Err()
 }
 
-// Replay evaluates a stored delivery again against the current rules; the
-// pipelines it selects are started again (with new tokens). It returns the
-// replay's round number.
-func (q *Queue) Replay(ctx context.Context, id string) (int, error) {
-	tx, err := q.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", id, err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	res, err := tx.ExecContext(ctx, q.db.q(`UPDATE monohook_delivery SET round = round + 1, status = 'received' WHERE id = ?`), id)
-	if err != nil {
-		return 0, fmt.Errorf("replay %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return 0, fmt.Errorf("replay %s: %w", id, ErrNotFound)
-	}
-	var round int
-	if err := tx.QueryRowContext(ctx, q.db.q(`SELECT round FROM monohook_delivery WHERE id = ?`), id).Scan(&round); err != nil {
-		return 0, fmt.Errorf("replay %s: %w", id, err)
-	}
-	if _, err := q.river.InsertTx(ctx, tx, evaluateArgs{DeliveryIDs: []string{id}}, nil); err != nil {
-		return 0, fmt.Errorf("replay %s: %w", id, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("replay %s: %w", id, err)
-	}
-	return round, nil
-}
-
-// retentionBatch is how many deliveries one transaction of DeleteBefore
-// deletes. Deleting all that is due in one transaction held SQLite's write
-// lock, and with it every acknowledgement, for as long as it took: seconds
-// for a day of a busy organisation's deliveries, more than the job's
-// timeout once the retention is shortened, and then the deletion was
-// rolled back and tried again, each time holding the lock.
-const retentionBatch = 500
-
-// DeleteBefore deletes the deliveries received before t, with their starts
-// and payloads, oldest first, retentionBatch at a time; what it deleted
-// stays deleted when ctx ends before it is done.
-func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
-	var total int64
-	for {
-		n, err := q.deleteOldest(ctx, t.UnixMilli(), retentionBatch)
-		total += n
-		if err != nil || n < retentionBatch {
-			return total, err
-		}
-	}
-}
-
-// deleteOldest deletes, in one transaction, the oldest limit deliveries
-// received before cut (Unix milliseconds), with their starts and payloads.
-//
-// The deliveries go first, their starts after. On PostgreSQL an evaluation
-// may be recording a start for one of them (a replay of an old delivery):
-// deleting its row waits for that evaluation's commit, and the starts'
-// deletion, a later statement, then sees the start it recorded. The other
-// way round, a start committed between the two statements outlived its
-// delivery. If the deletion comes first, the evaluation's update finds no
-// row and records nothing.
-func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, error) {
-	tx, err := q.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("delete old deliveries: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	// Ordered by the unique (received_at, id), read through its index.
-	returning := "id, NULL"
-	if !q.db.postgres {
-		returning = "id, body"
-	}
-	rows, err := tx.QueryContext(ctx, q.db.q(`DELETE FROM monohook_delivery WHERE id IN (
-		SELECT id FROM monohook_delivery WHERE received_at < ? ORDER BY received_at, id LIMIT ?) RETURNING `+returning), cut, limit)
-	if err != nil {
-		return 0, fmt.Errorf("delete old deliveries: %w", err)
-	}
-	var ids, bodies []any
-	for rows.Next() {
-		var id string
-		var body sql.NullInt64
-		if err := rows.Scan(&id, &body); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("delete old deliveries: %w", err)
-		}
-		ids = append(ids, id)
-		if body.Valid {
-			bodies = append(bodies, body.Int64)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("delete old deliveries: %w", err)
-	}
-	if len(ids) == 0 {
-		return 0, nil
-	}
-	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (`+marks(len(ids))+`)`), ids...); err != nil {
-		return 0, fmt.Errorf("delete old starts: %w", err)
-	}
-	if !q.db.postgres {
-		if len(bodies) > 0 {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_body WHERE k IN (`+marks(len(bodies))+`)`, bodies...); err != nil { //nolint:gosec // placeholders only
-				return 0, fmt.Errorf("delete old payloads: %w", err)
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM monohook_payload WHERE id IN (`+marks(len(ids))+`)`, ids...); err != nil { //nolint:gosec // placeholders only
-			return 0, fmt.Errorf("delete old payloads: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("delete old deliveries: %w", err)
-	}
-	return int64(len(ids)), nil
-}
-
 // Filter selects deliveries for the dashboard.
 type Filter struct {
 	Repo string
@@ -270,7 +153,7 @@ type Page struct {
 // still in progress: not evaluated yet, or with a start pending or retrying
 // in their latest round. Each of the two is its own query, the newest n of
 // it: as one condition (status OR start), PostgreSQL read every delivery
-// through the time index when none was in progress (19 ms at 100,000), the
+// through the time index when none was in progress (BENCHMARKS.md), the
 // common case; apart, each goes through the index of its own state.
 func pendingOf(where []string, args []any, n int) ([]string, []any) {
 	and := ""
@@ -345,7 +228,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	query += " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
 	args = append(args, f.Limit+1)
 
-	tx, err := q.db.read.BeginTx(ctx, q.readOnly())
+	tx, err := q.db.read.BeginTx(ctx, q.db.dialect.readOnly())
 	if err != nil {
 		return Page{}, fmt.Errorf("find deliveries: %w", err)
 	}
@@ -416,21 +299,10 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// readOnly is the isolation for reads that must see one moment. On
-// SQLite a read transaction on q.db.read sees one moment already: it
-// begins DEFERRED there, and in WAL mode it keeps the snapshot of its
-// first read without taking the write lock.
-func (q *Queue) readOnly() *sql.TxOptions {
-	if q.db.postgres {
-		return &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}
-	}
-	return &sql.TxOptions{}
-}
-
 // Repos returns the repositories deliveries were received for, sorted.
 // The query steps from one repository to the next through the index on
 // (repo, …), one lookup per repository: SELECT DISTINCT read every
-// delivery's index entry (21 ms for 100,000 deliveries on SQLite), on
+// delivery's index entry (BENCHMARKS.md, "Dashboard queries"), on
 // every list page.
 func (q *Queue) Repos(ctx context.Context) ([]string, error) {
 	rows, err := q.db.read.QueryContext(ctx, `WITH RECURSIVE r(repo) AS (
@@ -522,7 +394,7 @@ func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullS
 	var payload []byte
 	var event string
 	var result sql.NullString
-	expr, joins := q.db.payloadSQL()
+	expr, joins, _ := q.db.dialect.payload()
 	err := q.db.read.QueryRowContext(ctx, q.db.q(`SELECT d.event, `+expr+`, d.result FROM monohook_delivery d `+joins+` WHERE d.id = ?`), id).Scan(&event, &payload, &result)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, result, fmt.Errorf("%s: %w", id, ErrNotFound)
@@ -530,13 +402,45 @@ func (q *Queue) stored(ctx context.Context, id string) (*trigger.Push, sql.NullS
 	if err != nil {
 		return nil, result, fmt.Errorf("read delivery %s: %w", id, err)
 	}
-	if payload, err = unpack(payload); err != nil {
-		return nil, result, fmt.Errorf("delivery %s: %w", id, err)
-	}
-	p, err := githubhook.ParseEvent(event, payload)
+	p, err := q.parse(id, event, payload)
 	if err != nil {
 		return nil, result, fmt.Errorf("delivery %s: %w", id, err)
 	}
-	p.DeliveryID = id
 	return p, result, nil
+}
+
+// errNoParser is returned for a parsed delivery by a queue given no
+// Options.Parse.
+var errNoParser = errors.New("no parser of stored payloads (Options.Parse)")
+
+// parse reads a delivery's stored payload back into the push it was
+// accepted as.
+func (q *Queue) parse(id, event string, stored []byte) (*trigger.Push, error) {
+	if q.opts.Parse == nil {
+		return nil, errNoParser
+	}
+	payload, err := q.payloads.unpack(stored)
+	if err != nil {
+		return nil, err
+	}
+	p, err := q.opts.Parse(event, payload)
+	if err != nil {
+		return nil, err
+	}
+	p.DeliveryID = id
+	return p, nil
+}
+
+// scanStrings reads rows of one text column and closes them.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

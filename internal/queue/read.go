@@ -179,6 +179,55 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 {
 		f.Limit = 50
 	}
+	where, args, err := findWhere(f)
+	if err != nil {
+		return Page{}, err
+	}
+	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round FROM monohook_delivery d`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
+	args = append(args, f.Limit+1)
+
+	tx, err := q.db.read.BeginTx(ctx, q.db.dialect.readOnly())
+	if err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // read-only: nothing to commit
+	rows, err := tx.QueryContext(ctx, q.db.q(query), args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	var page Page
+	for rows.Next() {
+		var s Summary
+		var received int64
+		if err := rows.Scan(&s.ID, &s.Event, &received, &s.Repo, &s.Ref, &s.SHA, &s.Paths, &s.Status, &s.Duplicates, &s.Round); err != nil {
+			rows.Close()
+			return Page{}, fmt.Errorf("find deliveries: %w", err)
+		}
+		s.Received = time.UnixMilli(received)
+		page.Deliveries = append(page.Deliveries, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	}
+	if len(page.Deliveries) > f.Limit {
+		page.Deliveries = page.Deliveries[:f.Limit]
+		last := page.Deliveries[f.Limit-1]
+		page.Next = fmt.Sprintf("%d:%s", last.Received.UnixMilli(), last.ID)
+	}
+	if err := q.countStarts(ctx, tx, page.Deliveries); err != nil {
+		return Page{}, err
+	}
+	return page, nil
+}
+
+// findWhere is the conditions (with their args) of the deliveries f
+// selects.
+func findWhere(f Filter) ([]string, []any, error) {
 	var where []string
 	var args []any
 	if f.Repo != "" {
@@ -201,7 +250,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	case "none":
 		where = append(where, "d.status = 'evaluated' AND NOT EXISTS (SELECT 1 FROM monohook_start s WHERE s.delivery_id = d.id AND s.round = d.round)")
 	default:
-		return Page{}, fmt.Errorf("unknown status %q (want one of %s)", f.Status, strings.Join(Statuses, ", "))
+		return nil, nil, fmt.Errorf("unknown status %q (want one of %s)", f.Status, strings.Join(Statuses, ", "))
 	}
 	if f.Text != "" {
 		like := "%" + escapeLike(strings.ToLower(f.Text)) + "%"
@@ -213,7 +262,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 		ms, id, ok := strings.Cut(f.Before, ":")
 		received, err := strconv.ParseInt(ms, 10, 64)
 		if !ok || err != nil {
-			return Page{}, fmt.Errorf("page cursor %q: %w", f.Before, ErrBadCursor)
+			return nil, nil, fmt.Errorf("page cursor %q: %w", f.Before, ErrBadCursor)
 		}
 		where = append(where, "(d.received_at, d.id) < (?, ?)")
 		args = append(args, received, id)
@@ -221,63 +270,33 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	if f.Status == "pending" {
 		where, args = pendingOf(where, args, f.Limit+1)
 	}
-	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round FROM monohook_delivery d`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY d.received_at DESC, d.id DESC LIMIT ?"
-	args = append(args, f.Limit+1)
+	return where, args, nil
+}
 
-	tx, err := q.db.read.BeginTx(ctx, q.db.dialect.readOnly())
-	if err != nil {
-		return Page{}, fmt.Errorf("find deliveries: %w", err)
+// countStarts counts the starts of each delivery's latest round by state,
+// in the transaction that found them.
+func (q *Queue) countStarts(ctx context.Context, tx *sql.Tx, deliveries []Summary) error {
+	if len(deliveries) == 0 {
+		return nil
 	}
-	defer tx.Rollback() //nolint:errcheck // read-only: nothing to commit
-	rows, err := tx.QueryContext(ctx, q.db.q(query), args...)
-	if err != nil {
-		return Page{}, fmt.Errorf("find deliveries: %w", err)
+	ids := make([]any, len(deliveries))
+	byID := make(map[string]*Summary, len(deliveries))
+	for i := range deliveries {
+		ids[i] = deliveries[i].ID
+		byID[deliveries[i].ID] = &deliveries[i]
 	}
-	var page Page
-	byID := map[string]*Summary{}
-	for rows.Next() {
-		var s Summary
-		var received int64
-		if err := rows.Scan(&s.ID, &s.Event, &received, &s.Repo, &s.Ref, &s.SHA, &s.Paths, &s.Status, &s.Duplicates, &s.Round); err != nil {
-			rows.Close()
-			return Page{}, fmt.Errorf("find deliveries: %w", err)
-		}
-		s.Received = time.UnixMilli(received)
-		page.Deliveries = append(page.Deliveries, s)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("find deliveries: %w", err)
-	}
-	if len(page.Deliveries) > f.Limit {
-		page.Deliveries = page.Deliveries[:f.Limit]
-		last := page.Deliveries[f.Limit-1]
-		page.Next = fmt.Sprintf("%d:%s", last.Received.UnixMilli(), last.ID)
-	}
-	if len(page.Deliveries) == 0 {
-		return page, nil
-	}
-	ids := make([]any, len(page.Deliveries))
-	for i := range page.Deliveries {
-		ids[i] = page.Deliveries[i].ID
-		byID[page.Deliveries[i].ID] = &page.Deliveries[i]
-	}
-	rows, err = tx.QueryContext(ctx, q.db.q(`SELECT s.delivery_id, s.status, COUNT(*) FROM monohook_start s
+	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT s.delivery_id, s.status, COUNT(*) FROM monohook_start s
 		JOIN monohook_delivery d ON d.id = s.delivery_id AND d.round = s.round
 		WHERE s.delivery_id IN (`+marks(len(ids))+`) GROUP BY s.delivery_id, s.status`), ids...)
 	if err != nil {
-		return Page{}, fmt.Errorf("count starts: %w", err)
+		return fmt.Errorf("count starts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id, status string
 		var n int
 		if err := rows.Scan(&id, &status, &n); err != nil {
-			return Page{}, fmt.Errorf("count starts: %w", err)
+			return fmt.Errorf("count starts: %w", err)
 		}
 		s := byID[id]
 		switch status {
@@ -291,7 +310,10 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 			s.Pending += n
 		}
 	}
-	return page, rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("count starts: %w", err)
+	}
+	return nil
 }
 
 // escapeLike makes s match literally inside a LIKE pattern.

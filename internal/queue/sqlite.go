@@ -103,10 +103,10 @@ func (s *sqliteDialect) prepare(ctx context.Context, db *DB) error {
 	return err
 }
 
+// close closes the statements; a commit still under way fails on them.
 func (s *sqliteDialect) close() {
 	if s.stmts != nil {
 		s.stmts.close()
-		s.stmts = nil
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -39,7 +38,7 @@ func TestCommitChunks(t *testing.T) {
 	}
 	for i, res := range results {
 		dup := i == 7 || i == 260 || i == 300
-		if got := errors.Is(res, githubhook.ErrDuplicate); got != dup {
+		if got := errors.Is(res, trigger.ErrDuplicate); got != dup {
 			t.Errorf("delivery %d (%s): duplicate = %v, want %v (%v)", i, group[i].d.ID, got, dup, res)
 		}
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/store"
 )
 
@@ -184,10 +184,10 @@ func (f *dbFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.url, "database", "", "deliveries and jobs: postgres://… for several replicas (default: SQLite file monohook.db in --data-dir)")
 }
 
-func (f *dbFlags) open(ctx context.Context, dataDir string) (*queue.DB, error) {
+func (f *dbFlags) open(ctx context.Context, dataDir string) (*deliveries.DB, error) {
 	u := f.url
 	if u == "" {
 		u = "sqlite://" + filepath.Join(dataDir, "monohook.db")
 	}
-	return queue.OpenDB(ctx, u)
+	return deliveries.OpenDB(ctx, u)
 }

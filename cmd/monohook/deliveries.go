@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/deliveries"
 )
 
 func newDeliveries() *cobra.Command {
@@ -27,7 +27,7 @@ as serve: --database, or the SQLite file in --data-dir.`,
 
 // openQueue opens the database for the deliveries commands. The queue is
 // not started: these commands read and insert, they work no jobs.
-func openQueue(ctx context.Context, db *dbFlags, dataDir string, lf *logFlags) (*queue.Queue, func(), error) {
+func openQueue(ctx context.Context, db *dbFlags, dataDir string, lf *logFlags) (*deliveries.Queue, func(), error) {
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
 		return nil, nil, err
@@ -36,7 +36,7 @@ func openQueue(ctx context.Context, db *dbFlags, dataDir string, lf *logFlags) (
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := queue.New(d, nil, nil, queue.Options{}, log)
+	q, err := deliveries.New(d, nil, nil, deliveries.Options{}, log)
 	if err != nil {
 		d.Close()
 		return nil, nil, err

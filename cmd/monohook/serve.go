@@ -18,11 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/cobra"
 
+	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/netguard"
-	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/trigger"
 	"github.com/monohook/monohook/internal/web"
 )
@@ -35,7 +35,7 @@ type serveConfig struct {
 	requireSHA256 bool
 	dryRun        bool
 	db            dbFlags
-	queue         queue.Options
+	queue         deliveries.Options
 	shutdown      time.Duration
 	adminToken    string
 	adminFile     string
@@ -156,7 +156,7 @@ func serve(ctx context.Context, c serveConfig) error {
 	m := metrics.New()
 	c.queue.Metrics = m
 	c.queue.Parse, c.queue.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
-	q, err := queue.New(db, svc, starter, c.queue, log)
+	q, err := deliveries.New(db, svc, starter, c.queue, log)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/monohook/monohook/internal/queue"
+	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -31,7 +31,7 @@ type UI struct {
 	// Sessions keeps the sessions (the database, shared by replicas);
 	// required with an admin token.
 	Sessions   SessionStore
-	Deliveries *queue.Queue
+	Deliveries *deliveries.Queue
 	Store      *store.Store
 	// Rules is what the path tester and the explanations evaluate against:
 	// the store, as the queue's evaluation uses it.
@@ -225,8 +225,8 @@ func (h *handlers) logout(w http.ResponseWriter, r *http.Request, session string
 
 func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session string) {
 	qs := r.URL.Query()
-	f := queue.Filter{Repo: qs.Get("repo"), Status: qs.Get("status"), Text: strings.TrimSpace(qs.Get("q")), Before: qs.Get("before"), Limit: pageSize}
-	if f.Status != "" && !slices.Contains(queue.Statuses, f.Status) {
+	f := deliveries.Filter{Repo: qs.Get("repo"), Status: qs.Get("status"), Text: strings.TrimSpace(qs.Get("q")), Before: qs.Get("before"), Limit: pageSize}
+	if f.Status != "" && !slices.Contains(deliveries.Statuses, f.Status) {
 		h.fail(w, r, http.StatusBadRequest, fmt.Sprintf("Unknown status %q.", f.Status))
 		return
 	}
@@ -239,7 +239,7 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 		}
 	}
 	page, err := h.ui.Deliveries.Find(r.Context(), f)
-	if errors.Is(err, queue.ErrBadCursor) {
+	if errors.Is(err, deliveries.ErrBadCursor) {
 		h.fail(w, r, http.StatusBadRequest, "Not a page of deliveries: follow the Older link from the list.")
 		return
 	}
@@ -264,7 +264,7 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 	}
 	h.render(w, http.StatusOK, "deliveries", map[string]any{
 		"CSRF": h.s.csrf(session), "Nav": "deliveries", "Filter": f, "Page": page, "Repos": repos,
-		"Statuses": queue.Statuses, "Older": older, "DryRun": h.ui.DryRun,
+		"Statuses": deliveries.Statuses, "Older": older, "DryRun": h.ui.DryRun,
 	})
 }
 
@@ -333,7 +333,7 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 		return
 	}
 	d, err := h.ui.Deliveries.Get(r.Context(), id)
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, deliveries.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored (it may be older than the retention).", id))
 		return
 	}
@@ -373,7 +373,7 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
 		return
 	}
 	round, err := h.ui.Deliveries.Replay(r.Context(), id)
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, deliveries.ErrNotFound) {
 		h.fail(w, r, http.StatusNotFound, fmt.Sprintf("No delivery %q is stored.", id))
 		return
 	}

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/githubhook"
-	"github.com/monohook/monohook/internal/queue"
 	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -24,23 +24,23 @@ const adminToken = "unit-test-admin-token-0123456789"
 
 // newUI serves the dashboard over a real SQLite queue (not started: its
 // deliveries stay received) and a file rule store.
-func newUI(t *testing.T, token string) (*httptest.Server, *queue.Queue) {
+func newUI(t *testing.T, token string) (*httptest.Server, *deliveries.Queue) {
 	t.Helper()
 	return newUIOn(t, token, "sqlite://"+filepath.Join(t.TempDir(), "monohook.db"))
 }
 
 // newUIOn serves the dashboard over the database at dsn: several on one
 // database are replicas.
-func newUIOn(t *testing.T, token, dsn string) (*httptest.Server, *queue.Queue) {
+func newUIOn(t *testing.T, token, dsn string) (*httptest.Server, *deliveries.Queue) {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
-	db, err := queue.OpenDB(ctx, dsn)
+	db, err := deliveries.OpenDB(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(db, nil, nil, queue.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log)
+	q, err := deliveries.New(db, nil, nil, deliveries.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,104 @@
+package deliveries
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/riverqueue/river/rivermigrate"
+)
+
+// schema is monohook's own tables, as both databases have them (PostgreSQL
+// writes BYTEA for BLOB); River keeps its jobs in its own. Times are Unix
+// milliseconds, so both databases store them alike.
+const schema = `
+CREATE TABLE IF NOT EXISTS monohook_delivery (
+	id           TEXT PRIMARY KEY,
+	event        TEXT NOT NULL,
+	received_at  BIGINT NOT NULL,
+	payload      BLOB NOT NULL,
+	duplicates   INTEGER NOT NULL DEFAULT 0,
+	repo         TEXT NOT NULL DEFAULT '',
+	ref          TEXT NOT NULL DEFAULT '',
+	sha          TEXT NOT NULL DEFAULT '',
+	paths        INTEGER NOT NULL DEFAULT 0,
+	round        INTEGER NOT NULL DEFAULT 0,
+	status       TEXT NOT NULL,
+	evaluated_at BIGINT,
+	result       TEXT
+);
+DROP INDEX IF EXISTS monohook_delivery_received;
+CREATE INDEX IF NOT EXISTS monohook_delivery_time ON monohook_delivery (received_at, id);
+CREATE TABLE IF NOT EXISTS monohook_start (
+	delivery_id  TEXT NOT NULL,
+	round        INTEGER NOT NULL,
+	pipeline     TEXT NOT NULL,
+	token        TEXT NOT NULL,
+	status       TEXT NOT NULL,
+	attempts     INTEGER NOT NULL DEFAULT 0,
+	execution_id TEXT NOT NULL DEFAULT '',
+	error        TEXT NOT NULL DEFAULT '',
+	updated_at   BIGINT NOT NULL,
+	PRIMARY KEY (delivery_id, round, pipeline)
+);
+-- The dashboard: deliveries of one repository, newest first; when each
+-- pipeline last started.
+CREATE INDEX IF NOT EXISTS monohook_delivery_repo ON monohook_delivery (repo, received_at, id);
+DROP INDEX IF EXISTS monohook_delivery_status;
+-- Evaluation takes the oldest waiting deliveries.
+CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
+CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
+CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
+-- SQLite, rows written by versions before monohook_body: payloads by
+-- delivery id.
+CREATE TABLE IF NOT EXISTS monohook_payload (
+	id      TEXT PRIMARY KEY,
+	payload BLOB NOT NULL
+);
+-- A row per committer whose deliveries an evaluation job is queued for
+-- (see wakeUpsert in ingest.go).
+CREATE TABLE IF NOT EXISTS monohook_wake (
+	k BIGINT PRIMARY KEY,
+	n INTEGER NOT NULL
+);
+-- Dashboard sessions, by a keyed hash of the session id (see sessions.go).
+CREATE TABLE IF NOT EXISTS monohook_session (
+	hash       TEXT PRIMARY KEY,
+	expires_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS monohook_session_expiry ON monohook_session (expires_at);
+` + probeSchema
+
+// addLaterColumns adds the columns of both databases added after the first
+// release; count is the dialect's query for addColumn.
+func addLaterColumns(ctx context.Context, db *sql.DB, count string) error {
+	return addColumn(ctx, db, count, "monohook_start", "output", "TEXT NOT NULL DEFAULT ''")
+}
+
+// addColumn adds a column to a table unless it is there already; count
+// counts the table's columns of a name (arguments: table, column).
+func addColumn(ctx context.Context, db *sql.DB, count, table, column, decl string) error {
+	var n int
+	if err := db.QueryRowContext(ctx, count, table, column).Scan(&n); err != nil {
+		return fmt.Errorf("migrate: read the columns of %s: %w", table, err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := db.ExecContext(ctx, "ALTER TABLE "+table+" ADD COLUMN "+column+" "+decl); err != nil {
+		return fmt.Errorf("migrate: add %s.%s: %w", table, column, err)
+	}
+	return nil
+}
+
+// migrateRiver brings River's tables up to date.
+func migrateRiver(ctx context.Context, db *DB) error {
+	m, err := rivermigrate.New(db.driver, nil)
+	if err != nil {
+		return fmt.Errorf("migrate river: %w", err)
+	}
+	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return fmt.Errorf("migrate river tables: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package deliveries
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// startArgs is the job that starts one pipeline for one delivery.
+type startArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	Round      int    `json:"round"`
+	Pipeline   string `json:"pipeline"`
+	Token      string `json:"token"`
+	// Target and Data are set for v2 rules: the target as the rule said
+	// when the delivery was evaluated (a later edit of the rule does not
+	// change a start already decided), and what its templates see.
+	Target *trigger.Target       `json:"target,omitempty"`
+	Data   *trigger.TemplateData `json:"data,omitempty"`
+}
+
+func (startArgs) Kind() string { return "monohook_start" }
+
+func (startArgs) InsertOpts() river.InsertOpts { return river.InsertOpts{Queue: startQueue} }
+
+type startWorker struct {
+	river.WorkerDefaults[startArgs]
+	q *Queue
+}
+
+// Work starts the pipeline. Throttling, 5xx and network errors are retried
+// with backoff; a permanent error (no such pipeline, access denied) is not,
+// and the start is marked failed at once: the dead letter a person sees.
+// A start the starter answered without starting anything (trigger.DryRun)
+// is recorded as a dry run, whoever queued the job: a dry run on a
+// database holding a live run's start jobs records them, and they stay
+// visible and replayable.
+func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
+	q, db, a := w.q, w.q.db, job.Args
+	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Pipeline, "token", a.Token, "attempt", job.Attempt)
+	req := trigger.StartRequest{Name: a.Pipeline, Token: a.Token}
+	if a.Target != nil {
+		req.Target = *a.Target
+	}
+	if a.Data != nil {
+		req.Data = *a.Data
+	}
+	req.Paths = func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) }
+	target := req.Type()
+	log = log.With("target", target)
+	got, startErr := q.starter.Start(ctx, req)
+	// The outcome is recorded even when the job's context has ended (the
+	// shutdown deadline, the job timeout): what the target answered, or
+	// that the attempt was cut short, is what the dashboard must show.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	now := time.Now().UnixMilli()
+	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
+		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
+	if startErr == nil && got.DryRun {
+		if _, err := db.sql.ExecContext(ctx, update, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+			return fmt.Errorf("record dry run: %w", err)
+		}
+		log.Info("dry run: pipeline not started")
+		return nil
+	}
+	if startErr == nil {
+		// Should this not be recorded (a crash now), the job runs again,
+		// and the same token gets the same execution from CodePipeline.
+		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+			return fmt.Errorf("record start: %w", err)
+		}
+		log.Info("pipeline started", "execution_id", got.ID)
+		q.opts.Metrics.Start(target, "started")
+		return nil
+	}
+	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
+	if permanent || job.Attempt >= job.MaxAttempts {
+		status = "failed"
+	}
+	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		log.Error("could not record a failed start", "err", err)
+	}
+	q.opts.Metrics.Start(target, status)
+	if permanent {
+		log.Error("pipeline start failed; not retried", "err", startErr)
+		return river.JobCancel(startErr)
+	}
+	if status == "failed" {
+		log.Error("pipeline start failed; attempts exhausted", "err", startErr)
+	} else {
+		log.Warn("pipeline start failed; will retry", "err", startErr)
+	}
+	return startErr
+}

@@ -1,3 +1,0 @@
-// Package queue takes accepted deliveries off the request path and feeds
-// them to workers.
-package queue

@@ -184,3 +184,44 @@ func TestKindsReadTheirFieldsStrictly(t *testing.T) {
 		t.Errorf("a start job's target: %+v %v", s, err)
 	}
 }
+
+// benchRules are rule documents as the README writes them.
+var benchRules = []struct{ name, doc string }{
+	{"codepipeline", `repository: acme/monorepo
+events: [push, pull_request]
+branches: [main, "release/**", "!release/old/**"]
+paths: ["services/api/**", "libs/**", "!**/*.md"]
+target:
+  type: codepipeline
+  pipeline: api-deploy
+  source_revision: true
+  source_action: Source
+  variables: {COMMIT: "{{.SHA}}", CHANGED: "{{.ChangedPathsCount}}"}
+`},
+	{"http", `repository: acme/monorepo
+paths: ["services/api/**"]
+target:
+  type: http
+  url: 'https://ci.example/job/{{.RepoName}}/buildWithParameters?token={{secret "T"}}&SHA={{.SHA}}'
+  headers: {Authorization: 'Bearer {{secret "B"}}'}
+  body: '{"sha": {{json .SHA}}, "n": {{.ChangedPathsCount}}}'
+`},
+}
+
+// BenchmarkCompileRule is reading and validating one rule document, as
+// the store does for each new or changed document.
+func BenchmarkCompileRule(b *testing.B) {
+	for _, r := range benchRules {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				s, err := trigger.ParseSpec([]byte(r.doc))
+				if err == nil {
+					_, err = trigger.NewV2Rule("k", s, targets.Registry{})
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

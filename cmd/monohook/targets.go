@@ -9,12 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/pflag"
 
-	"github.com/monohook/monohook/internal/codebuild"
-	"github.com/monohook/monohook/internal/codepipeline"
-	"github.com/monohook/monohook/internal/exectarget"
 	"github.com/monohook/monohook/internal/githubapi"
-	"github.com/monohook/monohook/internal/httptarget"
 	"github.com/monohook/monohook/internal/netguard"
+	"github.com/monohook/monohook/internal/targets"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -77,16 +74,5 @@ func (f *targetFlags) starters(awsCfg *aws.Config, gh *githubapi.Client) (trigge
 	if err != nil {
 		return nil, err
 	}
-	s := trigger.Starters{"http": &httptarget.Starter{SecretsDir: f.secretsDir, Network: network}}
-	if awsCfg != nil {
-		s["codepipeline"] = codepipeline.New(*awsCfg)
-		s["codebuild"] = codebuild.New(*awsCfg)
-	}
-	if gh != nil {
-		s["github-actions"] = githubapi.Starter{Client: gh}
-	}
-	if f.allowExec {
-		s["exec"] = &exectarget.Starter{}
-	}
-	return s, nil
+	return targets.Starters(targets.Config{AWS: awsCfg, GitHub: gh, SecretsDir: f.secretsDir, Network: network, Exec: f.allowExec}), nil
 }

@@ -15,12 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/monohook/monohook/internal/codepipeline"
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/pgtest"
 	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
 

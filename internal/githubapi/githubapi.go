@@ -1,6 +1,6 @@
 // Package githubapi talks to the GitHub REST API: the full change set of a
 // push or pull request (when a payload's lists fall short), and
-// workflow_dispatch for the github-actions target. It authenticates with a
+// workflow_dispatch for the github-actions target (internal/targets/githubactions). It authenticates with a
 // token or as a GitHub App installation, and waits out rate limits.
 package githubapi
 
@@ -216,45 +216,27 @@ func (c *Client) ChangedPaths(ctx context.Context, p *trigger.Push) ([]string, b
 	}
 }
 
-// Dispatch starts a workflow_dispatch run of the target's workflow.
-// GitHub gives such a request no idempotency key, so a 5xx answer is not
-// retried here (the run may exist); the start job's retry decides.
-func (c *Client) Dispatch(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	t := req.Target
-	owner, repo, err := ownerRepo(t.Repository)
+// Dispatch starts a workflow_dispatch run of workflow (a file name or an
+// id) in repository (owner/name) at ref, with inputs. GitHub gives such a
+// request no idempotency key, so a 5xx answer is not retried here (the
+// run may exist); the start job's retry decides.
+func (c *Client) Dispatch(ctx context.Context, repository, workflow, ref string, inputs map[string]string) error {
+	owner, repo, err := ownerRepo(repository)
 	if err != nil {
-		return trigger.Started{}, err
-	}
-	ref := req.Data.Ref
-	if t.Ref != "" {
-		if ref, err = trigger.Render(ctx, "ref", t.Ref, trigger.MaxValue, req.Data, nil); err != nil {
-			return trigger.Started{}, err
-		}
-	}
-	inputs, err := trigger.RenderMap(ctx, t.Inputs, req.Data, nil)
-	if err != nil {
-		return trigger.Started{}, err
+		return err
 	}
 	event := github.CreateWorkflowDispatchEventRequest{Ref: ref, Inputs: map[string]any{}}
 	for k, v := range inputs {
 		event.Inputs[k] = v
 	}
 	err = c.call(ctx, false, func() (*github.Response, error) {
-		if id, err := strconv.ParseInt(t.Workflow, 10, 64); err == nil {
+		if id, err := strconv.ParseInt(workflow, 10, 64); err == nil {
 			return c.gh.Actions.CreateWorkflowDispatchEventByID(ctx, owner, repo, id, event)
 		}
-		return c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, repo, t.Workflow, event)
+		return c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, repo, workflow, event)
 	})
 	if err != nil {
-		return trigger.Started{}, fmt.Errorf("workflow_dispatch of %s in %s: %w", t.Workflow, t.Repository, err)
+		return fmt.Errorf("workflow_dispatch of %s in %s: %w", workflow, repository, err)
 	}
-	return trigger.Started{ID: "dispatched " + t.Workflow + " at " + ref}, nil
-}
-
-// Starter is the github-actions target.
-type Starter struct{ *Client }
-
-// Start implements trigger.Starter.
-func (s Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	return s.Dispatch(ctx, req)
+	return nil
 }

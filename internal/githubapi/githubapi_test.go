@@ -180,33 +180,6 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	}
 }
 
-func TestDispatch(t *testing.T) {
-	g := fakegithub.New("gh-token")
-	defer g.Close()
-	c, _ := newClient(t, g)
-	req := trigger.StartRequest{
-		Target: trigger.Target{Type: "github-actions", Repository: "acme/deploy", Workflow: "deploy.yml", Inputs: map[string]string{"sha": "{{.SHA}}", "service": "api"}},
-		Data:   trigger.TemplateData{Ref: "refs/heads/main", SHA: "0123abcd"},
-	}
-	got, err := (Starter{c}).Start(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := g.Dispatches()
-	if len(d) != 1 || d[0].Repo != "acme/deploy" || d[0].Workflow != "deploy.yml" || d[0].Ref != "refs/heads/main" || d[0].Inputs["sha"] != "0123abcd" || !strings.Contains(got.ID, "deploy.yml") {
-		t.Errorf("dispatch %+v, answer %+v", d, got)
-	}
-	req.Target.Ref = "release"
-	if _, err := (Starter{c}).Start(context.Background(), req); err != nil || g.Dispatches()[1].Ref != "release" {
-		t.Errorf("ref template: %v %+v", err, g.Dispatches())
-	}
-	// A 5xx on a dispatch is not retried here: the run may exist.
-	g.FailNext(1)
-	if _, err := (Starter{c}).Start(context.Background(), req); err == nil || errors.Is(err, trigger.ErrPermanent) || len(g.Dispatches()) != 2 {
-		t.Errorf("5xx dispatch: %v, %d dispatches", err, len(g.Dispatches()))
-	}
-}
-
 // Service.Complete adds the API's paths to the payload's.
 func TestServiceCompletesChangeSets(t *testing.T) {
 	g := fakegithub.New("gh-token")

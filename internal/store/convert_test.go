@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 	"testing"
@@ -33,11 +34,11 @@ func TestConvertSeedKeepsValuesInTheirFields(t *testing.T) {
 			Events:     []string{"push"},
 			Branches:   []string{escapeGlob(d.GitHubBranch)},
 			PathRegex:  rules.SplitSeed(d.ChangeMatchExpressions),
-			Target:     trigger.Target{Type: "codepipeline", Pipeline: d.CodePipelineName},
+			Target:     trigger.NewTarget("codepipeline", map[string]string{"pipeline": d.CodePipelineName}),
 		}
 		if spec.Repository != want.Repository || !slices.Equal(spec.Events, want.Events) || !slices.Equal(spec.Branches, want.Branches) ||
-			!slices.Equal(spec.PathRegex, want.PathRegex) || spec.Target.Type != want.Target.Type || spec.Target.Pipeline != want.Target.Pipeline ||
-			spec.Tags != nil || spec.Paths != nil || spec.OnIncomplete != "" || spec.Target.Command != nil {
+			!slices.Equal(spec.PathRegex, want.PathRegex) || spec.Target.Type != want.Target.Type || !bytes.Equal(spec.Target.Fields, want.Target.Fields) ||
+			spec.Tags != nil || spec.Paths != nil || spec.OnIncomplete != "" {
 			t.Errorf("%q converted to\n%+v\nwant\n%+v\n%s", d.GitHubBranch, spec, want, out)
 		}
 		if lines := strings.Count(strings.SplitN(string(out), "\n", 2)[0], "\n"); lines != 0 || !strings.HasPrefix(string(out), "# converted") {

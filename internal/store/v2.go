@@ -11,6 +11,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/monohook/monohook/internal/rules"
+	"github.com/monohook/monohook/internal/targets"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -92,13 +93,14 @@ func (s *Store) loadV2(ctx context.Context, o listed) cachedDoc {
 	return d
 }
 
-// CompileV2 parses and validates a v2 document stored under key.
+// CompileV2 parses and validates a v2 document stored under key; its
+// target is validated by its kind.
 func CompileV2(key string, b []byte) (trigger.Rule, error) {
 	spec, err := trigger.ParseSpec(b)
 	if err != nil {
 		return trigger.Rule{}, err
 	}
-	return trigger.NewV2Rule(key, spec)
+	return trigger.NewV2Rule(key, spec, targets.Registry{})
 }
 
 // PutV2 validates a v2 document and stores it, as given (comments and

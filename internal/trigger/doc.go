@@ -4,5 +4,6 @@
 //
 // Data flows one way: Push -> Evaluate (pure) -> Result -> Starter calls.
 // The package does no I/O of its own; the rule store and the pipeline
-// targets are passed in through the RuleSource and Starter interfaces.
+// targets are passed in through the RuleSource and Starter interfaces, and
+// the kinds of target (what a target's fields mean) through TargetKinds.
 package trigger

@@ -33,8 +33,18 @@ type Problem struct {
 	Error string `json:"error"`
 }
 
-// pipelineName is CodePipeline's pattern for pipeline names.
+// SeedTarget is the target type a seed rule starts: the predecessor's
+// documents name a CodePipeline pipeline (CodePipelineName), so this one
+// kind is the seed format's own. A start without a Target is one of it.
+const SeedTarget = "codepipeline"
+
+// pipelineName is CodePipeline's pattern for pipeline names, which the
+// seed format's CodePipelineName keeps to.
 var pipelineName = regexp.MustCompile(`^[A-Za-z0-9.@\-_]{1,100}$`)
+
+// ValidPipelineName reports whether name is a CodePipeline pipeline name
+// (the seed format's, and a codepipeline target's).
+func ValidPipelineName(name string) bool { return pipelineName.MatchString(name) }
 
 // NewSeedRule checks the four fields of a seed document and compiles its
 // expressions. Every error names the field or the expression at fault.

@@ -38,7 +38,7 @@ type StartRequest struct {
 // Type is the target type of the request.
 func (r *StartRequest) Type() string {
 	if r.Target.Type == "" {
-		return "codepipeline"
+		return SeedTarget
 	}
 	return r.Target.Type
 }

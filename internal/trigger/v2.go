@@ -2,22 +2,16 @@ package trigger
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/netip"
-	"net/url"
 	"regexp"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/monohook/monohook/internal/netguard"
 	"github.com/monohook/monohook/internal/rules"
 )
 
@@ -49,72 +43,114 @@ type Spec struct {
 	Target       Target `json:"target"`
 }
 
-// Target is what a rule starts.
+// Target is what a rule starts: a kind of target (Type) and the kind's
+// own fields, which only the kind reads (TargetKinds). It is stored flat,
+// as rule documents write it and start jobs hold it: {"type":
+// "codepipeline", "pipeline": "api"}.
 type Target struct {
-	// Type is codepipeline, codebuild, github-actions, http or exec.
-	Type string `json:"type"`
-
-	// codepipeline: Pipeline; with SourceRevision, the run builds the pushed
-	// commit (V2 sourceRevisions for the source action SourceAction).
-	// Variables are pipeline variables (V2), each a template.
-	Pipeline       string            `json:"pipeline,omitempty"`
-	SourceRevision bool              `json:"source_revision,omitempty"`
-	SourceAction   string            `json:"source_action,omitempty"`
-	Variables      map[string]string `json:"variables,omitempty"`
-
-	// codebuild: Project, built at the pushed commit; Variables (above)
-	// become environment variables of the build.
-	Project string `json:"project,omitempty"`
-
-	// github-actions: a workflow_dispatch of Workflow (file name or id) in
-	// Repository (owner/name) at Ref (a template; default the pushed ref),
-	// with Inputs (templates).
-	Repository string            `json:"repository,omitempty"`
-	Workflow   string            `json:"workflow,omitempty"`
-	Ref        string            `json:"ref,omitempty"`
-	Inputs     map[string]string `json:"inputs,omitempty"`
-
-	// http: a POST (or Method) of Body (a template, JSON) to URL with
-	// Headers (templates). Secrets come from {{secret "NAME"}}, read from
-	// the environment (MONOHOOK_SECRET_NAME) or the secrets directory,
-	// never from the rule.
-	URL     string            `json:"url,omitempty"`
-	Method  string            `json:"method,omitempty"`
-	Headers map[string]string `json:"headers,omitempty"`
-	Body    string            `json:"body,omitempty"`
-
-	// exec: Command (argv; each argument a template) run with MONOHOOK_*
-	// environment variables, for at most Timeout (default 10m).
-	Command []string `json:"command,omitempty"`
-	Timeout string   `json:"timeout,omitempty"`
+	Type string
+	// Fields are the target's other fields, a JSON object; empty in the
+	// zero Target (a seed rule's start).
+	Fields json.RawMessage
 }
 
-// Targets are the target types a rule may name.
-var Targets = []string{"codepipeline", "codebuild", "github-actions", "http", "exec"}
+// NewTarget is the Target of kind typ with fields, a kind's own struct
+// (strings, flags, lists and maps: its JSON cannot fail).
+func NewTarget(typ string, fields any) Target {
+	b, err := json.Marshal(fields)
+	if err != nil {
+		panic(fmt.Sprintf("target fields of %s: %v", typ, err))
+	}
+	return Target{Type: typ, Fields: b}
+}
 
-// Name is how a start of the target is named in decisions, jobs and
-// tokens: a CodePipeline pipeline keeps its plain name, so a seed rule and
-// a v2 rule naming one pipeline start it once per push.
-func (t *Target) Name() string {
-	switch t.Type {
-	case "codepipeline":
-		return t.Pipeline
-	case "codebuild":
-		return "codebuild:" + t.Project
-	case "github-actions":
-		return "github-actions:" + t.Repository + "/" + t.Workflow
-	case "http":
-		u := t.URL
-		if i := strings.IndexAny(u, "?#"); i >= 0 {
-			u = u[:i] // the query may hold a token
-		}
-		return "http:" + u
-	case "exec":
-		if len(t.Command) > 0 {
-			return "exec:" + t.Command[0]
+// MarshalJSON writes the type and the fields as one object.
+func (t Target) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(struct {
+		Type string `json:"type"`
+	}{t.Type})
+	if err != nil {
+		return nil, err
+	}
+	f := bytes.TrimSpace(t.Fields)
+	if len(f) == 0 {
+		return b, nil
+	}
+	if f[0] != '{' {
+		return nil, fmt.Errorf("the fields of target %s are not a JSON object", t.Type)
+	}
+	if inner := bytes.TrimSpace(f[1:]); len(inner) > 0 && inner[0] == '}' {
+		return b, nil // {}
+	}
+	return append(append(b[:len(b)-1], ','), f[1:]...), nil
+}
+
+// UnmarshalJSON reads the type as encoding/json reads a struct field (its
+// name in any case), and keeps every other field for the kind to read.
+func (t *Target) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var typ struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(b, &typ); err != nil {
+		return err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	for k := range fields {
+		if strings.EqualFold(k, "type") {
+			delete(fields, k)
 		}
 	}
-	return t.Type
+	f, err := json.Marshal(fields)
+	if err != nil {
+		return err
+	}
+	*t = Target{Type: typ.Type, Fields: f}
+	return nil
+}
+
+// DecodeStrict reads t's fields into v, a kind's struct, refusing a field
+// v does not have, as ParseSpec refuses one of the rule's: a misspelt
+// field must not silently mean its default. Rules are read so.
+func (t Target) DecodeStrict(v any) error {
+	if len(t.Fields) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(t.Fields))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("rule document: %w", err)
+	}
+	return nil
+}
+
+// Decode reads t's fields into v, ignoring fields v does not have. Starts
+// read targets so: a start job holds the target of a rule that passed
+// when it was decided, perhaps by a version that let a target carry
+// another kind's fields, and what was decided is carried out.
+func (t Target) Decode(v any) error {
+	if len(t.Fields) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(t.Fields, v); err != nil {
+		return fmt.Errorf("target %s: %w (%w)", t.Type, err, ErrPermanent)
+	}
+	return nil
+}
+
+// TargetKinds knows the kinds of target a rule may start (the registry,
+// internal/targets, is it); the domain knows none of them.
+type TargetKinds interface {
+	// Check reads t's fields strictly (DecodeStrict) and validates them,
+	// its templates included. It returns t as its kind writes it, and the
+	// name its starts go by (Rule.Pipeline, StartRequest.Name). Each
+	// error names its field: target.pipeline, target.url.
+	Check(t Target) (Target, string, error)
 }
 
 // TemplateData is what target templates see.
@@ -149,12 +185,10 @@ func ParseSpec(b []byte) (Spec, error) {
 	return s, nil
 }
 
-var (
-	repoName     = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
-	codebuildPrj = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_]{1,254}$`)
-	variableName = regexp.MustCompile(`^[A-Za-z0-9@\-_]{1,128}$`)
-	headerName   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
-)
+var repoName = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$`)
+
+// ValidRepository reports whether name is owner/name as GitHub allows.
+func ValidRepository(name string) bool { return repoName.MatchString(name) }
 
 // filter is a compiled list of filter patterns: the last pattern that
 // matches decides, and a name no pattern matches is excluded.
@@ -211,9 +245,9 @@ type V2 struct {
 	skip     bool   // on_incomplete: skip
 }
 
-// NewV2Rule validates a v2 document and compiles it. Every error names the
-// field, the pattern and the reason.
-func NewV2Rule(key string, s Spec) (Rule, error) {
+// NewV2Rule validates a v2 document and compiles it; kinds validates its
+// target. Every error names the field, the pattern and the reason.
+func NewV2Rule(key string, s Spec, kinds TargetKinds) (Rule, error) {
 	var errs []error
 	add := func(err error) {
 		if err != nil {
@@ -282,115 +316,12 @@ func NewV2Rule(key string, s Spec) (Rule, error) {
 	default:
 		add(fmt.Errorf("on_incomplete: %q is not run or skip", s.OnIncomplete))
 	}
-	add(validateTarget(&s.Target))
-	r.Pipeline = s.Target.Name()
+	v.Spec.Target, r.Pipeline, err = kinds.Check(s.Target)
+	add(err)
 	if err := errors.Join(errs...); err != nil {
 		return Rule{}, err
 	}
 	return r, nil
-}
-
-func validateTarget(t *Target) error {
-	var errs []error
-	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf("target."+format, args...)) }
-	// A template is checked as it is before every rendering (what could
-	// make its work unbounded is refused) and run once against empty
-	// data, so a misspelt field ({{.Sha}}) is refused when the rule is
-	// written, not when it fires. Only http targets may use {{secret}}:
-	// the others would show it in a pipeline variable, a command line or
-	// a workflow input.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	check := func(field, text string, isURL bool, limit int) (string, bool) {
-		secret := func(string) (string, error) { return "", errors.New("secrets are only available to http targets") }
-		if t.Type == "http" {
-			secret = func(string) (string, error) { return "", nil }
-		}
-		out, err := render(ctx, field, text, isURL, limit, TemplateData{}, secret)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("target.%w", err)) // err names the field
-		}
-		return out, err == nil
-	}
-	tmpl := func(field, text string) { check(field, text, false, MaxValue) }
-	for k, v := range t.Variables {
-		if !variableName.MatchString(k) {
-			add("variables: %q is not a valid variable name", k)
-		}
-		tmpl("variables."+k, v)
-	}
-	switch t.Type {
-	case "codepipeline":
-		if !pipelineName.MatchString(t.Pipeline) {
-			add("pipeline %q: 1-100 of A-Z a-z 0-9 . @ - _", t.Pipeline)
-		}
-		if t.SourceRevision && t.SourceAction == "" {
-			add("source_action: source_revision needs the name of the pipeline's source action")
-		}
-	case "codebuild":
-		if !codebuildPrj.MatchString(t.Project) {
-			add("project %q: 2-255 of A-Z a-z 0-9 - _, starting with a letter or digit", t.Project)
-		}
-	case "github-actions":
-		if !repoName.MatchString(t.Repository) {
-			add("repository %q: want owner/name", t.Repository)
-		}
-		if t.Workflow == "" {
-			add("workflow: the workflow file name (deploy.yml) or id")
-		}
-		tmpl("ref", t.Ref)
-		for k, v := range t.Inputs {
-			tmpl("inputs."+k, v)
-		}
-	case "http":
-		if !strings.HasPrefix(t.URL, "https://") && !strings.HasPrefix(t.URL, "http://") {
-			add("url %q: want an http:// or https:// URL", t.URL)
-		}
-		switch t.Method {
-		case "", http.MethodPost, http.MethodPut, http.MethodPatch:
-		default:
-			add("method %q: POST, PUT or PATCH", t.Method)
-		}
-		// The host is literal (RenderURL refuses a templated one), so an
-		// address that is never allowed is refused now.
-		if rendered, ok := check("url", t.URL, true, MaxValue); ok {
-			u, err := url.Parse(rendered)
-			switch {
-			case err != nil:
-				add("url: %v", err)
-			case u.Hostname() == "":
-				add("url: no host")
-			default:
-				if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
-					if err := netguard.Always(ip); err != nil {
-						add("url: %v", err)
-					}
-				}
-			}
-		}
-		for k, v := range t.Headers {
-			if !headerName.MatchString(k) {
-				add("headers: %q is not a valid header name", k)
-			}
-			tmpl("headers."+k, v)
-		}
-		check("body", t.Body, false, MaxBody)
-	case "exec":
-		if len(t.Command) == 0 || t.Command[0] == "" {
-			add("command: the program and its arguments")
-		}
-		for i, a := range t.Command {
-			tmpl(fmt.Sprintf("command[%d]", i), a)
-		}
-		if t.Timeout != "" {
-			if d, err := time.ParseDuration(t.Timeout); err != nil || d <= 0 {
-				add("timeout %q: a duration such as 10m", t.Timeout)
-			}
-		}
-	default:
-		add("type %q: one of %s", t.Type, strings.Join(Targets, ", "))
-	}
-	return errors.Join(errs...)
 }
 
 // refMatches reports whether the rule's event, branch and tag filters let

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/monohook/monohook/internal/rules"
+	"github.com/monohook/monohook/internal/targets"
+	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -28,7 +30,7 @@ func (w workload) v2Set(tb testing.TB, excludes bool) (*trigger.V2Set, [][]strin
 		}
 		globs = append(globs, paths)
 		r, err := trigger.NewV2Rule(c.Name, trigger.Spec{Repository: "acme/" + w.push.Repo, Paths: paths,
-			Target: trigger.Target{Type: "codepipeline", Pipeline: c.CodePipelineName}})
+			Target: trigger.NewTarget(codepipeline.Type, codepipeline.Spec{Pipeline: c.CodePipelineName})}, targets.Registry{})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -128,7 +130,7 @@ branches: [main]
 paths: ["services/api/**", "!**/*.md"]
 target: {type: codepipeline, pipeline: api-deploy}
 `))
-	r, _ := trigger.NewV2Rule("api.yaml", s)
+	r, _ := trigger.NewV2Rule("api.yaml", s, targets.Registry{})
 	p := &trigger.Push{FullName: "acme/mono", Ref: "refs/heads/main", Paths: []string{"services/api/README.md", "services/api/main.go"}}
 	res := trigger.EvaluateRules(p, trigger.Rules{V2: trigger.NewV2Set([]trigger.Rule{r}, nil)}, false)
 	fmt.Println(res.Start, res.Decisions[0].Path, res.Decisions[0].Expression)

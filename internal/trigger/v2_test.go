@@ -1,4 +1,4 @@
-package trigger
+package trigger_test
 
 import (
 	"context"
@@ -6,27 +6,33 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/monohook/monohook/internal/rules"
+	"github.com/monohook/monohook/internal/targets"
+	"github.com/monohook/monohook/internal/targets/codepipeline"
+	"github.com/monohook/monohook/internal/targets/render"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
-func v2rule(t *testing.T, key, doc string) Rule {
+func v2rule(t *testing.T, key, doc string) trigger.Rule {
 	t.Helper()
-	s, err := ParseSpec([]byte(doc))
+	s, err := trigger.ParseSpec([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := NewV2Rule(key, s)
+	r, err := trigger.NewV2Rule(key, s, targets.Registry{})
 	if err != nil {
 		t.Fatalf("%s: %v", key, err)
 	}
 	return r
 }
 
-func pushTo(ref string, paths ...string) *Push {
-	return &Push{Repo: "mono", FullName: "Acme/Mono", Ref: ref, After: "abc", Paths: paths}
+func pushTo(ref string, paths ...string) *trigger.Push {
+	return &trigger.Push{Repo: "mono", FullName: "Acme/Mono", Ref: ref, After: "abc", Paths: paths}
 }
 
-func started(p *Push, rs ...Rule) []string {
-	return EvaluateRules(p, Rules{V2: NewV2Set(rs, nil)}, false).Start
+func v2Started(p *trigger.Push, rs ...trigger.Rule) []string {
+	return trigger.EvaluateRules(p, trigger.Rules{V2: trigger.NewV2Set(rs, nil)}, false).Start
 }
 
 func TestV2RefFilters(t *testing.T) {
@@ -48,7 +54,7 @@ branches: [main]
 target: {type: codepipeline, pipeline: pr}`
 	other := `repository: acme/other
 target: {type: codepipeline, pipeline: other}`
-	rs := []Rule{v2rule(t, "a", any), v2rule(t, "b", mainOnly), v2rule(t, "c", tagsOnly), v2rule(t, "d", both), v2rule(t, "e", prOnly), v2rule(t, "f", other)}
+	rs := []trigger.Rule{v2rule(t, "a", any), v2rule(t, "b", mainOnly), v2rule(t, "c", tagsOnly), v2rule(t, "d", both), v2rule(t, "e", prOnly), v2rule(t, "f", other)}
 	pr := pushTo("refs/pull/7/merge", "x")
 	pr.Event, pr.BaseBranch = "pull_request", "main"
 	prOther := pushTo("refs/pull/8/merge", "x")
@@ -56,7 +62,7 @@ target: {type: codepipeline, pipeline: other}`
 	deleted := pushTo("refs/heads/main")
 	deleted.Deleted = true
 	tests := []struct {
-		p    *Push
+		p    *trigger.Push
 		want []string
 	}{
 		{pushTo("refs/heads/main", "x"), []string{"any", "both", "main"}},
@@ -70,7 +76,7 @@ target: {type: codepipeline, pipeline: other}`
 		{deleted, nil},
 	}
 	for _, tt := range tests {
-		got := started(tt.p, rs...)
+		got := v2Started(tt.p, rs...)
 		if !slices.Equal(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
 			t.Errorf("%s %s: %v, want %v", tt.p.Event, tt.p.Ref, got, tt.want)
 		}
@@ -92,7 +98,7 @@ target: {type: codepipeline, pipeline: api}`)
 	regex := v2rule(t, "re", `repository: acme/mono
 path_regex: ["web/.*\\.tsx?$"]
 target: {type: codepipeline, pipeline: web}`)
-	rs := []Rule{md, readmeBack, api, regex}
+	rs := []trigger.Rule{md, readmeBack, api, regex}
 	tests := []struct {
 		paths []string
 		want  []string
@@ -107,15 +113,15 @@ target: {type: codepipeline, pipeline: web}`)
 		{[]string{"web/app.ts", "web/app.js"}, []string{"web"}},
 	}
 	for _, tt := range tests {
-		got := started(pushTo("refs/heads/main", tt.paths...), rs...)
+		got := v2Started(pushTo("refs/heads/main", tt.paths...), rs...)
 		if !slices.Equal(got, tt.want) && (len(got) != 0 || len(tt.want) != 0) {
 			t.Errorf("%v: %v, want %v", tt.paths, got, tt.want)
 		}
 	}
 
 	// Explain names the exclude that vetoed a rule, and the path.
-	res := EvaluateRules(pushTo("refs/heads/main", "README.md", "services/api/docs/x.md"), Rules{V2: NewV2Set(rs, nil)}, true)
-	byRule := map[string]Decision{}
+	res := trigger.EvaluateRules(pushTo("refs/heads/main", "README.md", "services/api/docs/x.md"), trigger.Rules{V2: trigger.NewV2Set(rs, nil)}, true)
+	byRule := map[string]trigger.Decision{}
 	for _, d := range res.Decisions {
 		byRule[d.Rule] = d
 	}
@@ -142,11 +148,11 @@ paths: ["api/**"]
 on_incomplete: skip
 target: {type: codepipeline, pipeline: skip}`)
 	p := pushTo("refs/heads/main", "docs/x")
-	if got := started(p, run, skip); len(got) != 0 {
+	if got := v2Started(p, run, skip); len(got) != 0 {
 		t.Errorf("complete change set: %v", got)
 	}
 	p.Incomplete = "forced push"
-	res := EvaluateRules(p, Rules{V2: NewV2Set([]Rule{run, skip}, nil)}, true)
+	res := trigger.EvaluateRules(p, trigger.Rules{V2: trigger.NewV2Set([]trigger.Rule{run, skip}, nil)}, true)
 	if !slices.Equal(res.Start, []string{"run"}) || res.Incomplete != "forced push" {
 		t.Errorf("incomplete: %+v", res)
 	}
@@ -157,21 +163,25 @@ target: {type: codepipeline, pipeline: skip}`)
 	}
 	// A known path that matches starts the rule under either policy.
 	p.Paths = []string{"api/x"}
-	if got := started(p, run, skip); !slices.Equal(got, []string{"run", "skip"}) {
+	if got := v2Started(p, run, skip); !slices.Equal(got, []string{"run", "skip"}) {
 		t.Errorf("matched and incomplete: %v", got)
 	}
 }
 
 func TestV2AndSeedStartAPipelineOnce(t *testing.T) {
-	seed, err := NewSeedRule("seed.json", "mono", "main", "api", "api/.*")
+	seed, err := trigger.NewSeedRule("seed.json", "mono", "main", "api", "api/.*")
 	if err != nil {
 		t.Fatal(err)
 	}
 	v2 := v2rule(t, "v2", `repository: acme/mono
 paths: ["api/**"]
 target: {type: codepipeline, pipeline: api, variables: {COMMIT: "{{.SHA}}"}}`)
-	res := EvaluateRules(pushTo("refs/heads/main", "api/x"), Rules{Seed: NewRuleSet("mono", "main", []Rule{seed}, nil), V2: NewV2Set([]Rule{v2}, nil)}, false)
-	if !slices.Equal(res.Start, []string{"api"}) || len(res.Decisions) != 2 || res.Targets["api"].Variables["COMMIT"] != "{{.SHA}}" {
+	res := trigger.EvaluateRules(pushTo("refs/heads/main", "api/x"), trigger.Rules{Seed: trigger.NewRuleSet("mono", "main", []trigger.Rule{seed}, nil), V2: trigger.NewV2Set([]trigger.Rule{v2}, nil)}, false)
+	var kept codepipeline.Spec
+	if err := res.Targets["api"].Decode(&kept); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Start, []string{"api"}) || len(res.Decisions) != 2 || kept.Variables["COMMIT"] != "{{.SHA}}" {
 		t.Errorf("%+v", res)
 	}
 }
@@ -202,35 +212,10 @@ target: {type: codepipeline, pipeline: p}`: `events: "issues"`,
 		`repository: a/b
 on_incomplete: maybe
 target: {type: codepipeline, pipeline: p}`: `on_incomplete: "maybe"`,
-		`repository: a/b
-target: {type: jenkins}`: `target.type "jenkins"`,
-		`repository: a/b
-target: {type: codepipeline, pipeline: "bad name"}`: `target.pipeline "bad name"`,
-		`repository: a/b
-target: {type: codepipeline, pipeline: p, source_revision: true}`: `target.source_action`,
-		`repository: a/b
-target:
-  type: http
-  url: "https://x/{{.Nope"`: `target.url`,
-		`repository: a/b
-target: {type: exec, command: [], timeout: soon}`: `target.command`,
-		`repository: a/b
-target:
-  type: exec
-  command: [deploy, '{{secret "TOKEN"}}']`: `secrets are only available to http targets`,
-		`repository: a/b
-target:
-  type: codepipeline
-  pipeline: p
-  variables: {C: "{{.Sha}}"}`: `target.variables.C: template: variables.C:1:2: executing "variables.C" at <.Sha>: can't evaluate field Sha`,
-		`repository: a/b
-target: {type: github-actions, repository: a/b}`: `target.workflow`,
-		`repository: a/b
-target: {type: codebuild, project: "-x"}`: `target.project`,
 	} {
-		s, err := ParseSpec([]byte(doc))
+		s, err := trigger.ParseSpec([]byte(doc))
 		if err == nil {
-			_, err = NewV2Rule("k", s)
+			_, err = trigger.NewV2Rule("k", s, targets.Registry{})
 		}
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s\n→ %v\nwant an error containing %q", doc, err, want)
@@ -249,25 +234,31 @@ func FuzzV2AgreesWithNaive(f *testing.F) {
 		if len(ruleText) > 200 || len(pathText) > 1000 {
 			return
 		}
-		var rs []Rule
+		var rs []trigger.Rule
 		var lists [][]string
+		var globs [][]*rules.Pattern // each pattern without its "!"
 		for i, list := range strings.Split(ruleText, "|") {
 			pats := strings.Split(list, ";")
-			r, err := NewV2Rule(fmt.Sprintf("r%03d", i), Spec{Repository: "a/b", Paths: pats, Target: Target{Type: "codepipeline", Pipeline: fmt.Sprintf("p%03d", i)}})
+			r, err := trigger.NewV2Rule(fmt.Sprintf("r%03d", i), trigger.Spec{Repository: "a/b", Paths: pats, Target: trigger.NewTarget(codepipeline.Type, codepipeline.Spec{Pipeline: fmt.Sprintf("p%03d", i)})}, targets.Registry{})
 			if err != nil {
 				continue
 			}
 			rs = append(rs, r)
 			lists = append(lists, pats)
+			g := make([]*rules.Pattern, len(pats))
+			for j, src := range pats {
+				g[j], _ = rules.CompileGlob(strings.TrimPrefix(src, "!")) // the rule compiled it
+			}
+			globs = append(globs, g)
 		}
 		paths := strings.Split(pathText, "\n")
-		p := &Push{FullName: "a/b", Ref: "refs/heads/main", Paths: paths}
+		p := &trigger.Push{FullName: "a/b", Ref: "refs/heads/main", Paths: paths}
 		var want []string
 		for i, r := range rs {
 		paths:
 			for _, path := range paths {
 				for j := len(lists[i]) - 1; j >= 0; j-- {
-					if r.V2.paths[j].p.Match(path) {
+					if globs[i][j].Match(path) {
 						if !strings.HasPrefix(lists[i][j], "!") {
 							want = append(want, r.Pipeline)
 							break paths
@@ -277,7 +268,7 @@ func FuzzV2AgreesWithNaive(f *testing.F) {
 				}
 			}
 		}
-		res := EvaluateRules(p, Rules{V2: NewV2Set(rs, nil)}, true)
+		res := trigger.EvaluateRules(p, trigger.Rules{V2: trigger.NewV2Set(rs, nil)}, true)
 		var got []string
 		for _, d := range res.Decisions {
 			if d.Matched {
@@ -300,20 +291,24 @@ func FuzzParseSpec(f *testing.F) {
 	f.Add([]byte(`{"repository":"a/b","tags":["v*"],"target":{"type":"http","url":"https://x/{{.SHA}}","body":"{{json .Repo}}"}}`))
 	f.Add([]byte("repository: a/b\ntarget:\n  type: exec\n  command: [sh, -c, 'echo {{.Branch}}']\n"))
 	f.Fuzz(func(t *testing.T, doc []byte) {
-		s, err := ParseSpec(doc)
+		s, err := trigger.ParseSpec(doc)
 		if err != nil {
 			return
 		}
-		r, err := NewV2Rule("k", s)
+		r, err := trigger.NewV2Rule("k", s, targets.Registry{})
 		if err != nil {
 			return
 		}
-		p := &Push{FullName: s.Repository, Ref: "refs/heads/main", Paths: []string{"x/y", "a.md"}}
-		res := EvaluateRules(p, Rules{V2: NewV2Set([]Rule{r}, nil)}, true)
+		p := &trigger.Push{FullName: s.Repository, Ref: "refs/heads/main", Paths: []string{"x/y", "a.md"}}
+		res := trigger.EvaluateRules(p, trigger.Rules{V2: trigger.NewV2Set([]trigger.Rule{r}, nil)}, true)
 		if len(res.Decisions) > 1 {
 			t.Fatalf("one rule, %d decisions", len(res.Decisions))
 		}
-		if _, err := RenderMap(context.Background(), s.Target.Variables, TemplateData{}, nil); err != nil {
+		var vars struct{ Variables map[string]string }
+		if err := r.V2.Spec.Target.Decode(&vars); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := render.Map(context.Background(), vars.Variables, trigger.TemplateData{}, nil); err != nil {
 			t.Fatalf("validated variables do not render: %v", err)
 		}
 	})

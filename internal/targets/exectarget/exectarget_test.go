@@ -16,7 +16,7 @@ func request(timeout string, command ...string) trigger.StartRequest {
 	return trigger.StartRequest{
 		Name: "exec:sh", Token: "monohook-tok",
 		Data:   trigger.TemplateData{Event: "push", Repo: "acme/mono", Branch: "main", SHA: "0123abcd", DeliveryID: "d-1"},
-		Target: trigger.Target{Type: "exec", Command: command, Timeout: timeout},
+		Target: trigger.NewTarget(Type, Spec{Command: command, Timeout: timeout}),
 		Paths:  func(context.Context) ([]string, error) { return []string{"api/a.go", "docs/x.md"}, nil },
 	}
 }

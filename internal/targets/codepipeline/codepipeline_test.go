@@ -42,7 +42,7 @@ func TestStartSendsNameAndToken(t *testing.T) {
 	// The same token again is the same execution.
 	again, err := s.Start(context.Background(), plain("api-deploy", "monohook-abc"))
 	if err != nil || again != id {
-		t.Errorf("repeat: %q %v, want %q", again, err, id)
+		t.Errorf("repeat: %+v %v, want %+v", again, err, id)
 	}
 }
 
@@ -56,10 +56,10 @@ func TestStartV2SourceRevisionAndVariables(t *testing.T) {
 	fake := fakeaws.NewCodePipeline()
 	defer fake.Close()
 	s := newStarter(t, fake)
-	req := trigger.StartRequest{Name: "api", Token: "tok", Target: trigger.Target{
-		Type: "codepipeline", Pipeline: "api", SourceRevision: true, SourceAction: "Source",
+	spec := Spec{Pipeline: "api", SourceRevision: true, SourceAction: "Source",
 		Variables: map[string]string{"COMMIT": "{{.SHA}}", "WHERE": "{{.Repo}}@{{.Branch}} ({{.ChangedPathsCount}})"},
-	}, Data: trigger.TemplateData{Repo: "acme/mono", Branch: "main", SHA: "0123abcd", ChangedPathsCount: 3}}
+	}
+	req := trigger.StartRequest{Name: "api", Token: "tok", Target: trigger.NewTarget(Type, spec), Data: trigger.TemplateData{Repo: "acme/mono", Branch: "main", SHA: "0123abcd", ChangedPathsCount: 3}}
 	if _, err := s.Start(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,8 @@ func TestStartV2SourceRevisionAndVariables(t *testing.T) {
 		t.Errorf("source revisions %+v", c.SourceRevisions)
 	}
 	// A template that fails is permanent: retrying renders it the same.
-	req.Target.Variables = map[string]string{"X": "{{.Nope}}"}
+	spec.Variables = map[string]string{"X": "{{.Nope}}"}
+	req.Target = trigger.NewTarget(Type, spec)
 	if _, err := s.Start(context.Background(), req); !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("bad template: %v", err)
 	}

@@ -1,4 +1,7 @@
-// Package exectarget starts a pipeline by running a local command.
+// Package exectarget is the exec target: a pipeline started by running a
+// local command (serve --allow-exec). It validates a target's fields
+// (Check) and runs the command (Starter); looking up the result of what
+// it started belongs here as well.
 package exectarget
 
 import (
@@ -12,8 +15,45 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/monohook/monohook/internal/targets/render"
 	"github.com/monohook/monohook/internal/trigger"
 )
+
+// Type is how rules name this kind.
+const Type = "exec"
+
+// Spec is an exec target's fields: Command (argv; each argument a
+// template) run with MONOHOOK_* environment variables, for at most
+// Timeout (default DefaultTimeout).
+type Spec struct {
+	Command []string `json:"command,omitempty"`
+	Timeout string   `json:"timeout,omitempty"`
+}
+
+// Check validates an exec target; its starts go by exec:PROGRAM.
+func Check(t trigger.Target) (trigger.Target, string, error) {
+	var s Spec
+	if err := t.DecodeStrict(&s); err != nil {
+		return t, "", err
+	}
+	c := render.NewCheck(false)
+	if len(s.Command) == 0 || s.Command[0] == "" {
+		c.Failf("command: the program and its arguments")
+	}
+	for i, a := range s.Command {
+		c.Template(fmt.Sprintf("command[%d]", i), a)
+	}
+	if s.Timeout != "" {
+		if d, err := time.ParseDuration(s.Timeout); err != nil || d <= 0 {
+			c.Failf("timeout %q: a duration such as 10m", s.Timeout)
+		}
+	}
+	name := Type
+	if len(s.Command) > 0 {
+		name += ":" + s.Command[0]
+	}
+	return trigger.NewTarget(Type, s), name, c.Err()
+}
 
 // DefaultTimeout bounds a command whose target gives no timeout.
 const DefaultTimeout = 10 * time.Minute
@@ -36,10 +76,13 @@ type Starter struct {
 // ending (an exit status, a signal, the timeout) is permanent: the command
 // said no, and running it again would repeat its work.
 func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	t := req.Target
+	var t Spec
+	if err := req.Target.Decode(&t); err != nil {
+		return trigger.Started{}, err
+	}
 	argv := make([]string, len(t.Command))
 	for i, a := range t.Command {
-		r, err := trigger.Render(ctx, fmt.Sprintf("command[%d]", i), a, trigger.MaxValue, req.Data, nil)
+		r, err := render.Text(ctx, fmt.Sprintf("command[%d]", i), a, render.MaxValue, req.Data, nil)
 		if err != nil {
 			return trigger.Started{}, err
 		}

@@ -1,5 +1,8 @@
-// Package httptarget starts pipelines by an HTTP request: the Jenkins,
-// Buildkite and GitLab trigger APIs, or any webhook receiver.
+// Package httptarget is the http target: a pipeline started by an HTTP
+// request, to the Jenkins, Buildkite and GitLab trigger APIs or any
+// webhook receiver. It validates a target's fields (Check) and sends the
+// request (Starter); looking up the result of what it started belongs
+// here as well.
 package httptarget
 
 import (
@@ -11,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -20,8 +24,72 @@ import (
 	"time"
 
 	"github.com/monohook/monohook/internal/netguard"
+	"github.com/monohook/monohook/internal/targets/render"
 	"github.com/monohook/monohook/internal/trigger"
 )
+
+// Type is how rules name this kind.
+const Type = "http"
+
+// Spec is an http target's fields: a POST (or Method) of Body (a
+// template, JSON) to URL with Headers (templates). Secrets come from
+// {{secret "NAME"}}, read from the environment (MONOHOOK_SECRET_NAME) or
+// the secrets directory, never from the rule.
+type Spec struct {
+	URL     string            `json:"url,omitempty"`
+	Method  string            `json:"method,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    string            `json:"body,omitempty"`
+}
+
+var headerName = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$")
+
+// Check validates an http target; its starts go by http:URL, without the
+// URL's query (it may hold a token).
+func Check(t trigger.Target) (trigger.Target, string, error) {
+	var s Spec
+	if err := t.DecodeStrict(&s); err != nil {
+		return t, "", err
+	}
+	c := render.NewCheck(true)
+	if !strings.HasPrefix(s.URL, "https://") && !strings.HasPrefix(s.URL, "http://") {
+		c.Failf("url %q: want an http:// or https:// URL", s.URL)
+	}
+	switch s.Method {
+	case "", http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		c.Failf("method %q: POST, PUT or PATCH", s.Method)
+	}
+	// The host is literal (render.URL refuses a templated one), so an
+	// address that is never allowed is refused now.
+	if rendered, ok := c.URL("url", s.URL); ok {
+		u, err := url.Parse(rendered)
+		switch {
+		case err != nil:
+			c.Failf("url: %v", err)
+		case u.Hostname() == "":
+			c.Failf("url: no host")
+		default:
+			if ip, err := netip.ParseAddr(u.Hostname()); err == nil {
+				if err := netguard.Always(ip); err != nil {
+					c.Failf("url: %v", err)
+				}
+			}
+		}
+	}
+	for k, v := range s.Headers {
+		if !headerName.MatchString(k) {
+			c.Failf("headers: %q is not a valid header name", k)
+		}
+		c.Template("headers."+k, v)
+	}
+	c.Body("body", s.Body)
+	name := s.URL
+	if i := strings.IndexAny(name, "?#"); i >= 0 {
+		name = name[:i]
+	}
+	return trigger.NewTarget(Type, s), Type + ":" + name, c.Err()
+}
 
 // maxOutput is how much of a response body is kept with the start.
 const maxOutput = 4 << 10
@@ -77,7 +145,10 @@ func sameOrigin(req *http.Request, via []*http.Request) error {
 // Start implements trigger.Starter. A 2xx answer is a start; 408, 429,
 // 5xx and network errors are retried; any other answer is permanent.
 func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	t := req.Target
+	var t Spec
+	if err := req.Target.Decode(&t); err != nil {
+		return trigger.Started{}, err
+	}
 	var secrets []string
 	secret := func(name string) (string, error) {
 		v, err := s.secret(name)
@@ -86,7 +157,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 		}
 		return v, err
 	}
-	target, err := trigger.RenderURL(ctx, t.URL, req.Data, secret)
+	target, err := render.URL(ctx, t.URL, req.Data, secret)
 	if err != nil {
 		return trigger.Started{}, err
 	}
@@ -96,13 +167,13 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 		// No template: the push as JSON.
 		b, _ = json.Marshal(req.Data)
 	} else {
-		rendered, err := trigger.Render(ctx, "body", body, trigger.MaxBody, req.Data, secret)
+		rendered, err := render.Text(ctx, "body", body, render.MaxBody, req.Data, secret)
 		if err != nil {
 			return trigger.Started{}, err
 		}
 		b = []byte(rendered)
 	}
-	headers, err := trigger.RenderMap(ctx, t.Headers, req.Data, secret)
+	headers, err := render.Map(ctx, t.Headers, req.Data, secret)
 	if err != nil {
 		return trigger.Started{}, err
 	}

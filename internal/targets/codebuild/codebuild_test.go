@@ -23,7 +23,7 @@ func newStarter(t *testing.T, fake *fakeaws.CodeBuild) *Starter {
 
 func request(project string) trigger.StartRequest {
 	return trigger.StartRequest{Name: "codebuild:" + project, Token: "monohook-tok",
-		Target: trigger.Target{Type: "codebuild", Project: project, Variables: map[string]string{"BRANCH": "{{.Branch}}"}},
+		Target: trigger.NewTarget(Type, Spec{Project: project, Variables: map[string]string{"BRANCH": "{{.Branch}}"}}),
 		Data:   trigger.TemplateData{Branch: "main", SHA: "0123abcd"}}
 }
 

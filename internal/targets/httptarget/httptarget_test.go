@@ -55,12 +55,11 @@ func TestRequestFromTemplates(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := &Starter{SecretsDir: dir, Network: allowLoopback}
-	req := trigger.StartRequest{Name: "http:x", Token: "monohook-tok", Data: data, Target: trigger.Target{
-		Type:    "http",
+	req := trigger.StartRequest{Name: "http:x", Token: "monohook-tok", Data: data, Target: target(Spec{
 		URL:     srv.URL + `/job/api/buildWithParameters?token={{secret "JENKINS_TOKEN"}}&SHA={{.SHA}}`,
 		Headers: map[string]string{"Authorization": `Bearer {{secret "BUILDKITE"}}`},
 		Body:    `{"commit": {{json .SHA}}, "branch": {{json .Branch}}, "paths": {{.ChangedPathsCount}}}`,
-	}}
+	})}
 	got, err := s.Start(context.Background(), req)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +81,7 @@ func TestRequestFromTemplates(t *testing.T) {
 
 func TestDefaultBodyIsThePush(t *testing.T) {
 	srv, calls := receiver(t, http.StatusOK, "")
-	if _, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}}); err != nil {
+	if _, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: srv.URL})}); err != nil {
 		t.Fatal(err)
 	}
 	if b := calls()[0].body; !strings.Contains(b, `"SHA":"0123abcd"`) || !strings.Contains(b, `"Repo":"acme/mono"`) {
@@ -93,7 +92,7 @@ func TestDefaultBodyIsThePush(t *testing.T) {
 func TestAnswersAreClassified(t *testing.T) {
 	for status, permanent := range map[int]bool{400: true, 401: true, 404: true, 408: false, 429: false, 500: false, 503: false} {
 		srv, _ := receiver(t, status, "no")
-		_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL}})
+		_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: srv.URL})})
 		if err == nil || errors.Is(err, trigger.ErrPermanent) != permanent {
 			t.Errorf("%d: %v, permanent %v", status, err, permanent)
 		}
@@ -106,15 +105,15 @@ func TestSecretsStayOutOfErrors(t *testing.T) {
 	t.Setenv("MONOHOOK_SECRET_TOKEN", "very-secret-value")
 	srv, _ := receiver(t, 200, "")
 	srv.Close() // nothing listens any more
-	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "TOKEN"}}`}})
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: srv.URL + `/x?t={{secret "TOKEN"}}`})})
 	if err == nil || strings.Contains(err.Error(), "very-secret-value") || errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("unreachable: %v", err)
 	}
-	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "MISSING"}}`}})
+	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: srv.URL + `/x?t={{secret "MISSING"}}`})})
 	if err == nil || !strings.Contains(err.Error(), "MONOHOOK_SECRET_MISSING") || !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("missing secret: %v", err)
 	}
-	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: srv.URL + `/x?t={{secret "../etc/passwd"}}`}})
+	_, err = (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: srv.URL + `/x?t={{secret "../etc/passwd"}}`})})
 	if err == nil || !strings.Contains(err.Error(), "secret name") {
 		t.Errorf("bad secret name: %v", err)
 	}
@@ -128,8 +127,7 @@ func TestTemplatedURLValuesAreEscaped(t *testing.T) {
 	t.Setenv("MONOHOOK_SECRET_T", "tok&en")
 	d := data
 	d.Branch = "main&DEPLOY_ENV=prod&token=x#/../admin?y=1"
-	req := trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
-		URL: srv.URL + `/job/{{.Branch}}/buildWithParameters?token={{secret "T"}}&BRANCH={{.Branch}}`}}
+	req := trigger.StartRequest{Data: d, Target: target(Spec{URL: srv.URL + `/job/{{.Branch}}/buildWithParameters?token={{secret "T"}}&BRANCH={{.Branch}}`})}
 	if _, err := (&Starter{Network: allowLoopback}).Start(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}
@@ -152,8 +150,7 @@ func TestHeaderLineBreaksAreRefused(t *testing.T) {
 	srv, calls := receiver(t, http.StatusOK, "")
 	d := data
 	d.Branch = "main\r\nX-Injected: 1"
-	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
-		URL: srv.URL, Headers: map[string]string{"X-Branch": "{{.Branch}}"}}})
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: target(Spec{URL: srv.URL, Headers: map[string]string{"X-Branch": "{{.Branch}}"}})})
 	if err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "headers.X-Branch: the rendered value holds a line break") {
 		t.Errorf("err %v", err)
 	}
@@ -167,8 +164,7 @@ func TestBodyOverTheCapIsRefused(t *testing.T) {
 	srv, calls := receiver(t, http.StatusOK, "")
 	d := data
 	d.ChangedPathsCount = 300
-	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: trigger.Target{Type: "http",
-		URL: srv.URL, Body: "{{range .ChangedPathsCount}}" + strings.Repeat("x", 4096) + "{{end}}"}})
+	_, err := (&Starter{Network: allowLoopback}).Start(context.Background(), trigger.StartRequest{Data: d, Target: target(Spec{URL: srv.URL, Body: "{{range .ChangedPathsCount}}" + strings.Repeat("x", 4096) + "{{end}}"})})
 	if err == nil || !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "body: the template produces more than 1 MiB") {
 		t.Errorf("err %v", err)
 	}
@@ -184,7 +180,7 @@ func TestBodyOverTheCapIsRefused(t *testing.T) {
 func TestOutboundAddresses(t *testing.T) {
 	srv, calls := receiver(t, http.StatusOK, "")
 	start := func(p netguard.Policy, u string) error {
-		_, err := (&Starter{Network: p}).Start(context.Background(), trigger.StartRequest{Data: data, Target: trigger.Target{Type: "http", URL: u}})
+		_, err := (&Starter{Network: p}).Start(context.Background(), trigger.StartRequest{Data: data, Target: target(Spec{URL: u})})
 		return err
 	}
 	refused := func(err error, why string) bool {
@@ -234,3 +230,5 @@ func TestOutboundAddresses(t *testing.T) {
 		t.Errorf("redirect on the same host: %v, requests %v", err, arrived)
 	}
 }
+
+func target(s Spec) trigger.Target { return trigger.NewTarget(Type, s) }

@@ -1,9 +1,12 @@
-// Package codebuild starts AWS CodeBuild builds.
+// Package codebuild is the codebuild target: AWS CodeBuild builds. It
+// validates a target's fields (Check) and starts builds (Starter);
+// looking up the result of a build it started belongs here as well.
 package codebuild
 
 import (
 	"context"
 	"maps"
+	"regexp"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -11,8 +14,37 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/codebuild/types"
 
 	"github.com/monohook/monohook/internal/awserr"
+	"github.com/monohook/monohook/internal/targets/render"
 	"github.com/monohook/monohook/internal/trigger"
 )
+
+// Type is how rules name this kind.
+const Type = "codebuild"
+
+// Spec is a codebuild target's fields: Project, built at the pushed
+// commit; Variables (templates) become environment variables of the
+// build.
+type Spec struct {
+	Variables map[string]string `json:"variables,omitempty"`
+	Project   string            `json:"project,omitempty"`
+}
+
+// projectName is CodeBuild's pattern for project names.
+var projectName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9\-_]{1,254}$`)
+
+// Check validates a codebuild target; its starts go by codebuild:PROJECT.
+func Check(t trigger.Target) (trigger.Target, string, error) {
+	var s Spec
+	if err := t.DecodeStrict(&s); err != nil {
+		return t, "", err
+	}
+	c := render.NewCheck(false)
+	c.Variables(s.Variables)
+	if !projectName.MatchString(s.Project) {
+		c.Failf("project %q: 2-255 of A-Z a-z 0-9 - _, starting with a letter or digit", s.Project)
+	}
+	return trigger.NewTarget(Type, s), Type + ":" + s.Project, c.Err()
+}
 
 // permanent are the error codes of this service a retry would only
 // repeat (authentication errors are awserr's).
@@ -34,12 +66,16 @@ func New(cfg aws.Config) *Starter {
 // request's token is StartBuild's idempotencyToken: CodeBuild honours it
 // for 5 minutes, which covers the retries of one start.
 func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.Started, error) {
-	vars, err := trigger.RenderMap(ctx, req.Target.Variables, req.Data, nil)
+	var t Spec
+	if err := req.Target.Decode(&t); err != nil {
+		return trigger.Started{}, err
+	}
+	vars, err := render.Map(ctx, t.Variables, req.Data, nil)
 	if err != nil {
 		return trigger.Started{}, err
 	}
 	in := &codebuild.StartBuildInput{
-		ProjectName:      aws.String(req.Target.Project),
+		ProjectName:      aws.String(t.Project),
 		IdempotencyToken: aws.String(req.Token),
 	}
 	if req.Data.SHA != "" {
@@ -51,7 +87,7 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	}
 	out, err := s.client.StartBuild(ctx, in)
 	if err != nil {
-		return trigger.Started{}, awserr.Classify(err, "start build of "+req.Target.Project, permanent...)
+		return trigger.Started{}, awserr.Classify(err, "start build of "+t.Project, permanent...)
 	}
 	var id string
 	if out.Build != nil {

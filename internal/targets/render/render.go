@@ -1,4 +1,9 @@
-package trigger
+// Package render holds target templates: the checks a template passes
+// when its rule is written (Check), and its rendering when a start runs,
+// bounded in output, work and time (Text, URL, Map). Every kind of target
+// renders its templates here, against what the domain shows of a push
+// (trigger.TemplateData).
+package render
 
 import (
 	"context"
@@ -9,6 +14,8 @@ import (
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 // Limits of one rendering of a target template. text/template cannot be
@@ -148,7 +155,7 @@ func (r *renderer) funcs(secret func(string) (string, error)) template.FuncMap {
 			// url.PathEscape leaves dots alone, and a segment of "." or
 			// ".." (escaped or not) climbs out of its place in the URL.
 			if s != "" && strings.Trim(s, ".") == "" {
-				return "", fmt.Errorf("a path value %q would climb out of its place in the URL (%w)", s, ErrPermanent)
+				return "", fmt.Errorf("a path value %q would climb out of its place in the URL (%w)", s, trigger.ErrPermanent)
 			}
 			return url.PathEscape(s), nil
 		},
@@ -356,7 +363,7 @@ func urlEscaper(lit string) (string, error) {
 
 // render executes one target template with d into at most limit bytes,
 // stopping at ctx's deadline. Its errors name the template.
-func render(ctx context.Context, name, text string, isURL bool, limit int, d TemplateData, secret func(string) (string, error)) (string, error) {
+func render(ctx context.Context, name, text string, isURL bool, limit int, d trigger.TemplateData, secret func(string) (string, error)) (string, error) {
 	r := &renderer{ctx: ctx, limit: limit}
 	t, err := parseTemplate(name, text, isURL, r.funcs(secret))
 	if err != nil {
@@ -375,31 +382,31 @@ func render(ctx context.Context, name, text string, isURL bool, limit int, d Tem
 // data fail again.
 func permanent(s string, err error) (string, error) {
 	if err != nil {
-		return "", fmt.Errorf("%w (%w)", err, ErrPermanent)
+		return "", fmt.Errorf("%w (%w)", err, trigger.ErrPermanent)
 	}
 	return s, nil
 }
 
-// Render executes one target template with d into at most limit bytes
+// Text executes one target template with d into at most limit bytes
 // (MaxBody, MaxValue), stopping at ctx's deadline. secret, when not nil,
 // serves {{secret "NAME"}}; without it a template that asks for a secret
 // fails. A template is checked before it runs, as when its rule was
 // written: rules in a bucket may have been written by hand.
-func Render(ctx context.Context, name, text string, limit int, d TemplateData, secret func(string) (string, error)) (string, error) {
+func Text(ctx context.Context, name, text string, limit int, d trigger.TemplateData, secret func(string) (string, error)) (string, error) {
 	return permanent(render(ctx, name, text, false, limit, d, secret))
 }
 
-// RenderURL renders a URL template: every value is escaped for where it
+// URL renders a URL template: every value is escaped for where it
 // lands, and the scheme and host are the template's own.
-func RenderURL(ctx context.Context, text string, d TemplateData, secret func(string) (string, error)) (string, error) {
+func URL(ctx context.Context, text string, d trigger.TemplateData, secret func(string) (string, error)) (string, error) {
 	return permanent(render(ctx, "url", text, true, MaxValue, d, secret))
 }
 
-// RenderMap renders every value of m (at most MaxValue each).
-func RenderMap(ctx context.Context, m map[string]string, d TemplateData, secret func(string) (string, error)) (map[string]string, error) {
+// Map renders every value of m (at most MaxValue each).
+func Map(ctx context.Context, m map[string]string, d trigger.TemplateData, secret func(string) (string, error)) (map[string]string, error) {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
-		r, err := Render(ctx, k, v, MaxValue, d, secret)
+		r, err := Text(ctx, k, v, MaxValue, d, secret)
 		if err != nil {
 			return nil, err
 		}

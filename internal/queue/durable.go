@@ -699,6 +699,9 @@ type pending struct {
 	round int
 	push  *trigger.Push
 	res   trigger.Result
+	// starts are the plan's: each start row recorded gets a job of its
+	// start.
+	starts trigger.Starts
 	// retry is why its evaluation failed (a GitHub API call), when it is
 	// retried by a job of its own.
 	retry error
@@ -883,7 +886,7 @@ func (q *Queue) decide(ctx context.Context, rules *trigger.Loader, batch []*pend
 		if err != nil {
 			return err // the rules are unreadable for every delivery: River retries
 		}
-		fetched, err := q.svc.Complete(ctx, d.push)
+		cs, err := q.svc.ChangeSet(ctx, d.push)
 		if err != nil {
 			if !sweep {
 				return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries
@@ -893,8 +896,8 @@ func (q *Queue) decide(ctx context.Context, rules *trigger.Loader, batch []*pend
 			continue
 		}
 		began := time.Now()
-		d.res = trigger.EvaluateRules(d.push, r, false)
-		d.res.Fetched = fetched
+		plan := trigger.NewPlan(trigger.PlanInput{Event: d.push, Round: d.round, Rules: r, Changes: cs})
+		d.push, d.res, d.starts = plan.Event, plan.Result, plan.Starts
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
 	return nil
@@ -938,14 +941,9 @@ func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) err
 		if q.opts.DryRun {
 			break
 		}
-		d := c.d
-		args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: c.pipeline, Token: trigger.StartToken(d.id, d.round, c.pipeline)}
-		if t, ok := d.res.Targets[c.pipeline]; ok {
-			data := trigger.NewTemplateData(d.push)
-			args.Target, args.Data = &t, &data
-		}
+		start, _ := c.d.starts.Named(c.pipeline)
 		jobs = append(jobs, river.InsertManyParams{
-			Args:       args,
+			Args:       startArgs{start},
 			InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
 		})
 	}
@@ -1186,18 +1184,9 @@ func (q *Queue) readBatch(ctx context.Context, ids []string) ([]*pending, error)
 	return out, nil
 }
 
-// startArgs is the job that starts one pipeline for one delivery.
-type startArgs struct {
-	DeliveryID string `json:"delivery_id"`
-	Round      int    `json:"round"`
-	Pipeline   string `json:"pipeline"`
-	Token      string `json:"token"`
-	// Target and Data are set for v2 rules: the target as the rule said
-	// when the delivery was evaluated (a later edit of the rule does not
-	// change a start already decided), and what its templates see.
-	Target *trigger.Target       `json:"target,omitempty"`
-	Data   *trigger.TemplateData `json:"data,omitempty"`
-}
+// startArgs is the job that starts one pipeline for one delivery: the
+// start its plan decided (whose JSON is that of jobs queued before).
+type startArgs struct{ trigger.Start }
 
 func (startArgs) Kind() string { return "monohook_start" }
 
@@ -1213,15 +1202,8 @@ type startWorker struct {
 // and the start is marked failed at once: the dead letter a person sees.
 func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
 	q, db, a := w.q, w.q.db, job.Args
-	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Pipeline, "token", a.Token, "attempt", job.Attempt)
-	req := trigger.StartRequest{Name: a.Pipeline, Token: a.Token}
-	if a.Target != nil {
-		req.Target = *a.Target
-	}
-	if a.Data != nil {
-		req.Data = *a.Data
-	}
-	req.Paths = func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) }
+	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Name, "token", a.Token, "attempt", job.Attempt)
+	req := a.Request(func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) })
 	target := req.Type()
 	log = log.With("target", target)
 	got, startErr := q.starter.Start(ctx, req)
@@ -1236,7 +1218,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("pipeline started", "execution_id", got.ID)
@@ -1247,7 +1229,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
 	}
-	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
 	q.opts.Metrics.Start(target, status)

@@ -480,7 +480,6 @@ func TestReplayStartsAgainWithNewTokens(t *testing.T) {
 func TestDryRunRecordsButStartsNothing(t *testing.T) {
 	e := newEnv(t)
 	e.rule(t, "p", ".*")
-	e.svc.DryRun = true
 	q := e.open(t, sqliteDSN(t), queue.Options{DryRun: true})
 	if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
 		t.Fatal(err)
@@ -613,7 +612,6 @@ func BenchmarkAccept(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			t := &testing.T{}
 			e := newEnv(t)
-			e.svc.DryRun = true
 			q := e.open(t, dsn(t), queue.Options{DryRun: true})
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -30,7 +30,7 @@ func readyServer(t *testing.T, dsn string) (base string, db *queue.DB, logs *syn
 	if db, err = queue.OpenDB(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.New(db, &trigger.Service{Rules: e.store, DryRun: true, Log: log}, nil, queue.Options{DryRun: true}, log)
+	q, err := queue.New(db, &trigger.Service{Rules: e.store, Log: log}, nil, queue.Options{DryRun: true}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func newWebhookServerOn(t *testing.T, dsn string) *server {
 	if s.db, err = queue.OpenDB(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
-	svc := &trigger.Service{Rules: st, DryRun: true, Log: log}
+	svc := &trigger.Service{Rules: st, Log: log}
 	if s.q, err = queue.New(s.db, svc, nil, queue.Options{DryRun: true}, log); err != nil {
 		t.Fatal(err)
 	}

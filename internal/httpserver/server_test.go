@@ -83,3 +83,32 @@ func TestPanicIsRecovered(t *testing.T) {
 		t.Errorf("panic not logged: %s", logs)
 	}
 }
+
+// The dashboard gets every path the server's routes do not; those keep
+// answering a wrong method 405.
+func TestDashboardGetsOtherPaths(t *testing.T) {
+	hook := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	dashboard := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	log := slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(Handler(Config{Webhook: hook, Ready: func(context.Context) error { return nil }, Metrics: hook, Dashboard: dashboard, Log: log}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodPost, "/webhook", http.StatusAccepted},
+		{http.MethodGet, "/webhook", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/ghorg/push", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/", http.StatusTeapot},
+		{http.MethodPost, "/login", http.StatusTeapot},
+		{http.MethodGet, "/webhook/x", http.StatusTeapot},
+	}
+	for _, tt := range tests {
+		if code, body := get(t, tt.method, srv.URL+tt.path); code != tt.code {
+			t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, code, body, tt.code)
+		}
+	}
+}

@@ -91,3 +91,23 @@ func TestUnasked(t *testing.T) {
 		t.Errorf("complete push: %+v", got)
 	}
 }
+
+// Tokens are stored with every start and given to the targets as their
+// idempotency keys: a token must never change for the same start.
+func TestStartTokenIsStable(t *testing.T) {
+	for _, tt := range []struct {
+		delivery string
+		round    int
+		target   string
+		want     string
+	}{
+		{"d", 0, "p", "monohook-11e0f8bc152a9d859de90073b7d93a33814be137"},
+		{"72d5ab40-0b6d-11ef-8f1e-5b4c1d3e2f10", 12, "codebuild:web-ci", "monohook-72437cabbe22b059cbb5d2ef2d4522ecf97ac002"},
+		{"", 123456789, "x\x00y", "monohook-49c4ec77082b6e5a9e60ffa99302e2fb5c756ad2"},
+		{strings.Repeat("d", 300), 1, strings.Repeat("p", 300), "monohook-2f414536f49934bcf6ea4947d89261ecd14d1066"},
+	} {
+		if got := trigger.StartToken(tt.delivery, tt.round, tt.target); got != tt.want {
+			t.Errorf("StartToken(%.20q, %d, %.20q) = %s, want %s", tt.delivery, tt.round, tt.target, got, tt.want)
+		}
+	}
+}

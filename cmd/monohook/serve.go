@@ -111,13 +111,15 @@ func serve(ctx context.Context, c serveConfig) error {
 	// open): running jobs may finish in that time.
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
 	defer cancel()
-	if cerr := s.close(sctx); err == nil && cerr != nil {
-		return cerr
+	closeErr := s.close(sctx)
+	switch {
+	case err != nil:
+		return err
+	case closeErr != nil:
+		return closeErr
 	}
-	if err == nil {
-		log.Info("stopped")
-	}
-	return err
+	log.Info("stopped")
+	return nil
 }
 
 // server is what serve has open. open opens it part by part, each part

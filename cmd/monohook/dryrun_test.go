@@ -1,14 +1,12 @@
 package main_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/monohook/monohook/internal/fakeaws"
-	"github.com/monohook/monohook/internal/store"
 )
 
 // A serve --dry-run on a database that holds start jobs of a live run
@@ -57,22 +55,5 @@ func TestDryRunKeepsStartsOfALiveRun(t *testing.T) {
 	}
 	if n := len(fake.Calls()); n != 1 {
 		t.Errorf("the dry run called CodePipeline: %d calls in all", n)
-	}
-}
-
-// The eval function with MONOHOOK_DRY_RUN decides as a live one and
-// starts nothing: its starter is the dry run's.
-func TestLambdaEvalDryRunUnderEmulator(t *testing.T) {
-	backend, env := s3Env(t)
-	doc := store.Document{GitHubRepo: "monorepo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal()
-	if _, err := backend.PutObject("rules", store.SeedKey(store.DefaultPrefix, "monorepo", "main", "api"), nil, bytes.NewReader(doc), int64(len(doc)), nil); err != nil {
-		t.Fatal(err)
-	}
-	cp := fakeaws.NewCodePipeline()
-	defer cp.Close()
-	invoke := lambdaFunction(t, append(env, "MONOHOOK_LAMBDA_ROLE=eval", "MONOHOOK_DRY_RUN=true", "AWS_ENDPOINT_URL_CODEPIPELINE="+cp.URL))
-	out := invoke(map[string]any{"push": map[string]any{"delivery_id": "d-1", "repo": "monorepo", "ref": "refs/heads/main", "paths": []string{"services/api/x.go"}}})
-	if n := len(cp.Calls()); n != 0 || bytes.Contains(out, []byte("errorMessage")) {
-		t.Errorf("dry run: %d calls to CodePipeline; function answered %s", n, out)
 	}
 }

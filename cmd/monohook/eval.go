@@ -41,20 +41,18 @@ started, and the GitHub API is not asked for a fuller change set.`,
 				return err
 			}
 			defer st.Close()
-			if reason := trigger.IncompleteReason(push); reason != "" {
-				push.Incomplete = reason + "; eval does not ask the GitHub API"
-			}
-			svc := &trigger.Service{Rules: st, DryRun: true}
-			res, err := svc.Explain(cmd.Context(), push)
+			rules, err := trigger.NewLoader(st).Load(cmd.Context(), push)
 			if err != nil {
 				return err
 			}
+			plan := trigger.NewPlan(trigger.PlanInput{Event: push, Rules: rules, Changes: trigger.Unasked(push, "eval does not ask the GitHub API"), Explain: true})
+			res := plan.Result
 			if asJSON {
 				enc := json.NewEncoder(jsonOut(cmd.OutOrStdout()))
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			printResult(cmd.OutOrStdout(), push, res, all)
+			printResult(cmd.OutOrStdout(), plan.Event, res, all)
 			return nil
 		},
 	}

@@ -88,7 +88,7 @@ func runLambda() error {
 		cr := &lambda.CustomResource{Store: st, Log: log}
 		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
 	case "eval":
-		svc := &trigger.Service{Rules: st, DryRun: env.DryRun, Log: log}
+		svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
 		// Targets as in serve, without exec; secrets and the GitHub token
 		// come from the environment.
 		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,

@@ -145,18 +145,36 @@ func TestLambdaCustomResourceUnderEmulator(t *testing.T) {
 	}
 }
 
-func TestLambdaEvalUnderEmulator(t *testing.T) {
-	backend, env := s3Env(t)
+// evalFunction runs the eval function under the emulator, with env, over
+// one seed rule (pipeline api: services/api/.* of monorepo@main) and a
+// CodePipeline fake.
+func evalFunction(t *testing.T, env ...string) (invoke func(event any) []byte, cp *fakeaws.CodePipeline) {
+	t.Helper()
+	backend, s3 := s3Env(t)
 	doc := store.Document{GitHubRepo: "monorepo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal()
 	if _, err := backend.PutObject("rules", store.SeedKey(store.DefaultPrefix, "monorepo", "main", "api"), nil, bytes.NewReader(doc), int64(len(doc)), nil); err != nil {
 		t.Fatal(err)
 	}
-	cp := fakeaws.NewCodePipeline()
-	defer cp.Close()
-	invoke := lambdaFunction(t, append(env, "MONOHOOK_LAMBDA_ROLE=eval", "AWS_ENDPOINT_URL_CODEPIPELINE="+cp.URL))
+	cp = fakeaws.NewCodePipeline()
+	t.Cleanup(cp.Close)
+	return lambdaFunction(t, append(append(s3, "MONOHOOK_LAMBDA_ROLE=eval", "AWS_ENDPOINT_URL_CODEPIPELINE="+cp.URL), env...)), cp
+}
+
+func TestLambdaEvalUnderEmulator(t *testing.T) {
+	invoke, cp := evalFunction(t)
 	out := invoke(map[string]any{"push": map[string]any{"delivery_id": "d-1", "repo": "monorepo", "ref": "refs/heads/main", "paths": []string{"services/api/x.go", "docs/y.md"}}})
 	if got := cp.Started(); got["api"] != 1 {
 		t.Errorf("started %v; function answered %s", got, out)
+	}
+}
+
+// The eval function with MONOHOOK_DRY_RUN decides as a live one and
+// starts nothing: its starter is the dry run's.
+func TestLambdaEvalDryRunUnderEmulator(t *testing.T) {
+	invoke, cp := evalFunction(t, "MONOHOOK_DRY_RUN=true")
+	out := invoke(map[string]any{"push": map[string]any{"delivery_id": "d-1", "repo": "monorepo", "ref": "refs/heads/main", "paths": []string{"services/api/x.go"}}})
+	if n := len(cp.Calls()); n != 0 || bytes.Contains(out, []byte("errorMessage")) {
+		t.Errorf("dry run: %d calls to CodePipeline; function answered %s", n, out)
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -19,10 +21,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/monohook/monohook/internal/deliveries"
+	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/netguard"
+	"github.com/monohook/monohook/internal/store"
 	"github.com/monohook/monohook/internal/trigger"
 	"github.com/monohook/monohook/internal/web"
 )
@@ -90,10 +94,6 @@ func serve(ctx context.Context, c serveConfig) error {
 	if c.bodyMemory < 2*githubhook.MaxBody>>20 || c.bodyMemory > math.MaxInt64>>20 {
 		return fmt.Errorf("--max-body-memory %d: must be at least %d (MiB), twice GitHub's largest body", c.bodyMemory, 2*githubhook.MaxBody>>20)
 	}
-	allowFrom, err := netguard.ParsePrefixes(c.allowCIDR)
-	if err != nil {
-		return fmt.Errorf("--webhook-allow-cidr: %w", err)
-	}
 	if os.Getenv("GOGC") == "" {
 		// Deliveries make much short-lived garbage while the live heap stays
 		// small; collecting at 5x the live heap instead of 2x costs little
@@ -102,130 +102,212 @@ func serve(ctx context.Context, c serveConfig) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	s := &server{c: c, log: log}
+	err = s.open(ctx)
+	if err == nil {
+		err = s.run(ctx, stop)
+	}
+	// Closed within --shutdown-timeout of the end of run (or of a failed
+	// open): running jobs may finish in that time.
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
+	defer cancel()
+	closeErr := s.close(sctx)
+	switch {
+	case err != nil:
+		return err
+	case closeErr != nil:
+		return closeErr
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// server is what serve has open. open opens it part by part, each part
+// registering how it is closed; close closes them in the reverse order, so
+// that nothing is closed while a part opened after it still uses it.
+type server struct {
+	c      serveConfig
+	log    *slog.Logger
+	closes []func(context.Context) error
+
+	store      *store.Store
+	storeWhere string
+	secretFrom string
+	verifier   *githubhook.Verifier
+	github     *githubapi.Client
+	svc        *trigger.Service
+	db         *deliveries.DB
+	queue      *deliveries.Queue
+	metrics    *metrics.Metrics
+	adminToken string
+	listener   net.Listener
+	http       *http.Server
+}
+
+// onClose registers how the part just opened is closed.
+func (s *server) onClose(f func(context.Context) error) { s.closes = append(s.closes, f) }
+
+// close closes what is open, the last opened first; the first error is
+// returned after every part was closed.
+func (s *server) close(ctx context.Context) error {
+	var first error
+	for i := len(s.closes) - 1; i >= 0; i-- {
+		if err := s.closes[i](ctx); err != nil && first == nil {
+			first = err
+		}
+	}
+	s.closes = nil
+	return first
+}
+
+// open opens, in order: the rule store and the webhook secrets, the
+// targets, the database and its queue, and the HTTP listener.
+func (s *server) open(ctx context.Context) error {
+	allowFrom, err := netguard.ParsePrefixes(s.c.allowCIDR)
+	if err != nil {
+		return fmt.Errorf("--webhook-allow-cidr: %w", err)
+	}
 	// The data directory holds the secret and the deliveries (payloads of
 	// private repositories): create it for this user only. An existing one
 	// keeps its mode.
-	if err := os.MkdirAll(c.store.dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(s.c.store.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	for _, step := range []func(context.Context) error{s.openRules, s.openStarter, s.openQueue} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return s.openHTTP(ctx, allowFrom)
+}
 
-	st, where, err := c.store.open(ctx, log)
+func (s *server) openRules(ctx context.Context) error {
+	st, where, err := s.c.store.open(ctx, s.log)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	secrets, secretSource, err := c.secret.resolve(c.store.dataDir, true)
+	s.store, s.storeWhere = st, where
+	s.onClose(func(context.Context) error { st.Close(); return nil })
+	secrets, from, err := s.c.secret.resolve(s.c.store.dataDir, true)
 	if err != nil {
 		return err
 	}
-	verifier, err := githubhook.NewVerifier(secrets, c.requireSHA256)
-	if err != nil {
-		return err
-	}
+	s.secretFrom = from
+	s.verifier, err = githubhook.NewVerifier(secrets, s.c.requireSHA256)
+	return err
+}
 
-	gh, err := c.targets.github()
+// openStarter sets up the evaluation: the GitHub API, when configured, and
+// the targets, or in a dry run the starter that starts nothing.
+func (s *server) openStarter(ctx context.Context) error {
+	gh, err := s.c.targets.github()
 	if err != nil {
 		return err
 	}
-	svc := &trigger.Service{Rules: st, DryRun: c.dryRun, Log: log}
+	s.github = gh
+	s.svc = &trigger.Service{Rules: s.store, Starter: trigger.DryRun{}, Log: s.log}
 	if gh != nil {
-		svc.Changes = gh
+		s.svc.Changes = gh
 	}
-	var starter trigger.Starter = trigger.DryRun{}
-	if !c.dryRun {
-		awsCfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return fmt.Errorf("AWS configuration: %w", err)
-		}
-		if awsCfg.Region == "" {
-			return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
-		}
-		if err := checkCredentials(ctx, awsCfg); err != nil {
-			return err
-		}
-		if starter, err = c.targets.starters(&awsCfg, gh); err != nil {
-			return err
-		}
+	if s.c.dryRun {
+		return nil
 	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
+	}
+	if err := checkCredentials(ctx, awsCfg); err != nil {
+		return err
+	}
+	s.svc.Starter, err = s.c.targets.starters(&awsCfg, gh)
+	return err
+}
 
-	db, err := c.db.open(ctx, c.store.dataDir)
+func (s *server) openQueue(ctx context.Context) error {
+	db, err := s.c.db.open(ctx, s.c.store.dataDir)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	m := metrics.New()
-	c.queue.Metrics = m
-	c.queue.Parse, c.queue.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
-	q, err := deliveries.New(db, svc, starter, c.queue, log)
+	s.db = db
+	s.onClose(func(context.Context) error { db.Close(); return nil })
+	opts := s.c.queue
+	opts.Parse, opts.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
+	s.metrics = metrics.New()
+	opts.Metrics = s.metrics
+	q, err := deliveries.New(db, s.svc, s.svc.Starter, opts, s.log)
 	if err != nil {
 		return err
 	}
-	m.Register(q.Collector())
+	s.metrics.Register(q.Collector())
 	// Not ctx itself: River cancels every running job when the context it
-	// started with ends, and SIGTERM ends ctx. The shutdown below stops it
-	// instead, letting running jobs finish within --shutdown-timeout.
+	// started with ends, and SIGTERM ends ctx. close stops it instead,
+	// letting running jobs finish within --shutdown-timeout.
 	if err := q.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start workers: %w", err)
 	}
+	s.queue = q
+	s.onClose(func(ctx context.Context) error {
+		if err := q.Close(ctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+		return nil
+	})
+	return nil
+}
 
-	adminToken, err := c.resolveAdminToken()
-	if err != nil {
+func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
+	var err error
+	if s.adminToken, err = s.c.resolveAdminToken(); err != nil {
 		return err
 	}
-	m.Register(st.Collector())
-	budget := githubhook.NewBodyBudget(c.bodyMemory << 20)
+	m := s.metrics
+	m.Register(s.store.Collector())
+	budget := githubhook.NewBodyBudget(s.c.bodyMemory << 20)
 	m.BodyMemory(budget.Held, budget.Limit())
-	ui := &web.UI{AdminToken: adminToken, Sessions: db, Deliveries: q, Store: st, Rules: st, DryRun: c.dryRun, Log: log}
+	ui := &web.UI{AdminToken: s.adminToken, Sessions: s.db, Deliveries: s.queue, Store: s.store, Rules: s.store, Log: s.log}
+	if s.c.dryRun {
+		ui.Notice = "Dry run: pipelines are decided and recorded, never started."
+	}
 	handler := httpserver.Handler(httpserver.Config{
-		UI:      ui,
-		Webhook: &githubhook.Handler{Verifier: verifier, Acceptor: q, Log: log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
-		Metrics: m.Handler(),
-		Ready: func(ctx context.Context) error {
-			if err := st.Ping(ctx); err != nil {
-				return &httpserver.NotReady{What: "rule store: unreachable", Err: err}
-			}
-			if err := q.Ready(ctx); err != nil {
-				return &httpserver.NotReady{What: "database: cannot commit", Err: err}
-			}
-			return nil
-		},
-		Log: log,
+		Dashboard: ui.Handler(),
+		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
+		Metrics:   m.Handler(),
+		Ready:     s.ready,
+		Log:       s.log,
 	})
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", c.listen)
-	if err != nil {
+	if s.listener, err = (&net.ListenConfig{}).Listen(ctx, "tcp", s.c.listen); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := httpserver.NewServer(c.listen, handler, log)
+	s.http = httpserver.NewServer(s.c.listen, handler, s.log)
+	s.onClose(func(ctx context.Context) error {
+		if err := s.http.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http shutdown", "err", err)
+		}
+		return nil
+	})
+	return nil
+}
 
-	count, err := st.Count(ctx)
-	if err != nil {
-		log.Warn("could not count the stored rules", "err", err)
+// ready is /readyz: the rule store answers and a delivery can be
+// committed now.
+func (s *server) ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return &httpserver.NotReady{What: "rule store: unreachable", Err: err}
 	}
-	log.Info("monohook serving",
-		"version", version,
-		"webhook_url", "http://"+ln.Addr().String()+"/webhook",
-		"rules", where,
-		"rule_count", count,
-		"secret_from", secretSource,
-		"database", db.Where,
-		"dry_run", c.dryRun,
-		"github_api", gh != nil,
-		"exec_targets", c.targets.allowExec,
-	)
-	if db.SyncCommitRaised() {
-		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", db.Where)
+	if err := s.queue.Ready(ctx); err != nil {
+		return &httpserver.NotReady{What: "database: cannot commit", Err: err}
 	}
-	switch {
-	case adminToken == "":
-		log.Info("dashboard off: set MONOHOOK_ADMIN_TOKEN (or --admin-token-file) to turn it on at /")
-	case len(adminToken) < 16:
-		log.Warn("dashboard on, but its admin token is short: use at least 16 random characters", "dashboard_url", "http://"+ln.Addr().String()+"/")
-	default:
-		log.Info("dashboard on", "dashboard_url", "http://"+ln.Addr().String()+"/")
-	}
+	return nil
+}
 
+// run serves until ctx ends (SIGINT, SIGTERM) or the server fails.
+func (s *server) run(ctx context.Context, stop func()) error {
+	s.logStart(ctx)
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- s.http.Serve(s.listener) }()
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -235,17 +317,39 @@ func serve(ctx context.Context, c serveConfig) error {
 	// acknowledged depends on a graceful stop (running jobs run again
 	// after the restart).
 	stop()
-	log.Info("shutting down: no new deliveries; finishing running jobs (a second signal exits at once)", "timeout", c.shutdown)
-	sctx, cancel := context.WithTimeout(context.Background(), c.shutdown)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("http shutdown", "err", err)
-	}
-	if err := q.Close(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	log.Info("stopped")
+	s.log.Info("shutting down: no new deliveries; finishing running jobs (a second signal exits at once)", "timeout", s.c.shutdown)
 	return nil
+}
+
+// logStart tells what serves, and where.
+func (s *server) logStart(ctx context.Context) {
+	log, addr := s.log, s.listener.Addr().String()
+	count, err := s.store.Count(ctx)
+	if err != nil {
+		log.Warn("could not count the stored rules", "err", err)
+	}
+	log.Info("monohook serving",
+		"version", version,
+		"webhook_url", "http://"+addr+"/webhook",
+		"rules", s.storeWhere,
+		"rule_count", count,
+		"secret_from", s.secretFrom,
+		"database", s.db.Where,
+		"dry_run", s.c.dryRun,
+		"github_api", s.github != nil,
+		"exec_targets", s.c.targets.allowExec,
+	)
+	if s.db.SyncCommitRaised() {
+		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", s.db.Where)
+	}
+	switch {
+	case s.adminToken == "":
+		log.Info("dashboard off: set MONOHOOK_ADMIN_TOKEN (or --admin-token-file) to turn it on at /")
+	case len(s.adminToken) < 16:
+		log.Warn("dashboard on, but its admin token is short: use at least 16 random characters", "dashboard_url", "http://"+addr+"/")
+	default:
+		log.Info("dashboard on", "dashboard_url", "http://"+addr+"/")
+	}
 }
 
 // credentialsWait bounds the credentials check at start: the SDK's chain

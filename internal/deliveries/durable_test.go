@@ -494,7 +494,6 @@ func TestReplayStartsAgainWithNewTokens(t *testing.T) {
 func TestDryRunRecordsButStartsNothing(t *testing.T) {
 	e := newEnv(t)
 	e.rule(t, "p", ".*")
-	e.svc.DryRun = true
 	q := e.openDryRun(t, sqliteDSN(t), deliveries.Options{})
 	if err := q.Accept(context.Background(), delivery("d1", "x")); err != nil {
 		t.Fatal(err)
@@ -628,8 +627,7 @@ func BenchmarkAccept(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			t := &testing.T{}
 			e := newEnv(t)
-			e.svc.DryRun = true
-			q := e.openDryRun(t, dsn(t), deliveries.Options{})
+					q := e.openDryRun(t, dsn(t), deliveries.Options{})
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

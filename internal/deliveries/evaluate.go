@@ -66,6 +66,9 @@ type pending struct {
 	round int
 	push  *trigger.Push
 	res   trigger.Result
+	// starts are the plan's: each start row recorded gets a job of its
+	// start.
+	starts trigger.Starts
 	// retry is why its evaluation failed (a GitHub API call), when it is
 	// retried by a job of its own.
 	retry error
@@ -250,7 +253,7 @@ func (q *Queue) decide(ctx context.Context, rules *trigger.Loader, batch []*pend
 		if err != nil {
 			return err // the rules are unreadable for every delivery: River retries
 		}
-		fetched, err := q.svc.Complete(ctx, d.push)
+		cs, err := q.svc.ChangeSet(ctx, d.push)
 		if err != nil {
 			if !sweep {
 				return fmt.Errorf("changed paths of %s: %w", d.id, err) // River retries
@@ -260,8 +263,8 @@ func (q *Queue) decide(ctx context.Context, rules *trigger.Loader, batch []*pend
 			continue
 		}
 		began := time.Now()
-		d.res = trigger.EvaluateRules(d.push, r, false)
-		d.res.Fetched = fetched
+		plan := trigger.NewPlan(trigger.PlanInput{Event: d.push, Round: d.round, Rules: r, Changes: cs})
+		d.push, d.res, d.starts = plan.Event, plan.Result, plan.Starts
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
 	return nil
@@ -296,14 +299,9 @@ func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) err
 	}
 	var jobs []river.InsertManyParams
 	for _, c := range created {
-		d := c.d
-		args := startArgs{DeliveryID: d.id, Round: d.round, Pipeline: c.pipeline, Token: trigger.StartToken(d.id, d.round, c.pipeline)}
-		if t, ok := d.res.Targets[c.pipeline]; ok {
-			data := trigger.NewTemplateData(d.push)
-			args.Target, args.Data = &t, &data
-		}
+		start, _ := c.d.starts.Named(c.pipeline)
 		jobs = append(jobs, river.InsertManyParams{
-			Args:       args,
+			Args:       startArgs{start},
 			InsertOpts: &river.InsertOpts{Queue: startQueue, MaxAttempts: q.opts.MaxAttempts},
 		})
 	}

@@ -30,7 +30,7 @@ func readyServer(t *testing.T, dsn string) (base string, db *deliveries.DB, logs
 	if db, err = deliveries.OpenDB(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
-	q, err := deliveries.New(db, &trigger.Service{Rules: e.store, DryRun: true, Log: log}, trigger.DryRun{}, deliveries.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log)
+	q, err := deliveries.New(db, &trigger.Service{Rules: e.store, Log: log}, trigger.DryRun{}, deliveries.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

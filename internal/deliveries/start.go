@@ -11,18 +11,9 @@ import (
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// startArgs is the job that starts one pipeline for one delivery.
-type startArgs struct {
-	DeliveryID string `json:"delivery_id"`
-	Round      int    `json:"round"`
-	Pipeline   string `json:"pipeline"`
-	Token      string `json:"token"`
-	// Target and Data are set for v2 rules: the target as the rule said
-	// when the delivery was evaluated (a later edit of the rule does not
-	// change a start already decided), and what its templates see.
-	Target *trigger.Target       `json:"target,omitempty"`
-	Data   *trigger.TemplateData `json:"data,omitempty"`
-}
+// startArgs is the job that starts one pipeline for one delivery: the
+// start its plan decided (whose JSON is that of jobs queued before).
+type startArgs struct{ trigger.Start }
 
 func (startArgs) Kind() string { return "monohook_start" }
 
@@ -42,15 +33,8 @@ type startWorker struct {
 // visible and replayable.
 func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
 	q, db, a := w.q, w.q.db, job.Args
-	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Pipeline, "token", a.Token, "attempt", job.Attempt)
-	req := trigger.StartRequest{Name: a.Pipeline, Token: a.Token}
-	if a.Target != nil {
-		req.Target = *a.Target
-	}
-	if a.Data != nil {
-		req.Data = *a.Data
-	}
-	req.Paths = func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) }
+	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Name, "token", a.Token, "attempt", job.Attempt)
+	req := a.Request(func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) })
 	target := req.Type()
 	log = log.With("target", target)
 	got, startErr := q.starter.Start(ctx, req)
@@ -63,7 +47,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
 		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
 	if startErr == nil && got.DryRun {
-		if _, err := db.sql.ExecContext(ctx, update, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		if _, err := db.sql.ExecContext(ctx, update, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
 			return fmt.Errorf("record dry run: %w", err)
 		}
 		log.Info("dry run: pipeline not started")
@@ -72,7 +56,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("pipeline started", "execution_id", got.ID)
@@ -83,7 +67,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
 	}
-	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Pipeline); err != nil {
+	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
 	q.opts.Metrics.Start(target, status)

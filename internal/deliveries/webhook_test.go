@@ -62,7 +62,7 @@ func newWebhookServerOn(t *testing.T, dsn string) *server {
 	if s.db, err = deliveries.OpenDB(context.Background(), dsn); err != nil {
 		t.Fatal(err)
 	}
-	svc := &trigger.Service{Rules: st, DryRun: true, Log: log}
+	svc := &trigger.Service{Rules: st, Log: log}
 	if s.q, err = deliveries.New(s.db, svc, trigger.DryRun{}, deliveries.Options{Parse: githubhook.ParseEvent, MaxPayload: githubhook.MaxBody}, log); err != nil {
 		t.Fatal(err)
 	}

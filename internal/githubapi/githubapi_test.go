@@ -180,24 +180,25 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	}
 }
 
-// Service.Complete adds the API's paths to the payload's.
+// Service.ChangeSet adds the API's paths to the payload's.
 func TestServiceCompletesChangeSets(t *testing.T) {
 	g := fakegithub.New("gh-token")
 	defer g.Close()
 	g.SetCompare("acme/mono", "aaa", "bbb", 1, "api/a.go", "web/x.ts")
 	c, _ := newClient(t, g)
 	p := forced()
-	added, err := (&trigger.Service{Changes: c}).Complete(context.Background(), p)
-	if err != nil || !slices.Equal(added, []string{"web/x.ts"}) || !slices.Equal(p.Paths, []string{"api/a.go", "web/x.ts"}) || p.Incomplete != "" {
-		t.Errorf("added %v, paths %v, incomplete %q, err %v", added, p.Paths, p.Incomplete, err)
+	cs, err := (&trigger.Service{Changes: c}).ChangeSet(context.Background(), p)
+	got := cs.Apply(p)
+	if err != nil || !slices.Equal(cs.Fetched, []string{"web/x.ts"}) || !slices.Equal(got.Paths, []string{"api/a.go", "web/x.ts"}) || got.Incomplete != "" {
+		t.Errorf("added %v, paths %v, incomplete %q, err %v", cs.Fetched, got.Paths, got.Incomplete, err)
 	}
 	p = forced()
-	if _, err := (&trigger.Service{}).Complete(context.Background(), p); err != nil || !strings.Contains(p.Incomplete, "no GitHub credentials") {
-		t.Errorf("without credentials: %q %v", p.Incomplete, err)
+	if cs, err := (&trigger.Service{}).ChangeSet(context.Background(), p); err != nil || !strings.Contains(cs.Incomplete, "no GitHub credentials") {
+		t.Errorf("without credentials: %q %v", cs.Incomplete, err)
 	}
 	p = forced()
 	p.Forced = false
-	if _, err := (&trigger.Service{Changes: c}).Complete(context.Background(), p); err != nil || p.Incomplete != "" || len(g.Requests()) != 1 {
+	if cs, err := (&trigger.Service{Changes: c}).ChangeSet(context.Background(), p); err != nil || cs.Incomplete != "" || len(g.Requests()) != 1 {
 		t.Errorf("a complete payload asked the API: %v", g.Requests())
 	}
 }

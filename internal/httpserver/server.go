@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
-
-	"github.com/monohook/monohook/internal/web"
 )
 
 // Config is what the server serves.
@@ -25,9 +23,9 @@ type Config struct {
 	Ready func(context.Context) error
 	// Metrics, when set, is served on GET /metrics.
 	Metrics http.Handler
-	// UI, when set, is the dashboard at / (off without an admin token).
-	UI  *web.UI
-	Log *slog.Logger
+	// Dashboard, when set, serves every path the routes above do not.
+	Dashboard http.Handler
+	Log       *slog.Logger
 }
 
 // NotReady is a readiness failure. /readyz needs no login, so its answer
@@ -45,12 +43,17 @@ func (e *NotReady) Unwrap() error { return e.Err }
 // Handler returns the routes.
 func Handler(cfg Config) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST /ghorg/push", cfg.Webhook)
-	mux.Handle("POST /webhook", cfg.Webhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	var paths []string
+	route := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		paths = append(paths, path)
+	}
+	route(http.MethodPost, "/ghorg/push", cfg.Webhook)
+	route(http.MethodPost, "/webhook", cfg.Webhook)
+	route(http.MethodGet, "/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	route(http.MethodGet, "/readyz", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		if err := cfg.Ready(ctx); err != nil {
@@ -64,14 +67,21 @@ func Handler(cfg Config) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
+	}))
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		route(http.MethodGet, "/metrics", cfg.Metrics)
 	}
-	if cfg.UI != nil {
-		cfg.UI.Register(mux)
+	if cfg.Dashboard == nil {
+		return recoverPanics(mux, cfg.Log)
 	}
-	return recoverPanics(mux, cfg.Log)
+	// The paths above, with any method, stay with mux, which answers a
+	// wrong method 405 as before; every other path is the dashboard's.
+	top := http.NewServeMux()
+	top.Handle("/", cfg.Dashboard)
+	for _, path := range paths {
+		top.Handle(path, mux)
+	}
+	return recoverPanics(top, cfg.Log)
 }
 
 // NewServer returns an http.Server with timeouts suited to webhooks: a slow

@@ -42,10 +42,7 @@ func TestRoutes(t *testing.T) {
 		}
 		return nil
 	})
-	tests := []struct {
-		method, path string
-		code         int
-	}{
+	checkRoutes(t, srv.URL, []route{
 		{http.MethodPost, "/ghorg/push", http.StatusAccepted},
 		{http.MethodPost, "/webhook", http.StatusAccepted},
 		{http.MethodGet, "/webhook", http.StatusMethodNotAllowed},
@@ -53,12 +50,7 @@ func TestRoutes(t *testing.T) {
 		{http.MethodGet, "/healthz", http.StatusOK},
 		{http.MethodGet, "/readyz", http.StatusOK},
 		{http.MethodGet, "/nothing", http.StatusNotFound},
-	}
-	for _, tt := range tests {
-		if code, body := get(t, tt.method, srv.URL+tt.path); code != tt.code {
-			t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, code, body, tt.code)
-		}
-	}
+	})
 	// /readyz needs no login: it says what failed, and the details (hosts,
 	// users, databases) go to the log only.
 	ready = false
@@ -81,5 +73,42 @@ func TestPanicIsRecovered(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "panic serving request") {
 		t.Errorf("panic not logged: %s", logs)
+	}
+}
+
+// The dashboard gets every path the server's routes do not; those keep
+// answering a wrong method 405.
+func TestDashboardGetsOtherPaths(t *testing.T) {
+	hook := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusAccepted) })
+	dashboard := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	log := slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(Handler(Config{Webhook: hook, Ready: func(context.Context) error { return nil }, Metrics: hook, Dashboard: dashboard, Log: log}))
+	t.Cleanup(srv.Close)
+	checkRoutes(t, srv.URL, []route{
+		{http.MethodPost, "/webhook", http.StatusAccepted},
+		{http.MethodGet, "/webhook", http.StatusMethodNotAllowed},
+		{http.MethodPut, "/ghorg/push", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/healthz", http.StatusOK},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+		{http.MethodGet, "/", http.StatusTeapot},
+		{http.MethodPost, "/login", http.StatusTeapot},
+		{http.MethodGet, "/webhook/x", http.StatusTeapot},
+	})
+}
+
+type route struct {
+	method, path string
+	code         int
+}
+
+// checkRoutes requests each route of the server at base and checks its
+// status.
+func checkRoutes(t *testing.T, base string, routes []route) {
+	t.Helper()
+	for _, r := range routes {
+		if code, body := get(t, r.method, base+r.path); code != r.code {
+			t.Errorf("%s %s: %d %s, want %d", r.method, r.path, code, body, r.code)
+		}
 	}
 }

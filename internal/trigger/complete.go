@@ -39,47 +39,39 @@ func IncompleteReason(p *Push) string {
 	return ""
 }
 
-// Complete makes p's paths the full change set when its payload may lack
-// some: it asks s.Changes and adds what the payload did not list. p.Incomplete
-// then says why the paths may still be incomplete (no credentials, the
-// API's own limit), or is empty. The error is non-nil when asking may
-// succeed later (a rate limit, a 5xx): the evaluation should be retried.
-// It returns the paths added.
-func (s *Service) Complete(ctx context.Context, p *Push) ([]string, error) {
+// ChangeSet asks s.Changes for p's full change set when its payload may
+// lack some paths, and returns what it added and why the paths may still
+// be incomplete (no credentials, the API's own limit). The error is non-nil
+// when asking may succeed later (a rate limit, a 5xx): the evaluation
+// should be retried.
+func (s *Service) ChangeSet(ctx context.Context, p *Push) (ChangeSet, error) {
 	reason := IncompleteReason(p)
-	p.Incomplete = reason
 	if reason == "" {
-		return nil, nil
+		return ChangeSet{}, nil
 	}
 	if s.Changes == nil {
-		p.Incomplete = reason + "; no GitHub credentials are configured to fetch the full change set"
-		return nil, nil
+		return Unasked(p, "no GitHub credentials are configured to fetch the full change set"), nil
 	}
 	paths, complete, err := s.Changes.ChangedPaths(ctx, p)
 	if errors.Is(err, ErrPermanent) {
-		p.Incomplete = reason + "; the GitHub API could not give the full change set: " + err.Error()
-		return nil, nil
+		return ChangeSet{Incomplete: reason + "; the GitHub API could not give the full change set: " + err.Error()}, nil
 	}
 	if err != nil {
-		return nil, err
+		return ChangeSet{}, err
 	}
 	seen := make(map[string]bool, len(p.Paths))
 	for _, path := range p.Paths {
 		seen[path] = true
 	}
-	var added []string
+	cs := ChangeSet{}
 	for _, path := range paths {
 		if !seen[path] {
 			seen[path] = true
-			added = append(added, path)
+			cs.Fetched = append(cs.Fetched, path)
 		}
 	}
-	// A fresh slice: p.Paths may share the payload parser's arena.
-	p.Paths = append(append(make([]string, 0, len(p.Paths)+len(added)), p.Paths...), added...)
-	if complete {
-		p.Incomplete = ""
-	} else {
-		p.Incomplete = reason + "; the GitHub API lists only part of the changed files"
+	if !complete {
+		cs.Incomplete = reason + "; the GitHub API lists only part of the changed files"
 	}
-	return added, nil
+	return cs, nil
 }

@@ -3,7 +3,6 @@ package trigger
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -257,9 +256,26 @@ func vetoOf(r *Rule, f filter, paths []string) Decision {
 // "d" round 1 differ). It fits CodePipeline's clientRequestToken and
 // CodeBuild's idempotencyToken (at most 128 of [a-zA-Z0-9-]).
 func StartToken(deliveryID string, round int, target string) string {
-	h := sha256.New()
-	for _, f := range []string{deliveryID, strconv.Itoa(round), target} {
-		fmt.Fprintf(h, "%d:%s", len(f), f)
-	}
-	return "monohook-" + hex.EncodeToString(h.Sum(nil)[:20])
+	// Written out rather than with fmt: every start of every plan makes
+	// one, and fmt's allocations were most of a plan's (BENCHMARKS.md,
+	// "The plan").
+	var stack [256]byte
+	var r [20]byte
+	b := tokenField(stack[:0], deliveryID)
+	b = tokenField(b, strconv.AppendInt(r[:0], int64(round), 10))
+	b = tokenField(b, target)
+	sum := sha256.Sum256(b)
+	var hexed [40]byte
+	hex.Encode(hexed[:], sum[:20])
+	var out strings.Builder
+	out.Grow(len("monohook-") + len(hexed))
+	out.WriteString("monohook-")
+	out.Write(hexed[:])
+	return out.String()
+}
+
+// tokenField appends f, length-prefixed, to b.
+func tokenField[T string | []byte](b []byte, f T) []byte {
+	b = strconv.AppendInt(b, int64(len(f)), 10)
+	return append(append(b, ':'), f...)
 }

@@ -69,15 +69,6 @@ func (s Starters) Start(ctx context.Context, req StartRequest) (Started, error) 
 	return st.Start(ctx, req)
 }
 
-// NewStartRequest is the request that starts name for p, as res decided,
-// in p's first evaluation (round 0: Process, in Lambda mode, has no
-// replays).
-func NewStartRequest(p *Push, res *Result, name string) StartRequest {
-	req := StartRequest{Name: name, Token: StartToken(p.DeliveryID, 0, name), Target: res.Targets[name], Data: NewTemplateData(p)}
-	req.Paths = func(context.Context) ([]string, error) { return p.Paths, nil }
-	return req
-}
-
 // NewTemplateData is what target templates see of p.
 func NewTemplateData(p *Push) TemplateData {
 	d := TemplateData{Event: p.Event, Repo: p.FullName, RepoName: p.Repo, Ref: p.Ref, SHA: p.After, Before: p.Before,
@@ -116,57 +107,37 @@ type Outcome struct {
 	Starts []StartResult `json:"starts"`
 }
 
-// Service evaluates pushes against stored rules and starts the pipelines
-// they select.
+// Service evaluates deliveries against stored rules and, in Process,
+// starts what they select.
 type Service struct {
-	Rules   RuleSource
-	Starter Starter // nil with DryRun
-	// DryRun evaluates and logs every decision but starts nothing.
-	DryRun bool
+	Rules RuleSource
+	// Starter makes the starts: the targets, or DryRun.
+	Starter Starter
 	// Parallel bounds the starts in flight for one push (default 8).
 	Parallel int
 	// Changes, when set, completes change sets that a payload may list
-	// only in part (see Complete).
+	// only in part (see ChangeSet).
 	Changes ChangeSource
 	Log     *slog.Logger
 }
 
-// Decide loads the rules for p and decides, without starting anything.
-// The error is non-nil only when the rules could not be read.
-func (s *Service) Decide(ctx context.Context, p *Push) (Result, error) {
-	r, err := s.Load(ctx, p)
-	if err != nil {
-		return Result{}, err
-	}
-	return EvaluateRules(p, r, false), nil
-}
-
-// LogDecision logs what was decided for p: one line, with why each
-// matched rule matched, and a warning per invalid rule.
+// LogDecision logs what a plan decided: one line, with why each matched
+// rule matched, and a warning per invalid rule.
 func (s *Service) LogDecision(p *Push, res Result) {
 	log := s.logger().With("delivery", p.DeliveryID, "repo", p.Repo, "ref", p.Ref, "sha", p.ShortSHA())
 	for _, pr := range res.Problems {
 		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
 	}
 	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
-		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems), "dry_run", s.DryRun,
+		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems),
 		"incomplete", p.Incomplete, "why", explanation(res.Decisions))
-}
-
-// Explain is Decide with a decision for every rule, matched or not.
-func (s *Service) Explain(ctx context.Context, p *Push) (Result, error) {
-	r, err := s.Load(ctx, p)
-	if err != nil {
-		return Result{}, err
-	}
-	return EvaluateRules(p, r, true), nil
 }
 
 // Load reads the rules p is evaluated against: the seed rules of its
 // repository and branch (none for a tag, a deleted branch or a pull
 // request), and the v2 rules.
 func (s *Service) Load(ctx context.Context, p *Push) (Rules, error) {
-	return s.NewLoader().Load(ctx, p)
+	return NewLoader(s.Rules).Load(ctx, p)
 }
 
 // Loader is Load for a batch of pushes: each repository and branch's seed
@@ -177,10 +148,13 @@ type Loader struct {
 	v2   *V2Set
 }
 
-// NewLoader returns a Loader reading s.Rules.
-func (s *Service) NewLoader() *Loader {
-	return &Loader{src: s.Rules, seed: map[[2]string]*RuleSet{}}
+// NewLoader returns a Loader reading src.
+func NewLoader(src RuleSource) *Loader {
+	return &Loader{src: src, seed: map[[2]string]*RuleSet{}}
 }
+
+// NewLoader returns a Loader reading s.Rules.
+func (s *Service) NewLoader() *Loader { return NewLoader(s.Rules) }
 
 // Load reads (or reuses) the rules p is evaluated against.
 func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
@@ -207,36 +181,36 @@ func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
 	return r, nil
 }
 
-// Process decides for p and starts every selected pipeline, in this call.
-// Starts are independent: one failing does not keep the others from
-// starting. The error is non-nil only when the rules could not be loaded,
-// so nothing was decided and the whole push may be retried.
+// Process plans p (round 0: in Lambda mode there are no replays) and makes
+// every start of the plan, in this call. Starts are independent: one
+// failing does not keep the others from starting. The error is non-nil
+// only when the change set or the rules could not be read, so nothing was
+// decided and the whole push may be retried.
 func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
-	if _, err := s.Complete(ctx, p); err != nil {
-		return Outcome{}, err
-	}
-	res, err := s.Decide(ctx, p)
+	cs, err := s.ChangeSet(ctx, p)
 	if err != nil {
 		return Outcome{}, err
 	}
-	s.LogDecision(p, res)
+	r, err := s.Load(ctx, p)
+	if err != nil {
+		return Outcome{}, err
+	}
+	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs})
+	s.LogDecision(plan.Event, plan.Result)
 	log := s.logger().With("delivery", p.DeliveryID)
-	out := Outcome{Result: res, Starts: make([]StartResult, len(res.Start))}
+	out := Outcome{Result: plan.Result, Starts: make([]StartResult, len(plan.Starts))}
+	paths := func(context.Context) ([]string, error) { return plan.Event.Paths, nil }
 	parallel := s.Parallel
 	if parallel <= 0 {
 		parallel = 8
 	}
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
-	for i, name := range res.Start {
-		req := NewStartRequest(p, &res, name)
-		out.Starts[i] = StartResult{Pipeline: name, Token: req.Token, DryRun: s.DryRun}
-		if s.DryRun {
-			continue
-		}
+	for i, start := range plan.Starts {
+		out.Starts[i] = StartResult{Pipeline: start.Name, Token: start.Token}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(sr *StartResult) {
+		go func(sr *StartResult, req StartRequest) {
 			defer func() { <-sem; wg.Done() }()
 			got, err := s.Starter.Start(ctx, req)
 			if err != nil {
@@ -244,9 +218,13 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 				log.Error("pipeline start failed", "pipeline", sr.Pipeline, "target", req.Type(), "token", sr.Token, "err", err)
 				return
 			}
-			sr.ExecutionID, sr.Output = got.ID, got.Output
-			log.Info("pipeline started", "pipeline", sr.Pipeline, "target", req.Type(), "execution_id", got.ID, "token", sr.Token)
-		}(&out.Starts[i])
+			sr.ExecutionID, sr.Output, sr.DryRun = got.ID, got.Output, got.DryRun
+			msg := "pipeline started"
+			if got.DryRun {
+				msg = "dry run: nothing started"
+			}
+			log.Info(msg, "pipeline", sr.Pipeline, "target", req.Type(), "execution_id", got.ID, "token", sr.Token)
+		}(&out.Starts[i], start.Request(paths))
 	}
 	wg.Wait()
 	return out, nil

@@ -197,7 +197,7 @@ func TestStartsAreIndependentAndIdempotent(t *testing.T) {
 func TestDryRunStartsNothing(t *testing.T) {
 	e := newEnv(t)
 	e.rule(t, "repo", "main", "a", "src/.*")
-	e.svc.DryRun = true
+	e.svc.Starter = trigger.DryRun{}
 	out, err := e.svc.Process(context.Background(), push("d", "refs/heads/main", "src/x"))
 	if err != nil {
 		t.Fatal(err)
@@ -243,10 +243,11 @@ func TestEvaluateExplains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := e.svc.Explain(context.Background(), p)
+	r, err := e.svc.Load(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	res := trigger.NewPlan(trigger.PlanInput{Event: p, Rules: r, Explain: true}).Result
 	want := []trigger.Decision{
 		{Rule: store.SeedKey(store.DefaultPrefix, "repo", "main", "api"), Pipeline: "api", Matched: true, Path: "services/api/main.go", Expression: "services/api/.*"},
 		{Rule: store.SeedKey(store.DefaultPrefix, "repo", "main", "web"), Pipeline: "web"},

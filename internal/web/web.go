@@ -31,13 +31,35 @@ type UI struct {
 	// Sessions keeps the sessions (the database, shared by replicas);
 	// required with an admin token.
 	Sessions   SessionStore
-	Deliveries *deliveries.Queue
-	Store      *store.Store
+	Deliveries Deliveries
+	Store      RuleDocuments
 	// Rules is what the path tester and the explanations evaluate against:
-	// the store, as the queue's evaluation uses it.
-	Rules  trigger.RuleSource
-	DryRun bool
+	// the store, as the evaluation uses it.
+	Rules trigger.RuleSource
+	// Notice, when set, is shown above the deliveries (serve --dry-run
+	// says that nothing is started).
+	Notice string
 	Log    *slog.Logger
+}
+
+// Deliveries is what the dashboard reads, and replays, of the stored
+// deliveries.
+type Deliveries interface {
+	Find(ctx context.Context, f deliveries.Filter) (deliveries.Page, error)
+	Repos(ctx context.Context) ([]string, error)
+	Get(ctx context.Context, id string) (deliveries.Delivery, error)
+	// Push is a delivery's stored push, parsed.
+	Push(ctx context.Context, id string) (*trigger.Push, error)
+	Replay(ctx context.Context, id string) (round int, err error)
+	// LastStarted is when each pipeline last started.
+	LastStarted(ctx context.Context) (map[string]time.Time, error)
+}
+
+// RuleDocuments is what the rules page lists of the stored rule documents,
+// the invalid ones included.
+type RuleDocuments interface {
+	List(ctx context.Context, repo, branch string) ([]store.Entry, error)
+	ListV2(ctx context.Context) ([]store.V2Entry, error)
 }
 
 // pageSize is the deliveries shown per page.
@@ -57,15 +79,16 @@ const (
 	maxFilterLen  = 1024 // the deliveries list's repository, search and page cursor
 )
 
-// Register adds the dashboard's routes to mux.
-func (u *UI) Register(mux *http.ServeMux) {
+// Handler serves the dashboard's routes.
+func (u *UI) Handler() http.Handler {
+	mux := http.NewServeMux()
 	if u.AdminToken == "" {
 		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.WriteHeader(http.StatusNotFound)
 			fmt.Fprintln(w, "The monohook dashboard is off. Start serve with an admin token to turn it on:\nMONOHOOK_ADMIN_TOKEN=… or --admin-token-file FILE.")
 		})
-		return
+		return mux
 	}
 	if u.Sessions == nil {
 		panic("web: the dashboard needs a session store")
@@ -85,6 +108,7 @@ func (u *UI) Register(mux *http.ServeMux) {
 	page("POST /delivery/replay", h.replay)
 	page("GET /rules", h.rules)
 	page("POST /rules/test", h.rules)
+	return mux
 }
 
 type handlers struct {
@@ -264,7 +288,7 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 	}
 	h.render(w, http.StatusOK, "deliveries", map[string]any{
 		"CSRF": h.s.csrf(session), "Nav": "deliveries", "Filter": f, "Page": page, "Repos": repos,
-		"Statuses": deliveries.Statuses, "Older": older, "DryRun": h.ui.DryRun,
+		"Statuses": deliveries.Statuses, "Older": older, "Notice": h.ui.Notice,
 	})
 }
 
@@ -275,15 +299,15 @@ type ruleView struct {
 	Expressions string
 }
 
-// explain evaluates p against the current rules and pairs each decision
-// with its rule's expressions.
-func (h *handlers) explain(ctx context.Context, p *trigger.Push) (trigger.Result, []ruleView, error) {
-	svc := trigger.Service{Rules: h.ui.Rules}
-	r, err := svc.Load(ctx, p)
+// explain plans p, with the change set cs, against the current rules and
+// pairs each decision with its rule's expressions.
+func (h *handlers) explain(ctx context.Context, p *trigger.Push, cs trigger.ChangeSet) (trigger.Plan, []ruleView, error) {
+	r, err := trigger.NewLoader(h.ui.Rules).Load(ctx, p)
 	if err != nil {
-		return trigger.Result{}, nil, err
+		return trigger.Plan{}, nil, err
 	}
-	res := trigger.EvaluateRules(p, r, true)
+	plan := trigger.NewPlan(trigger.PlanInput{Event: p, Rules: r, Changes: cs, Explain: true})
+	res := plan.Result
 	exprs := map[string]string{}
 	if r.Seed != nil {
 		for _, rule := range r.Seed.Rules {
@@ -307,7 +331,7 @@ func (h *handlers) explain(ctx context.Context, p *trigger.Push) (trigger.Result
 		}
 		return 1
 	})
-	return res, views, nil
+	return plan, views, nil
 }
 
 // deliveryURL is the dashboard's page of a delivery.
@@ -349,18 +373,16 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 		} else {
 			// The change set as the evaluation saw it: with the paths the
 			// GitHub API added, and why it may still be incomplete.
+			cs := trigger.Unasked(p, "")
 			if d.Result != nil {
-				p.Paths = append(p.Paths, d.Result.Fetched...)
-				p.Incomplete = d.Result.Incomplete
-			} else {
-				p.Incomplete = trigger.IncompleteReason(p)
+				cs = d.Result.Recorded()
 			}
-			data["Push"] = p
-			res, views, err := h.explain(r.Context(), p)
+			data["Push"] = cs.Apply(p)
+			plan, views, err := h.explain(r.Context(), p, cs)
 			if err != nil {
 				data["ExplainError"] = err.Error()
 			} else {
-				data["Now"], data["Views"] = res, views
+				data["Now"], data["Views"] = plan.Result, views
 			}
 		}
 	}
@@ -453,14 +475,14 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 		if _, name, ok := strings.Cut(repo, "/"); ok {
 			p.Repo, p.FullName = name, repo
 		}
-		res, views, err := h.explain(r.Context(), p)
+		plan, views, err := h.explain(r.Context(), p, trigger.ChangeSet{})
 		if err != nil {
 			h.ui.Log.Error("dashboard: path tester", "err", err)
 			data["TestError"] = err.Error()
 			h.render(w, http.StatusInternalServerError, "rules", data)
 			return
 		}
-		data["Result"], data["Views"] = res, views
+		data["Result"], data["Views"] = plan.Result, views
 	}
 	h.render(w, http.StatusOK, "rules", data)
 }

@@ -54,9 +54,7 @@ func newUIOn(t *testing.T, token, dsn string) (*httptest.Server, *deliveries.Que
 	if _, err := st.PutV2(ctx, "web", []byte("description: the web app\nrepository: org/mono\npaths: [\"web/**\", \"!**/*.md\"]\ntarget: {type: codebuild, project: web-ci}\n")); err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	(&UI{AdminToken: token, Sessions: db, Deliveries: q, Store: st, Rules: st, Log: log}).Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer((&UI{AdminToken: token, Sessions: db, Deliveries: q, Store: st, Rules: st, Log: log}).Handler())
 	t.Cleanup(func() {
 		srv.Close()
 		_ = q.Close(context.Background())

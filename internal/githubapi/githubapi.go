@@ -1,7 +1,8 @@
 // Package githubapi talks to the GitHub REST API: the full change set of a
 // push or pull request (when a payload's lists fall short), and
-// workflow_dispatch for the github-actions target (internal/targets/githubactions). It authenticates with a
-// token or as a GitHub App installation, and waits out rate limits.
+// workflow_dispatch for the github-actions target
+// (internal/targets/githubactions). It authenticates with a token or as a
+// GitHub App installation, and waits out rate limits.
 package githubapi
 
 import (

@@ -627,7 +627,7 @@ func BenchmarkAccept(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			t := &testing.T{}
 			e := newEnv(t)
-					q := e.openDryRun(t, dsn(t), deliveries.Options{})
+			q := e.openDryRun(t, dsn(t), deliveries.Options{})
 			defer func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()

@@ -61,10 +61,29 @@ func (a *ruleAddress) key(prefix string, args []string) (string, error) {
 	return store.SeedKey(prefix, a.repo, a.branch, a.pipeline), nil
 }
 
+// openStore opens the rule store for a command that reads it or changes
+// what is there (and eval): a missing data directory is an error.
 func openStore(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
 		return nil, err
+	}
+	st, _, err := sf.openExisting(ctx, log)
+	return st, err
+}
+
+// openStoreToPut opens the rule store for rules put, which creates the
+// data directory when it is missing (for this user only, as serve does:
+// its secret and deliveries are kept there too).
+func openStoreToPut(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	if sf.url == "" {
+		if err := os.MkdirAll(sf.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	st, _, err := sf.open(ctx, log)
 	return st, err
@@ -88,7 +107,7 @@ func newRulesPut() *cobra.Command {
 			if a.repo == "" || a.branch == "" || a.pipeline == "" || !cmd.Flags().Changed("match") && os.Getenv(envName("match")) == "" {
 				return errors.New("--repo, --branch, --pipeline and --match are required")
 			}
-			st, err := openStore(cmd.Context(), &sf, &lf)
+			st, err := openStoreToPut(cmd.Context(), &sf, &lf)
 			if err != nil {
 				return err
 			}
@@ -341,7 +360,7 @@ func putV2(cmd *cobra.Command, sf *storeFlags, lf *logFlags, file, name string) 
 		}
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	st, err := openStore(cmd.Context(), sf, lf)
+	st, err := openStoreToPut(cmd.Context(), sf, lf)
 	if err != nil {
 		return err
 	}

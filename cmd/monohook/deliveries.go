@@ -244,7 +244,13 @@ func printDelivery(w io.Writer, s queue.Summary) error {
 		case res.Skipped != "":
 			printf(w, "\nnothing starts: %s\n", res.Skipped)
 		default:
-			printf(w, "\n%s for %s@%s, %s matched\n", plural(res.Rules, "rule", "rules"), res.Repo, res.Branch, plural(len(res.Decisions), "rule", "rules"))
+			matched := 0
+			for _, d := range res.Decisions {
+				if d.Matched {
+					matched++
+				}
+			}
+			printf(w, "\n%s for %s@%s, %d matched\n", plural(res.Rules, "rule", "rules"), res.Repo, res.Branch, matched)
 		}
 		if res.Incomplete != "" {
 			printf(w, "the changed paths may be incomplete: %s\n", res.Incomplete)
@@ -286,14 +292,6 @@ func printDelivery(w io.Writer, s queue.Summary) error {
 func indent(s string) string {
 	lines := strings.Split(strings.TrimRight(printableLines(s), "\n"), "\n")
 	return "  " + strings.Join(lines, "\n  ")
-}
-
-// plural is n with the singular or plural noun.
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return strconv.Itoa(n) + " " + many
 }
 
 func newDeliveriesReplay() *cobra.Command {

@@ -61,6 +61,7 @@ Every flag can also be set with the environment variable shown in its help.`,
 	root.AddCommand(newServe(), newRules(), newEval(), newSend(), newDeliveries())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return withUsage(cmd, err) })
 	root.SetHelpCommand(newHelp())
+	root.InitDefaultCompletionCmd() // now, not when it runs, so that behave reaches it too
 	behave(root)
 	decorateEnv(root)
 	return root
@@ -137,6 +138,7 @@ func behave(cmd *cobra.Command) {
 		if cmd.Run == nil && cmd.RunE == nil {
 			cmd.Args = unknownSubcommand
 			cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			cmd.DisableFlagsInUseLine = true // runnable only to show its help
 		}
 		return
 	}

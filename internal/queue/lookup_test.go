@@ -24,7 +24,7 @@ func TestResolve(t *testing.T) {
 			}
 			for prefix, want := range map[string]string{
 				"6f1c-a": "6f1c-a", "6f1c-b": "6f1c-b",
-				"7a00": "7a00", // an id that is also a prefix of another is itself
+				"7a00":  "7a00", // an id that is also a prefix of another is itself
 				"7a00-": "7a00-long", "ün": "ünï-1", "50%": "50%_x",
 			} {
 				if got, err := q.Resolve(ctx, prefix); err != nil || got != want {

@@ -117,9 +117,12 @@ const noRegion = "set AWS_REGION (or AWS_PROFILE naming a profile with a region)
 // region, resolving it as gocloud's s3blob does: the URL's region, else
 // the SDK's environment and shared configuration (for the URL's profile).
 func checkRegion(ctx context.Context, storeURL string) error {
+	if !strings.HasPrefix(storeURL, "s3://") {
+		return nil
+	}
 	u, err := url.Parse(storeURL)
-	if err != nil || u.Scheme != "s3" {
-		return nil // the store reports a URL it cannot open
+	if err != nil {
+		return fmt.Errorf("rule store URL: %w", err)
 	}
 	q := u.Query()
 	if q.Get("region") != "" {

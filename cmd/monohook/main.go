@@ -162,13 +162,13 @@ func unknownSubcommand(cmd *cobra.Command, args []string) error {
 	if s := nearest(cmd, args[0]); len(s) > 0 {
 		msg += "; did you mean " + strings.Join(s, " or ") + "?"
 	}
-	return fmt.Errorf("%s\nRun '%s --help' for its commands.", msg, cmd.CommandPath())
+	return fmt.Errorf("%s\nRun '%s --help' for its commands", msg, cmd.CommandPath())
 }
 
 // withUsage adds the command's usage line, and where to read more, to an
 // error about how it was called.
 func withUsage(cmd *cobra.Command, err error) error {
-	return fmt.Errorf("%w\nUsage: %s\nRun '%s --help' for more.", err, cmd.UseLine(), cmd.CommandPath())
+	return fmt.Errorf("%w\nUsage: %s\nRun '%s --help' for more", err, cmd.UseLine(), cmd.CommandPath())
 }
 
 // newHelp is "monohook help [command]", which fails on a command that does

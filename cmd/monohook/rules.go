@@ -51,12 +51,12 @@ func (a *ruleAddress) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.pipeline, "pipeline", "", "pipeline name")
 }
 
-func (a *ruleAddress) key(prefix string, args []string) (string, error) {
+func (a *ruleAddress) key(cmd *cobra.Command, prefix string, args []string) (string, error) {
 	if len(args) == 1 {
 		return args[0], nil
 	}
 	if a.repo == "" || a.branch == "" || a.pipeline == "" {
-		return "", errors.New("name the rule by KEY or by --repo, --branch and --pipeline")
+		return "", withUsage(cmd, errors.New("name the rule by KEY or by --repo, --branch and --pipeline"))
 	}
 	return store.SeedKey(prefix, a.repo, a.branch, a.pipeline), nil
 }
@@ -105,7 +105,7 @@ func newRulesPut() *cobra.Command {
 				return putV2(cmd, &sf, &lf, file, name)
 			}
 			if a.repo == "" || a.branch == "" || a.pipeline == "" || !cmd.Flags().Changed("match") && os.Getenv(envName("match")) == "" {
-				return errors.New("--repo, --branch, --pipeline and --match are required")
+				return withUsage(cmd, errors.New("--repo, --branch, --pipeline and --match are required (or --file for a v2 rule)"))
 			}
 			st, err := openStoreToPut(cmd.Context(), &sf, &lf)
 			if err != nil {
@@ -225,7 +225,7 @@ func newRulesGet() *cobra.Command {
 		Short: "Print one stored rule document",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}
@@ -271,7 +271,7 @@ func newRulesRm() *cobra.Command {
 		Short: "Remove a stored rule",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}
@@ -421,9 +421,9 @@ per push, as the v2 rule says).`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if owner == "" {
-				return errors.New("--owner is needed: v2 rules name the repository as owner/name")
+				return withUsage(cmd, errors.New("--owner is needed: v2 rules name the repository as owner/name"))
 			}
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +30,7 @@ exactly as GitHub will call it.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if target == "" {
-				return fmt.Errorf("--url is required")
+				return withUsage(cmd, errors.New("--url is required"))
 			}
 			body, err := readInput(args[0])
 			if err != nil {

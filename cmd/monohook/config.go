@@ -269,30 +269,26 @@ func (f *dbFlags) open(ctx context.Context, dataDir string) (*queue.DB, error) {
 }
 
 // openExisting opens the database of a command that reads it or adds to
-// what is there (deliveries): a missing SQLite file is an error naming
-// where it looked, not a new empty database; a PostgreSQL database is
-// refused unless serve has created monohook's tables in it.
+// what is there (deliveries): one serve has not created (a missing SQLite
+// file, a PostgreSQL database without monohook's tables) is an error
+// naming where it looked, not a new empty database.
 func (f *dbFlags) openExisting(ctx context.Context, dataDir string) (*queue.DB, error) {
-	const orElse = "--database postgres://… (MONOHOOK_DATABASE) for a shared database"
-	if f.url != "" {
-		if err := queue.Initialized(ctx, f.url); err != nil {
-			return nil, fmt.Errorf("%w: give the --database serve uses", err)
+	u := f.url
+	if u == "" {
+		if err := mustExist(dataDir, "--database postgres://… (MONOHOOK_DATABASE) for a shared database"); err != nil {
+			return nil, err
 		}
-		return f.open(ctx, dataDir)
+		abs, err := filepath.Abs(filepath.Join(dataDir, dbFileName))
+		if err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", dataDir, err)
+		}
+		u = "sqlite://" + abs
 	}
-	if err := mustExist(dataDir, orElse); err != nil {
+	if err := queue.Initialized(ctx, u); err != nil {
+		if errors.Is(err, queue.ErrNoDatabase) {
+			return nil, fmt.Errorf("%w (serve creates it when it starts): pass the --data-dir or the --database serve uses (MONOHOOK_DATA_DIR, MONOHOOK_DATABASE)", err)
+		}
 		return nil, err
 	}
-	path := filepath.Join(dataDir, dbFileName)
-	if _, err := os.Stat(path); err != nil {
-		abs, aerr := filepath.Abs(path)
-		if aerr != nil {
-			abs = path
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("no deliveries database at %s (serve creates it when it starts): pass --data-dir with the directory serve uses (or set MONOHOOK_DATA_DIR), or %s", abs, orElse)
-		}
-		return nil, fmt.Errorf("deliveries database: %w", err)
-	}
-	return f.open(ctx, dataDir)
+	return queue.OpenDB(ctx, u)
 }

@@ -42,7 +42,7 @@ func Initialized(ctx context.Context, dsn string) error {
 		return fmt.Errorf("read %s: %w", where, err)
 	}
 	if !found {
-		return fmt.Errorf("%w in %s (its tables are created when serve starts)", ErrNoDatabase, where)
+		return fmt.Errorf("%w in %s (no monohook tables)", ErrNoDatabase, where)
 	}
 	return nil
 }

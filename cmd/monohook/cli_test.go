@@ -40,6 +40,9 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	if _, errOut, code := run(t, os.Environ(), "rules", "put", "--data-dir", data, "--repo", "r", "--branch", "main", "--pipeline", "p", "--match", ".*"); code != 0 {
 		t.Fatal(errOut)
 	}
+	if out, _, _ := run(t, os.Environ(), "rules", "validate", "--data-dir", data); !strings.Contains(out, "1 rule, 0 invalid, 0 warnings") {
+		t.Errorf("rules validate counts in the plural: %s", out)
+	}
 	_, errOut, code := run(t, os.Environ(), "deliveries", "list", "--data-dir", data)
 	if code == 0 || !strings.Contains(errOut, filepath.Join(data, "monohook.db")) || !strings.Contains(errOut, "--database") {
 		t.Errorf("deliveries list without a database: exit %d: %s", code, errOut)

@@ -337,7 +337,7 @@ empty expression that matches every path.`,
 					printf(out, "WARNING %s: %s\n", e.Key, w)
 				}
 			}
-			fmt.Fprintf(out, "%d rules, %d invalid, %d warnings\n", len(entries)+len(v2), invalid, warned)
+			fmt.Fprintf(out, "%s, %d invalid, %s\n", plural(len(entries)+len(v2), "rule", "rules"), invalid, plural(warned, "warning", "warnings"))
 			if invalid > 0 {
 				return exitError(1)
 			}

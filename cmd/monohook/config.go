@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/spf13/pflag"
 
 	"github.com/monohook/monohook/internal/deliveries"
@@ -52,9 +53,14 @@ func (f *storeFlags) storeURL() (string, error) {
 	return u.String(), nil
 }
 
+// open opens the rule store, creating the data directory's bucket if it
+// is missing (serve, rules put).
 func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, string, error) {
 	u, err := f.storeURL()
 	if err != nil {
+		return nil, "", err
+	}
+	if err := checkRegion(ctx, u); err != nil {
 		return nil, "", err
 	}
 	s, err := store.Open(ctx, u, f.prefix, log)
@@ -67,6 +73,73 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, 
 		where = where[:i]
 	}
 	return s, where + " (prefix " + f.prefix + "/)", nil
+}
+
+// openExisting opens the rule store of a command that reads it, or
+// changes what is there: a missing data directory is an error naming
+// where it looked, not a new empty store.
+func (f *storeFlags) openExisting(ctx context.Context, log *slog.Logger) (*store.Store, string, error) {
+	if f.url == "" {
+		if err := mustExist(f.dataDir, "--store URL for a rule store elsewhere"); err != nil {
+			return nil, "", err
+		}
+	}
+	return f.open(ctx, log)
+}
+
+// mustExist checks that the data directory is there, so that a command
+// run from the wrong directory, or without the --data-dir serve was given,
+// says so instead of creating an empty one (and finding nothing in it).
+func mustExist(dataDir, orElse string) error {
+	st, err := os.Stat(dataDir)
+	if err == nil && st.IsDir() {
+		return nil
+	}
+	abs, aerr := filepath.Abs(dataDir)
+	if aerr != nil {
+		abs = dataDir
+	}
+	if err == nil {
+		return fmt.Errorf("data directory %s is not a directory: pass --data-dir with the directory serve uses (or set MONOHOOK_DATA_DIR), or %s", abs, orElse)
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return fmt.Errorf("no data directory at %s: pass --data-dir with the directory serve uses (or set MONOHOOK_DATA_DIR), or %s", abs, orElse)
+}
+
+// noRegion is the hint for an AWS client without a region, which the SDK
+// reports only on the first call, as "Invalid region: region was not a
+// valid DNS name".
+const noRegion = "set AWS_REGION (or AWS_PROFILE naming a profile with a region)"
+
+// checkRegion refuses an s3:// store for which the AWS SDK would find no
+// region, resolving it as gocloud's s3blob does: the URL's region, else
+// the SDK's environment and shared configuration (for the URL's profile).
+func checkRegion(ctx context.Context, storeURL string) error {
+	if !strings.HasPrefix(storeURL, "s3://") {
+		return nil
+	}
+	u, err := url.Parse(storeURL)
+	if err != nil {
+		return fmt.Errorf("rule store URL: %w", err)
+	}
+	q := u.Query()
+	if q.Get("region") != "" {
+		return nil
+	}
+	var opts []func(*config.LoadOptions) error
+	if p := q.Get("profile"); p != "" {
+		opts = append(opts, config.WithSharedConfigProfile(p))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return fmt.Errorf("AWS configuration for the rule store: %w", err)
+	}
+	if cfg.Region == "" {
+		return fmt.Errorf("no AWS region for the rule store s3://%s: add ?region=… to --store, or %s", u.Host, noRegion)
+	}
+	return nil
 }
 
 // secretFlags configure the webhook secrets.
@@ -184,10 +257,38 @@ func (f *dbFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.url, "database", "", "deliveries and jobs: postgres://… for several replicas (default: SQLite file monohook.db in --data-dir)")
 }
 
+// dbFileName is the SQLite database in the data directory.
+const dbFileName = "monohook.db"
+
 func (f *dbFlags) open(ctx context.Context, dataDir string) (*deliveries.DB, error) {
 	u := f.url
 	if u == "" {
-		u = "sqlite://" + filepath.Join(dataDir, "monohook.db")
+		u = "sqlite://" + filepath.Join(dataDir, dbFileName)
+	}
+	return deliveries.OpenDB(ctx, u)
+}
+
+// openExisting opens the database of a command that reads it or adds to
+// what is there (deliveries): one serve has not created (a missing SQLite
+// file, a PostgreSQL database without monohook's tables) is an error
+// naming where it looked, not a new empty database.
+func (f *dbFlags) openExisting(ctx context.Context, dataDir string) (*deliveries.DB, error) {
+	u := f.url
+	if u == "" {
+		if err := mustExist(dataDir, "--database postgres://… (MONOHOOK_DATABASE) for a shared database"); err != nil {
+			return nil, err
+		}
+		abs, err := filepath.Abs(filepath.Join(dataDir, dbFileName))
+		if err != nil {
+			return nil, fmt.Errorf("data directory %s: %w", dataDir, err)
+		}
+		u = "sqlite://" + abs
+	}
+	if err := deliveries.Initialized(ctx, u); err != nil {
+		if errors.Is(err, deliveries.ErrNoDatabase) {
+			return nil, fmt.Errorf("%w (serve creates it when it starts): pass the --data-dir or the --database serve uses (MONOHOOK_DATA_DIR, MONOHOOK_DATABASE)", err)
+		}
+		return nil, err
 	}
 	return deliveries.OpenDB(ctx, u)
 }

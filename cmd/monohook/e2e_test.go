@@ -271,7 +271,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d start calls after the repeats, want 2", got)
 	}
 	waitFor(t, "the starts to be recorded", func() bool {
-		out, _, _ := run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data)
+		out, _, _ := run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data, "--json")
 		return strings.Count(out, `"status": "started"`) == 2
 	})
 	log := d.log()
@@ -283,7 +283,7 @@ func TestEndToEnd(t *testing.T) {
 
 	// The delivery is stored with its decision and its starts.
 	out, errOut, code = run(t, env, "deliveries", "list", "--data-dir", data)
-	if code != 0 || !strings.Contains(out, "delivery-1") || !strings.Contains(out, "evaluated") {
+	if code != 0 || !strings.Contains(out, "delivery-1") || !strings.Contains(out, "started · 1 duplicate") {
 		t.Errorf("deliveries list: %d %s %s", code, out, errOut)
 	}
 	var shown struct {
@@ -294,7 +294,7 @@ func TestEndToEnd(t *testing.T) {
 			ExecutionID string `json:"execution_id"`
 		} `json:"starts"`
 	}
-	out, errOut, code = run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data)
+	out, errOut, code = run(t, env, "deliveries", "show", "delivery-1", "--data-dir", data, "--json")
 	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || len(shown.Starts) != 2 || shown.Duplicates != 1 {
 		t.Errorf("deliveries show: %d %s %s", code, out, errOut)
 	}
@@ -598,7 +598,7 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	if strings.Contains(d.log(), "context canceled") {
 		t.Errorf("a running job was cancelled on SIGTERM:\n%s", d.log())
 	}
-	out, errOut, code := run(t, env, "deliveries", "show", "drain-1")
+	out, errOut, code := run(t, env, "deliveries", "show", "drain-1", "--json")
 	if code != 0 || !strings.Contains(out, `"status": "started"`) || !strings.Contains(out, "exec-") {
 		t.Errorf("the start in flight at SIGTERM was not recorded as started: %d %s %s", code, out, errOut)
 	}
@@ -612,7 +612,7 @@ func testShutdownFinishesRunningStart(t *testing.T, database []string) {
 	if log := d.log(); !strings.Contains(log, "jobs still running at the shutdown deadline") || strings.Contains(log, "could not record") {
 		t.Errorf("the cancelled job is not told, or its outcome not recorded:\n%s", log)
 	}
-	out, _, _ = run(t, env, "deliveries", "show", "drain-2")
+	out, _, _ = run(t, env, "deliveries", "show", "drain-2", "--json")
 	if !strings.Contains(out, `"status": "retrying"`) || !strings.Contains(out, "context canceled") {
 		t.Errorf("the start cancelled at the deadline is not shown as retrying: %s", out)
 	}

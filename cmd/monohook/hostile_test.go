@@ -50,6 +50,12 @@ func TestCLIEscapesControlCharacters(t *testing.T) {
 	}
 	noRawControls(t, "deliveries list", out)
 
+	out, errOut, code = run(t, env, "deliveries", "show", "hostile-1")
+	if code != 0 || !strings.Contains(out, `FAKE ROW\u202e`) {
+		t.Errorf("deliveries show: exit %d\n%s%s", code, out, errOut)
+	}
+	noRawControls(t, "deliveries show", out)
+
 	out, _, code = run(t, env, "deliveries", "list", "--json")
 	noRawControls(t, "deliveries list --json", out)
 	var list []struct{ Repo string }

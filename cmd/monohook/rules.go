@@ -51,20 +51,39 @@ func (a *ruleAddress) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.pipeline, "pipeline", "", "pipeline name")
 }
 
-func (a *ruleAddress) key(prefix string, args []string) (string, error) {
+func (a *ruleAddress) key(cmd *cobra.Command, prefix string, args []string) (string, error) {
 	if len(args) == 1 {
 		return args[0], nil
 	}
 	if a.repo == "" || a.branch == "" || a.pipeline == "" {
-		return "", errors.New("name the rule by KEY or by --repo, --branch and --pipeline")
+		return "", withUsage(cmd, errors.New("name the rule by KEY or by --repo, --branch and --pipeline"))
 	}
 	return store.SeedKey(prefix, a.repo, a.branch, a.pipeline), nil
 }
 
+// openStore opens the rule store for a command that reads it or changes
+// what is there (and eval): a missing data directory is an error.
 func openStore(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
 		return nil, err
+	}
+	st, _, err := sf.openExisting(ctx, log)
+	return st, err
+}
+
+// openStoreToPut opens the rule store for rules put, which creates the
+// data directory when it is missing (for this user only, as serve does:
+// its secret and deliveries are kept there too).
+func openStoreToPut(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
+	log, err := lf.logger(os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	if sf.url == "" {
+		if err := os.MkdirAll(sf.dataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
 	}
 	st, _, err := sf.open(ctx, log)
 	return st, err
@@ -86,9 +105,9 @@ func newRulesPut() *cobra.Command {
 				return putV2(cmd, &sf, &lf, file, name)
 			}
 			if a.repo == "" || a.branch == "" || a.pipeline == "" || !cmd.Flags().Changed("match") && os.Getenv(envName("match")) == "" {
-				return errors.New("--repo, --branch, --pipeline and --match are required")
+				return withUsage(cmd, errors.New("--repo, --branch, --pipeline and --match are required (or --file for a v2 rule)"))
 			}
-			st, err := openStore(cmd.Context(), &sf, &lf)
+			st, err := openStoreToPut(cmd.Context(), &sf, &lf)
 			if err != nil {
 				return err
 			}
@@ -206,7 +225,7 @@ func newRulesGet() *cobra.Command {
 		Short: "Print one stored rule document",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}
@@ -252,7 +271,7 @@ func newRulesRm() *cobra.Command {
 		Short: "Remove a stored rule",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}
@@ -318,7 +337,7 @@ empty expression that matches every path.`,
 					printf(out, "WARNING %s: %s\n", e.Key, w)
 				}
 			}
-			fmt.Fprintf(out, "%d rules, %d invalid, %d warnings\n", len(entries)+len(v2), invalid, warned)
+			fmt.Fprintf(out, "%s, %d invalid, %s\n", plural(len(entries)+len(v2), "rule", "rules"), invalid, plural(warned, "warning", "warnings"))
 			if invalid > 0 {
 				return exitError(1)
 			}
@@ -341,7 +360,7 @@ func putV2(cmd *cobra.Command, sf *storeFlags, lf *logFlags, file, name string) 
 		}
 		name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
 	}
-	st, err := openStore(cmd.Context(), sf, lf)
+	st, err := openStoreToPut(cmd.Context(), sf, lf)
 	if err != nil {
 		return err
 	}
@@ -402,9 +421,9 @@ per push, as the v2 rule says).`,
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if owner == "" {
-				return errors.New("--owner is needed: v2 rules name the repository as owner/name")
+				return withUsage(cmd, errors.New("--owner is needed: v2 rules name the repository as owner/name"))
 			}
-			key, err := a.key(sf.prefix, args)
+			key, err := a.key(cmd, sf.prefix, args)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -29,7 +30,7 @@ exactly as GitHub will call it.`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if target == "" {
-				return fmt.Errorf("--url is required")
+				return withUsage(cmd, errors.New("--url is required"))
 			}
 			body, err := readInput(args[0])
 			if err != nil {
@@ -73,6 +74,10 @@ exactly as GitHub will call it.`,
 	f.DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer")
 	f.StringVar(&dataDir, "data-dir", "./monohook-data", "data directory holding the generated webhook secret")
 	sec.register(f)
+	// send reads the secrets serve uses and signs with the first; unlike
+	// serve it never creates one.
+	f.Lookup("secret").Usage = "webhook secret to sign with; of several comma-separated, the first (default: the " + secretFileName + " file serve generated in --data-dir)"
+	f.Lookup("secret-file").Usage = "file holding the webhook secret(s), one per line or comma-separated; send signs with the first"
 	return cmd
 }
 

@@ -59,7 +59,7 @@ type shownDelivery struct {
 
 func showDelivery(t *testing.T, env []string, data, id string) shownDelivery {
 	t.Helper()
-	out, errOut, code := run(t, env, "deliveries", "show", id, "--data-dir", data)
+	out, errOut, code := run(t, env, "deliveries", "show", id, "--data-dir", data, "--json")
 	var d shownDelivery
 	if code != 0 || json.Unmarshal([]byte(out), &d) != nil {
 		t.Fatalf("deliveries show %s: %d %s %s", id, code, out, errOut)

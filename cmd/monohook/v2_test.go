@@ -133,7 +133,7 @@ target:
 	}
 	// The exec target's output is kept with its start.
 	waitFor(t, "the exec start recorded", func() bool {
-		out, _, _ := run(t, env, "deliveries", "show", "push-1", "--data-dir", data)
+		out, _, _ := run(t, env, "deliveries", "show", "push-1", "--data-dir", data, "--json")
 		return strings.Contains(out, `"output": "built main"`)
 	})
 
@@ -160,7 +160,7 @@ target:
 		t.Fatalf("forced push: %d", c)
 	}
 	waitFor(t, "the forced push's start", func() bool { return len(pipelines.Calls()) == 2 })
-	out, _, _ = run(t, env, "deliveries", "show", "forced-1", "--data-dir", data)
+	out, _, _ = run(t, env, "deliveries", "show", "forced-1", "--data-dir", data, "--json")
 	var shown struct {
 		Result struct {
 			Fetched   []string

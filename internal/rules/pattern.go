@@ -154,7 +154,7 @@ func explainSyntaxError(src string, err error) error {
 	if errors.As(err, &se) {
 		switch {
 		case strings.Contains(src, "(?=") || strings.Contains(src, "(?!") || strings.Contains(src, "(?<=") || strings.Contains(src, "(?<!"):
-			return fmt.Errorf("expression %q: look-around assertions (?=…) (?!…) (?<=…) (?<!…) are not supported by RE2; use an exclude pattern or a narrower expression: %w", src, err)
+			return fmt.Errorf("expression %q: look-around assertions (?=…) (?!…) (?<=…) (?<!…) are not supported by RE2; write an expression for the paths to include instead (only a v2 rule's paths globs can exclude, with \"!\"): %w", src, err)
 		case se.Code == syntax.ErrInvalidEscape && hasBackReference(src):
 			return fmt.Errorf("expression %q: back-references (\\1, \\g<name>) are not supported by RE2: %w", src, err)
 		}

@@ -77,7 +77,7 @@ func readInput(name string) ([]byte, error) {
 }
 
 func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
-	printf(w, "push to %s %s (%s): %d commits, %d changed paths\n", p.Repo, p.Ref, p.ShortSHA(), p.Commits, len(p.Paths))
+	printf(w, "push to %s %s (%s): %s, %s\n", p.Repo, p.Ref, p.ShortSHA(), plural(p.Commits, "commit", "commits"), plural(len(p.Paths), "changed path", "changed paths"))
 	if res.Skipped != "" {
 		printf(w, "nothing starts: %s\n", res.Skipped)
 		return
@@ -88,14 +88,24 @@ func printResult(w io.Writer, p *trigger.Push, res trigger.Result, all bool) {
 			matched++
 		}
 	}
-	printf(w, "%d rules for %s@%s, %d matched, %d pipelines would start\n", res.Rules, res.Repo, res.Branch, matched, len(res.Start))
+	printf(w, "%s for %s@%s, %d matched, %s\n", plural(res.Rules, "rule", "rules"), res.Repo, res.Branch, matched, plural(len(res.Start), "pipeline would start", "pipelines would start"))
 	if res.Incomplete != "" {
 		printf(w, "the changed paths may be incomplete: %s\n", res.Incomplete)
 	}
-	for _, d := range res.Decisions {
-		if d.Matched {
-			printf(w, "\nSTART %s\n  rule        %s\n", d.Pipeline, d.Rule)
-			printWhy(w, d)
+	// One START per name, as serve starts it: once, however many rules
+	// (a seed rule and a v2 rule, say) chose it.
+	for _, name := range res.Start {
+		printf(w, "\nSTART %s\n", name)
+		n := 0
+		for _, d := range res.Decisions {
+			if d.Matched && d.Pipeline == name {
+				n++
+				printf(w, "  rule        %s\n", d.Rule)
+				printWhy(w, d)
+			}
+		}
+		if n > 1 {
+			printf(w, "  (%d rules chose it: it starts once)\n", n)
 		}
 	}
 	if all {

@@ -55,7 +55,10 @@ func newServe() *cobra.Command {
 		Short: "Receive GitHub webhooks and start the pipelines whose paths changed",
 		Long: `serve listens for GitHub webhook deliveries on POST /ghorg/push and POST /webhook,
 verifies their signatures, and for every push starts the pipelines whose rules
-match the changed paths. GET /healthz and GET /readyz report liveness and readiness.
+match the changed paths. GET /healthz and GET /readyz report liveness and
+readiness, GET /metrics serves Prometheus metrics (no login: keep the port
+private), and with an admin token (MONOHOOK_ADMIN_TOKEN or --admin-token-file)
+the dashboard at / lists deliveries and rules and replays deliveries.
 
 With no flags it needs nothing installed: rules live in ./monohook-data and a
 webhook secret is generated there on first start.`,
@@ -217,7 +220,7 @@ func (s *server) openStarter(ctx context.Context) error {
 		return fmt.Errorf("AWS configuration: %w", err)
 	}
 	if awsCfg.Region == "" {
-		return errors.New("no AWS region configured: set AWS_REGION (or a profile with a region), or run with --dry-run to start nothing")
+		return errors.New("no AWS region configured: " + noRegion + ", or run with --dry-run to start nothing")
 	}
 	if err := checkCredentials(ctx, awsCfg); err != nil {
 		return err
@@ -328,17 +331,31 @@ func (s *server) logStart(ctx context.Context) {
 	if err != nil {
 		log.Warn("could not count the stored rules", "err", err)
 	}
+	v2count := 0
+	if v2, err := s.store.V2Rules(ctx); err != nil {
+		log.Warn("could not read the v2 rules", "err", err)
+	} else {
+		v2count = len(v2.Rules) + len(v2.Problems)
+	}
+	webhookURL := "http://" + addr + "/webhook"
 	log.Info("monohook serving",
 		"version", version,
-		"webhook_url", "http://"+addr+"/webhook",
+		"webhook_url", webhookURL,
 		"rules", s.storeWhere,
-		"rule_count", count,
+		"rule_count", count+v2count,
+		"v2_rule_count", v2count,
 		"secret_from", s.secretFrom,
 		"database", s.db.Where,
 		"dry_run", s.c.dryRun,
 		"github_api", s.github != nil,
 		"exec_targets", s.c.targets.allowExec,
 	)
+	if count+v2count == 0 {
+		log.Info("no rules yet: add one with 'monohook rules put --repo NAME --branch BRANCH --pipeline PIPELINE --match REGEXP' (or --file RULE.yaml for a v2 rule), given the same --data-dir or --store; serve reads new rules without a restart")
+	}
+	if strings.HasSuffix(s.secretFrom, "(generated)") {
+		log.Info("a webhook secret was generated: in the GitHub organization's Settings → Webhooks, set the payload URL to this server's /webhook, the content type to application/json, and the secret to the contents of the file", "secret_file", strings.TrimSuffix(s.secretFrom, " (generated)"), "webhook_url", webhookURL)
+	}
 	if s.db.SyncCommitRaised() {
 		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", s.db.Where)
 	}

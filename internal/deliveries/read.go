@@ -343,10 +343,11 @@ func (q *Queue) Repos(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// LastStarted returns, per pipeline, when it was last started (or, in a
-// dry run, would have been). As Repos, it steps from one pipeline to the
-// next through the index on (pipeline, status, updated_at) and takes each
-// one's last start there: a GROUP BY read every start.
+// LastStarted returns, per pipeline, when it was last started: really
+// started, not decided in a dry run, which starts nothing. As Repos, it
+// steps from one pipeline to the next through the index on (pipeline,
+// status, updated_at) and takes each one's last start there: a GROUP BY
+// read every start.
 func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
 	rows, err := q.db.read.QueryContext(ctx, `WITH RECURSIVE p(pipeline) AS (
 			SELECT (SELECT pipeline FROM monohook_start ORDER BY pipeline LIMIT 1)
@@ -354,10 +355,7 @@ func (q *Queue) LastStarted(ctx context.Context) (map[string]time.Time, error) {
 			SELECT (SELECT s.pipeline FROM monohook_start s WHERE s.pipeline > p.pipeline ORDER BY s.pipeline LIMIT 1) FROM p WHERE p.pipeline IS NOT NULL
 		)
 		SELECT pipeline, last FROM (
-			SELECT pipeline, (SELECT MAX(t) FROM (
-				SELECT MAX(updated_at) AS t FROM monohook_start s WHERE s.pipeline = p.pipeline AND s.status = 'started'
-				UNION ALL
-				SELECT MAX(updated_at) FROM monohook_start s WHERE s.pipeline = p.pipeline AND s.status = 'dry-run') AS b) AS last
+			SELECT pipeline, (SELECT MAX(updated_at) FROM monohook_start s WHERE s.pipeline = p.pipeline AND s.status = 'started') AS last
 			FROM p WHERE pipeline IS NOT NULL
 		) AS l WHERE last IS NOT NULL`)
 	if err != nil {

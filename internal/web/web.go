@@ -470,10 +470,17 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 			h.render(w, http.StatusBadRequest, "rules", data)
 			return
 		}
-		// owner/name reaches v2 rules too; seed rules know the name only.
+		// Seed rules know the name only, v2 rules owner/name: a name alone
+		// reaches the v2 rules of the one repository of that name.
 		p := &trigger.Push{Repo: repo, Ref: "refs/heads/" + branch, Paths: paths}
 		if _, name, ok := strings.Cut(repo, "/"); ok {
 			p.Repo, p.FullName = name, repo
+		} else if full := v2Repositories(v2, repo); len(full) == 1 {
+			p.FullName = full[0]
+		} else if len(full) > 1 {
+			data["TestError"] = fmt.Sprintf("v2 rules name several repositories %s (%s): type owner/name.", repo, strings.Join(full, ", "))
+			h.render(w, http.StatusBadRequest, "rules", data)
+			return
 		}
 		plan, views, err := h.explain(r.Context(), p, trigger.ChangeSet{})
 		if err != nil {
@@ -485,6 +492,23 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 		data["Result"], data["Views"] = plan.Result, views
 	}
 	h.render(w, http.StatusOK, "rules", data)
+}
+
+// v2Repositories returns the owner/name of every repository called name
+// that a usable v2 rule names, sorted, each once.
+func v2Repositories(entries []store.V2Entry, name string) []string {
+	var out []string
+	for _, e := range entries {
+		if e.Rule == nil {
+			continue
+		}
+		full := e.Rule.V2.Spec.Repository
+		if _, n, ok := strings.Cut(full, "/"); ok && strings.EqualFold(n, name) && !slices.Contains(out, full) {
+			out = append(out, full)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // testInputProblem says what is wrong with the path tester's input, or "".

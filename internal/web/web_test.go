@@ -232,6 +232,12 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 	if !strings.Contains(page, "<code>web/README.md</code> excluded by <code>!**/*.md</code>") {
 		t.Errorf("path tester does not show the veto: %s", page)
 	}
+	// The repository's name alone finds the v2 rules of org/mono too.
+	resp, err = c.PostForm(srv.URL+"/rules/test", url.Values{"csrf": {csrf}, "repo": {"mono"}, "branch": {"main"}, "paths": {"web/README.md"}})
+	page = body(t, resp, err)
+	if !strings.Contains(page, "<code>web/README.md</code> excluded by <code>!**/*.md</code>") {
+		t.Errorf("path tester given the name alone does not reach the v2 rule: %s", page)
+	}
 
 	// Logging out ends the session in the browser.
 	resp, err = c.PostForm(srv.URL+"/logout", url.Values{"csrf": {csrf}})

@@ -72,7 +72,7 @@ func (u *unpacker) unpack(stored []byte) ([]byte, error) {
 		}
 	case bytes.HasPrefix(stored, zstdMagic):
 		u.zstdOnce.Do(func() {
-			u.zstd, u.zstdErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(max(u.limit, 1))))
+			u.zstd, u.zstdErr = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(uint64(max(u.limit, 1)))) //nolint:gosec // positive
 		})
 		if err = u.zstdErr; err == nil {
 			b, err = u.zstd.DecodeAll(stored, nil)

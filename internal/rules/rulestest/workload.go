@@ -108,16 +108,36 @@ func names(r *rand.Rand, n int) []string {
 // pathTemplates place component x in the places the shapes watch, and in
 // places near them that they must not match.
 var pathTemplates = []func(r *rand.Rand, x string) string{
-	func(r *rand.Rand, x string) string { return "services/" + x + "/" + pick(r, "api", "store", "worker") + "/" + pick(r, "main", "handler", "db") + ".go" },
-	func(r *rand.Rand, x string) string { return pick(r, "docs", "Docs", "DOCS", "doc") + "/" + x + "/" + pick(r, "index.md", "guide.txt", "a/b.md") },
-	func(r *rand.Rand, x string) string { return pick(r, "services", "images", "build", "Build") + "/" + x + "/" + pick(r, "Dockerfile", "dockerfile", "Dockerfile.dev") },
-	func(r *rand.Rand, x string) string { return pick(r, "apps", "services", "x_1") + "/" + x + "/config/" + pick(r, "app.yaml", "prod/db.yml", "app.json") },
-	func(r *rand.Rand, x string) string { return pick(r, "deploy", "deployments") + "/" + x + "/k8s/" + pick(r, "svc.yaml", "hpa.yaml") },
-	func(r *rand.Rand, x string) string { return pick(r, "infra", "terraform", "infra2") + "/" + pick(r, "dev", "prod", "staging") + "/" + x + "/main.tf" },
-	func(r *rand.Rand, x string) string { return pick(r, "modules", "stacks/eu") + "/" + x + pick(r, ".tf", ".tfvars", ".tf.json", "_test.tf") },
-	func(r *rand.Rand, x string) string { return pick(r, "libs", "Libs", "lib") + "/" + x + "/" + pick(r, "src", "SRC", "test") + "/util.go" },
-	func(r *rand.Rand, x string) string { return pick(r, "", "services/"+x+"/", "tools/") + pick(r, "README.md", "Readme.txt", "CHANGELOG.md", "go.mod") },
-	func(r *rand.Rand, x string) string { return "services/" + x + "/testdata/" + pick(r, "in.json", "notes.md") },
+	func(r *rand.Rand, x string) string {
+		return "services/" + x + "/" + pick(r, "api", "store", "worker") + "/" + pick(r, "main", "handler", "db") + ".go"
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "docs", "Docs", "DOCS", "doc") + "/" + x + "/" + pick(r, "index.md", "guide.txt", "a/b.md")
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "services", "images", "build", "Build") + "/" + x + "/" + pick(r, "Dockerfile", "dockerfile", "Dockerfile.dev")
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "apps", "services", "x_1") + "/" + x + "/config/" + pick(r, "app.yaml", "prod/db.yml", "app.json")
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "deploy", "deployments") + "/" + x + "/k8s/" + pick(r, "svc.yaml", "hpa.yaml")
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "infra", "terraform", "infra2") + "/" + pick(r, "dev", "prod", "staging") + "/" + x + "/main.tf"
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "modules", "stacks/eu") + "/" + x + pick(r, ".tf", ".tfvars", ".tf.json", "_test.tf")
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "libs", "Libs", "lib") + "/" + x + "/" + pick(r, "src", "SRC", "test") + "/util.go"
+	},
+	func(r *rand.Rand, x string) string {
+		return pick(r, "", "services/"+x+"/", "tools/") + pick(r, "README.md", "Readme.txt", "CHANGELOG.md", "go.mod")
+	},
+	func(r *rand.Rand, x string) string {
+		return "services/" + x + "/testdata/" + pick(r, "in.json", "notes.md")
+	},
 }
 
 func pick(r *rand.Rand, options ...string) string { return options[r.IntN(len(options))] }

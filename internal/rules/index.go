@@ -4,23 +4,26 @@ import (
 	"bytes"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 )
 
 // Index matches many rules, each a list of patterns, against the changed
 // paths of a push. Build it once per rule set and reuse it for every push:
 // it is immutable and safe for concurrent use.
+//
+// Each pattern is filed under literals that every path it matches holds,
+// case-folded (fold.go): the literals it must start with, in a radix tree,
+// or those it must contain, in an Aho-Corasick automaton. A path meets
+// only the patterns whose literal it has, and each is then confirmed on
+// the path itself (Pattern.Match). A pattern with no literal at all is
+// tried on every path.
 type Index struct {
 	rules    [][]*Pattern
 	patterns []*Pattern // distinct by Source
 	owners   [][]int32  // pattern id -> rules that list it
-	tree     node       // radix tree of the patterns' literal prefixes
-	// Patterns with no literal prefix: those with a required literal are
-	// found by substr when a path contains it; the rest (scan) are tried
-	// on every path.
-	substr *substrings
-	scan   []int32
+	tree     node       // folded literal prefixes
+	substr   *substrings
+	scan     []int32
 
 	pool sync.Pool // *matcher, reused across calls to Match
 }
@@ -33,12 +36,16 @@ type Hit struct {
 	Path    string
 }
 
+// maxShared is how many patterns that need confirming may share a literal
+// before the index looks for a literal of theirs that fewer share: every
+// path that holds a literal is confirmed against all of its patterns.
+const maxShared = 8
+
 // NewIndex builds an index over rules; rules[i] is the pattern list of rule i.
 // A nil or empty list is a rule that never matches.
 func NewIndex(rules [][]*Pattern) *Index {
 	ix := &Index{rules: rules}
 	ids := make(map[string]int32)
-	lits := make(map[int32]string)
 	for r, list := range rules {
 		r32 := int32(r) //nolint:gosec // rule sets are far below 2^31 rules
 		for _, p := range list {
@@ -48,20 +55,55 @@ func NewIndex(rules [][]*Pattern) *Index {
 				ids[p.Source] = id
 				ix.patterns = append(ix.patterns, p)
 				ix.owners = append(ix.owners, nil)
-				switch {
-				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact && p.required != "":
-					lits[id] = p.required
-				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact:
-					ix.scan = append(ix.scan, id)
-				default:
-					for _, pre := range p.prefixes {
-						ix.tree.insert(pre, id)
-					}
-				}
 			}
 			if o := ix.owners[id]; len(o) == 0 || o[len(o)-1] != r32 {
 				ix.owners[id] = append(o, r32)
 			}
+		}
+	}
+	// How many patterns that need confirming offer each literal.
+	shared := make(map[string]int)
+	for _, p := range ix.patterns {
+		if p.exact {
+			continue
+		}
+		for _, l := range p.starts {
+			shared["^"+l]++
+		}
+		for _, l := range p.contains {
+			shared[l]++
+		}
+	}
+	cost := func(set []string, mark string) int {
+		n := 0
+		for _, l := range set {
+			n = max(n, shared[mark+l])
+		}
+		return n
+	}
+	var lits []literal
+	for id, p := range ix.patterns {
+		id32 := int32(id) //nolint:gosec // as above
+		anchored := !isTrivial(p.starts)
+		if !isTrivial(p.contains) {
+			a, c := score(p.starts), score(p.contains)
+			if ca, cc := cost(p.starts, "^"), cost(p.contains, ""); !p.exact && max(ca, cc) > maxShared && ca != cc {
+				anchored = ca < cc
+			} else {
+				anchored = a >= c
+			}
+		}
+		switch {
+		case anchored:
+			for _, l := range p.starts {
+				ix.tree.insert(l, id32)
+			}
+		case !isTrivial(p.contains):
+			for _, l := range p.contains {
+				lits = append(lits, literal{l, id32})
+			}
+		default:
+			ix.scan = append(ix.scan, id32)
 		}
 	}
 	if len(lits) > 0 {
@@ -94,6 +136,7 @@ func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bo
 			ruleHit: make([]int32, len(ix.rules)),
 			patDone: make([]bool, len(ix.patterns)),
 			tried:   make([]int32, len(ix.patterns)),
+			folded:  make([]byte, 0, 256),
 		}
 		m.try = m.tryPattern
 	}
@@ -117,9 +160,10 @@ func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bo
 			break
 		}
 		m.path, m.pathIndex = path, int32(pi) //nolint:gosec // a 25 MiB payload holds far fewer than 2^31 paths
-		ix.tree.walk(path, try)
+		m.folded = foldPath(path, m.folded)
+		ix.tree.walk(m.folded, try)
 		if ix.substr != nil {
-			ix.substr.find(path, try)
+			ix.substr.find(m.folded, try)
 		}
 		for _, id := range ix.scan {
 			try(id)
@@ -149,6 +193,7 @@ type matcher struct {
 	tried     []int32 // pattern -> last path index its expression ran on
 	remaining int     // rules not matched yet
 	path      string
+	folded    []byte // path, case-folded
 	pathIndex int32
 	try       func(int32) // tryPattern, bound once
 	accept    func(rule int, path string) bool
@@ -171,8 +216,7 @@ func (m *matcher) tryPattern(id int32) {
 		m.patDone[id] = true
 		return
 	}
-	p := m.ix.patterns[id]
-	if !p.exact && !p.re.MatchString(m.path) {
+	if !m.ix.patterns[id].Match(m.path) {
 		return
 	}
 	done := true
@@ -228,16 +272,16 @@ func (n *node) insert(key string, id int32) {
 }
 
 // walk calls visit for the ids of every node whose prefix path starts with.
-func (n *node) walk(path string, visit func(int32)) {
+func (n *node) walk(path []byte, visit func(int32)) {
 	for {
 		for _, id := range n.ids {
 			visit(id)
 		}
-		if path == "" {
+		if len(path) == 0 {
 			return
 		}
 		i := bytes.IndexByte(n.firsts, path[0])
-		if i < 0 || !strings.HasPrefix(path, n.children[i].label) {
+		if i < 0 || len(path) < len(n.children[i].label) || string(path[:len(n.children[i].label)]) != n.children[i].label {
 			return
 		}
 		n = n.children[i]

@@ -174,12 +174,12 @@ func Generate(c Config) Workload {
 	// Paths: a push touches a few components of those with rules, and
 	// many without.
 	touched := make([]string, 0, 64)
-	for range max(c.Rules/40, 4) {
+	for range max(c.Rules/20, 8) {
 		touched = append(touched, all[r.IntN(c.Rules)])
 	}
 	for range c.Paths {
 		var x string
-		if r.IntN(8) == 0 {
+		if r.IntN(4) == 0 {
 			x = touched[r.IntN(len(touched))]
 		} else {
 			x = all[c.Rules+r.IntN(len(all)-c.Rules)]

@@ -1,0 +1,62 @@
+package rules
+
+import (
+	"unicode"
+	"unicode/utf8"
+)
+
+// The index looks for literals in case-folded paths, so that one entry
+// serves an expression however it spells case: (?i)docs/ and [Dd]ocs/ and
+// docs/ all file under "docs/". Folding maps every rune to one member of
+// its simple case-folding orbit, the orbit RE2's (?i) matches ("k", "K"
+// and the Kelvin sign U+212A all fold to "k"). Folding is a filter only:
+// a path found through a folded literal is confirmed with the expression.
+
+// foldRune returns the representative of r's orbit: its ASCII lower-case
+// letter when the orbit has one, else the orbit's smallest rune.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		least = min(least, f)
+	}
+	if 'A' <= least && least <= 'Z' {
+		return least + 'a' - 'A'
+	}
+	return least
+}
+
+// foldRunes is the folded UTF-8 spelling of runes.
+func foldRunes(runes []rune) string {
+	b := make([]byte, 0, len(runes))
+	for _, r := range runes {
+		b = utf8.AppendRune(b, foldRune(r))
+	}
+	return string(b)
+}
+
+// foldPath appends path, folded, to buf[:0]. A byte that is not UTF-8
+// folds to U+FFFD, the rune RE2 reads it as.
+func foldPath(path string, buf []byte) []byte {
+	buf = buf[:0]
+	for i := 0; i < len(path); {
+		c := path[i]
+		if c < utf8.RuneSelf {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf = append(buf, c)
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(path[i:])
+		buf = utf8.AppendRune(buf, foldRune(r))
+		i += n
+	}
+	return buf
+}

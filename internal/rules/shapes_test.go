@@ -1,0 +1,81 @@
+package rules_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/monohook/monohook/internal/rules"
+	"github.com/monohook/monohook/internal/rules/rulestest"
+)
+
+func compileSeed(tb testing.TB, w rulestest.Workload) *rules.Index {
+	tb.Helper()
+	lists := make([][]*rules.Pattern, len(w.Rules))
+	for i, exprs := range w.Rules {
+		for _, e := range exprs {
+			p, err := rules.CompileSeed(e)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			lists[i] = append(lists[i], p)
+		}
+	}
+	return rules.NewIndex(lists)
+}
+
+func matched(hits []rules.Hit) []int {
+	out := make([]int, len(hits))
+	for i, h := range hits {
+		out[i] = h.Rule
+	}
+	return out
+}
+
+// TestShapesAgreeWithNaive checks the index against the naive evaluation on
+// generated workloads: each shape alone and all of them mixed, several
+// seeds each.
+func TestShapesAgreeWithNaive(t *testing.T) {
+	configs := map[string]rulestest.Config{"mixed": {Rules: 300, Paths: 400, PerRule: 3, BroadEvery: 50}}
+	for _, s := range rulestest.Shapes {
+		configs[s.Name] = rulestest.Config{Rules: 200, Paths: 300, Shapes: []rulestest.Shape{s}}
+	}
+	for name, c := range configs {
+		total := 0
+		for seed := range uint64(4) {
+			c.Seed = seed
+			w := rulestest.Generate(c)
+			got := matched(compileSeed(t, w).Match(w.Paths))
+			want := rulestest.NaiveSeed(w.Rules, w.Paths)
+			total += len(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s seed %d: index %v\nnaive %v", name, seed, got, want)
+			}
+		}
+		if total == 0 {
+			t.Errorf("%s: nothing matches; the workloads test nothing", name)
+		}
+	}
+}
+
+func BenchmarkIndexShapes(b *testing.B) {
+	for _, size := range [][2]int{{2000, 2000}, {10000, 5000}} {
+		var ws []rulestest.Workload
+		for _, s := range rulestest.Shapes {
+			w := rulestest.Generate(rulestest.Config{Rules: size[0], Paths: size[1], Seed: 20, Shapes: []rulestest.Shape{s}})
+			w.Name = s.Name + "/" + w.Name
+			ws = append(ws, w)
+		}
+		w := rulestest.Generate(rulestest.Config{Rules: size[0], Paths: size[1], Seed: 20, PerRule: 3, BroadEvery: 100})
+		w.Name = "mixed/" + w.Name
+		ws = append(ws, w)
+		for _, w := range ws {
+			b.Run(w.Name, func(b *testing.B) {
+				ix := compileSeed(b, w)
+				b.ReportAllocs()
+				for b.Loop() {
+					ix.Match(w.Paths)
+				}
+			})
+		}
+	}
+}

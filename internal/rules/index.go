@@ -41,6 +41,57 @@ type Hit struct {
 // path that holds a literal is confirmed against all of its patterns.
 const maxShared = 8
 
+// option is one way to find a pattern's paths: a set of folded literals,
+// one of which every path it matches starts with (anchored) or contains.
+type option struct {
+	lits     []string
+	anchored bool
+}
+
+// options lists p's options, its literal prefixes first.
+func (p *Pattern) options() []option {
+	var out []option
+	if !isTrivial(p.starts) {
+		out = append(out, option{p.starts, true})
+	}
+	for _, c := range append([][]string{p.contains}, p.others...) {
+		if !isTrivial(c) {
+			out = append(out, option{lits: c})
+		}
+	}
+	return out
+}
+
+// choose picks the most selective of p's options; among those that more
+// than maxShared patterns offer a literal of, the least shared. It
+// reports false when p has no option: it is tried on every path.
+func (p *Pattern) choose(shared map[string]int) (option, bool) {
+	opts := p.options()
+	if len(opts) == 0 {
+		return option{}, false
+	}
+	cost := func(o option) int {
+		if p.exact {
+			return 0 // confirmed without the regular expression
+		}
+		n := 0
+		for _, l := range o.lits {
+			if o.anchored {
+				l = "^" + l
+			}
+			n = max(n, shared[l])
+		}
+		return max(n, maxShared)
+	}
+	best := opts[0]
+	for _, o := range opts[1:] {
+		if c, b := cost(o), cost(best); c < b || (c == b && score(o.lits) > score(best.lits)) {
+			best = o
+		}
+	}
+	return best, true
+}
+
 // NewIndex builds an index over rules; rules[i] is the pattern list of rule i.
 // A nil or empty list is a rule that never matches.
 func NewIndex(rules [][]*Pattern) *Index {
@@ -61,49 +112,42 @@ func NewIndex(rules [][]*Pattern) *Index {
 			}
 		}
 	}
-	// How many patterns that need confirming offer each literal.
+	// How many patterns that need confirming offer each literal ("^" marks
+	// a prefix).
 	shared := make(map[string]int)
 	for _, p := range ix.patterns {
 		if p.exact {
 			continue
 		}
-		for _, l := range p.starts {
-			shared["^"+l]++
+		offered := make(map[string]bool)
+		for _, o := range p.options() {
+			for _, l := range o.lits {
+				k := l
+				if o.anchored {
+					k = "^" + l
+				}
+				if !offered[k] {
+					offered[k] = true
+					shared[k]++
+				}
+			}
 		}
-		for _, l := range p.contains {
-			shared[l]++
-		}
-	}
-	cost := func(set []string, mark string) int {
-		n := 0
-		for _, l := range set {
-			n = max(n, shared[mark+l])
-		}
-		return n
 	}
 	var lits []literal
 	for id, p := range ix.patterns {
 		id32 := int32(id) //nolint:gosec // as above
-		anchored := !isTrivial(p.starts)
-		if !isTrivial(p.contains) {
-			a, c := score(p.starts), score(p.contains)
-			if ca, cc := cost(p.starts, "^"), cost(p.contains, ""); !p.exact && max(ca, cc) > maxShared && ca != cc {
-				anchored = ca < cc
-			} else {
-				anchored = a >= c
-			}
-		}
+		o, ok := p.choose(shared)
 		switch {
-		case anchored:
-			for _, l := range p.starts {
+		case !ok:
+			ix.scan = append(ix.scan, id32)
+		case o.anchored:
+			for _, l := range o.lits {
 				ix.tree.insert(l, id32)
 			}
-		case !isTrivial(p.contains):
-			for _, l := range p.contains {
+		default:
+			for _, l := range o.lits {
 				lits = append(lits, literal{l, id32})
 			}
-		default:
-			ix.scan = append(ix.scan, id32)
 		}
 	}
 	if len(lits) > 0 {

@@ -18,7 +18,13 @@ type facts struct {
 	// Every folded match starts with a member of prefix, ends with a
 	// member of suffix, and contains a member of inner.
 	prefix, suffix, inner []string
+	// others are more conditions like inner, less selective: the index
+	// may prefer one that fewer patterns share.
+	others [][]string
 }
+
+// maxOthers bounds facts.others.
+const maxOthers = 8
 
 var trivial = []string{""}
 
@@ -63,11 +69,11 @@ func foldFacts(re *syntax.Regexp) facts {
 		}
 	case syntax.OpPlus:
 		sub := foldFacts(re.Sub[0])
-		return facts{prefix: sub.prefix, suffix: sub.suffix, inner: sub.inner}
+		return facts{prefix: sub.prefix, suffix: sub.suffix, inner: sub.inner, others: sub.others}
 	case syntax.OpRepeat:
 		if re.Min > 0 {
 			sub := foldFacts(re.Sub[0])
-			return facts{prefix: sub.prefix, suffix: sub.suffix, inner: sub.inner}
+			return facts{prefix: sub.prefix, suffix: sub.suffix, inner: sub.inner, others: sub.others}
 		}
 	case syntax.OpConcat:
 		acc := exactly([]string{""})
@@ -112,7 +118,19 @@ func concatFacts(l, r facts) facts {
 	} else {
 		out.suffix = r.suffix
 	}
-	out.inner = best(l.inner, r.inner, shorten(cross(l.suffix, r.prefix), false), out.prefix, out.suffix)
+	candidates := append([][]string{l.inner, r.inner, shorten(cross(l.suffix, r.prefix), false), out.prefix, out.suffix}, l.others...)
+	candidates = append(candidates, r.others...)
+	out.inner = best(candidates...)
+	for _, c := range candidates {
+		if !isTrivial(c) && !slices.ContainsFunc(out.others, func(o []string) bool { return slices.Equal(o, c) }) && !slices.Equal(c, out.inner) {
+			out.others = append(out.others, c)
+		}
+	}
+	// Keep the most selective.
+	slices.SortStableFunc(out.others, func(a, b []string) int { return score(b) - score(a) })
+	if len(out.others) > maxOthers {
+		out.others = out.others[:maxOthers]
+	}
 	return out
 }
 

@@ -34,9 +34,11 @@ type Pattern struct {
 	exact    bool
 
 	// Every path the pattern matches, case-folded (fold.go), starts with a
-	// member of starts and contains a member of contains: how the index
-	// finds the paths worth confirming. A set {""} says nothing.
+	// member of starts and contains a member of contains, and of each of
+	// others: how the index finds the paths worth confirming. A set {""}
+	// says nothing.
 	starts, contains []string
+	others           [][]string
 }
 
 // Match reports whether the pattern matches at the start of path, as
@@ -92,7 +94,7 @@ func CompileSeed(src string) (*Pattern, error) {
 
 func newPattern(src string, re *regexp.Regexp, tree *syntax.Regexp, info literals) *Pattern {
 	f := foldFacts(tree)
-	return &Pattern{Source: src, re: re, prefixes: info.set, exact: info.exact, starts: f.prefix, contains: f.inner}
+	return &Pattern{Source: src, re: re, prefixes: info.set, exact: info.exact, starts: f.prefix, contains: f.inner, others: f.others}
 }
 
 // translatePython rewrites the few Python spellings that RE2 reads

@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/monohook/monohook/internal/rules"
@@ -57,20 +58,23 @@ func TestShapesAgreeWithNaive(t *testing.T) {
 	}
 }
 
+// BenchmarkIndexShapes is BenchmarkEvaluateShapes (internal/trigger) for
+// the seed workloads without the rest of evaluation: the index alone.
 func BenchmarkIndexShapes(b *testing.B) {
-	for _, size := range [][2]int{{2000, 2000}, {10000, 5000}} {
-		var ws []rulestest.Workload
-		for _, s := range rulestest.Shapes {
-			w := rulestest.Generate(rulestest.Config{Rules: size[0], Paths: size[1], Seed: 20, Shapes: []rulestest.Shape{s}})
-			w.Name = s.Name + "/" + w.Name
-			ws = append(ws, w)
-		}
-		w := rulestest.Generate(rulestest.Config{Rules: size[0], Paths: size[1], Seed: 20, PerRule: 3, BroadEvery: 100})
-		w.Name = "mixed/" + w.Name
-		ws = append(ws, w)
-		for _, w := range ws {
+	for _, size := range rulestest.Sizes {
+		for _, w := range rulestest.Benchmarks(size[0], size[1]) {
+			if strings.Contains(w.Name, "glob") {
+				continue
+			}
 			b.Run(w.Name, func(b *testing.B) {
+				want, err := rulestest.Expected(w)
+				if err != nil {
+					b.Fatal(err)
+				}
 				ix := compileSeed(b, w)
+				if got := matched(ix.Match(w.Paths)); !slices.Equal(got, want) {
+					b.Fatalf("matched %d, naive %d", len(got), len(want))
+				}
 				b.ReportAllocs()
 				for b.Loop() {
 					ix.Match(w.Paths)

@@ -17,15 +17,17 @@ import (
 // get a dense row, so the states a scan spends most of its time in are
 // one load per byte.
 type substrings struct {
-	root  [256]int32 // the root's transitions
-	first []int32    // state -> its edges are edges[first[s]:first[s+1]]
-	edges []edge
-	dense []int32 // state -> its row in rows, for states with denseFlag
-	rows  [][256]int32
-	fail  []int32 // state -> longest proper suffix state
-	dict  []int32 // state -> nearest suffix state (itself included) with outputs, or -1
-	out   []int32 // state -> its outputs are ids[out[s]:out[s+1]]
-	ids   []int32
+	root   [256]int32 // the root's transitions
+	first  []int32    // state -> its edges are edges[first[s]:first[s+1]]
+	edges  []edge
+	dense  []int32 // state -> its row in rows, for states with denseFlag
+	rows   []int32 // row*stride + class[c] -> next state, or -1
+	class  [256]uint16
+	stride int
+	fail   []int32 // state -> longest proper suffix state
+	dict   []int32 // state -> nearest suffix state (itself included) with outputs, or -1
+	out    []int32 // state -> its outputs are ids[out[s]:out[s+1]]
+	ids    []int32
 }
 
 // Transitions and failure links hold a state number with two flags, so
@@ -75,8 +77,19 @@ func newSubstrings(lits []literal) *substrings {
 			own[s] = append(o, l.id)
 		}
 	}
+	// Dense rows are indexed by byte class (bytes that occur in no literal
+	// share class 0), so that a row is a few dozen entries, not 256.
+	a := &substrings{stride: 1}
+	for _, l := range lits {
+		for i := 0; i < len(l.s); i++ {
+			if a.class[l.s[i]] == 0 {
+				a.class[l.s[i]] = uint16(a.stride) //nolint:gosec // at most 256 byte values: stride <= 257
+				a.stride++
+			}
+		}
+	}
 	n := len(children)
-	a := &substrings{first: make([]int32, n+1), dense: make([]int32, n), fail: make([]int32, n), dict: make([]int32, n), out: make([]int32, n+1)}
+	*a = substrings{class: a.class, stride: a.stride, first: make([]int32, n+1), dense: make([]int32, n), fail: make([]int32, n), dict: make([]int32, n), out: make([]int32, n+1)}
 	for s := range n {
 		a.first[s] = int32(len(a.edges)) //nolint:gosec // as above
 		a.edges = append(a.edges, children[s]...)
@@ -84,15 +97,14 @@ func newSubstrings(lits []literal) *substrings {
 		a.ids = append(a.ids, own[s]...)
 		a.dense[s] = -1
 		if s > 0 && len(children[s]) >= denseEdges {
-			var row [256]int32
-			for i := range row {
-				row[i] = -1
+			row := len(a.rows)
+			for range a.stride {
+				a.rows = append(a.rows, -1)
 			}
 			for _, e := range children[s] {
-				row[e.b] = e.next
+				a.rows[row+int(a.class[e.b])] = e.next
 			}
-			a.dense[s] = int32(len(a.rows)) //nolint:gosec // as above
-			a.rows = append(a.rows, row)
+			a.dense[s] = int32(row / a.stride) //nolint:gosec // as above
 		}
 	}
 	a.first[n] = int32(len(a.edges)) //nolint:gosec // as above
@@ -150,11 +162,9 @@ func newSubstrings(lits []literal) *substrings {
 	for i := range a.edges {
 		a.edges[i].next = flag(a.edges[i].next)
 	}
-	for r := range a.rows {
-		for i, v := range a.rows[r] {
-			if v >= 0 {
-				a.rows[r][i] = flag(v)
-			}
+	for i, v := range a.rows {
+		if v >= 0 {
+			a.rows[i] = flag(v)
 		}
 	}
 	for i := range a.fail {
@@ -184,7 +194,7 @@ func (a *substrings) step(s int32, c byte) int32 {
 	for s != 0 {
 		st := s & stateMask
 		if s&denseFlag != 0 {
-			if next := a.rows[a.dense[st]][c]; next >= 0 {
+			if next := a.rows[int(a.dense[st])*a.stride+int(a.class[c])]; next >= 0 {
 				return next
 			}
 		} else {

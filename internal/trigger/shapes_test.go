@@ -13,86 +13,100 @@ import (
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// Issue 20's sizes: rules × changed paths.
-var shapeSizes = [][2]int{{2000, 2000}, {10000, 5000}}
-
-// shapeWorkloads are the generated workloads the benchmarks measure: each
-// shape alone, then all shapes mixed with a few broad rules.
-func shapeWorkloads(rules, paths int) []rulestest.Workload {
-	var out []rulestest.Workload
-	for _, s := range rulestest.Shapes {
-		w := rulestest.Generate(rulestest.Config{Rules: rules, Paths: paths, Seed: 20, Shapes: []rulestest.Shape{s}})
-		w.Name = s.Name + "/" + w.Name
-		out = append(out, w)
-	}
-	w := rulestest.Generate(rulestest.Config{Rules: rules, Paths: paths, Seed: 20, PerRule: 3, BroadEvery: 100})
-	w.Name = "mixed/" + w.Name
-	return append(out, w)
-}
-
-func seedRuleSet(tb testing.TB, w rulestest.Workload) *trigger.RuleSet {
+// shapeRules turns a generated workload into the rules evaluation runs:
+// rule i starts pipeline p<i>; a glob workload's rules are v2 rules.
+func shapeRules(tb testing.TB, w rulestest.Workload) trigger.Rules {
 	tb.Helper()
+	glob := strings.Contains(w.Name, "glob")
 	rs := make([]trigger.Rule, len(w.Rules))
 	for i, exprs := range w.Rules {
-		r, err := trigger.NewSeedRule(fmt.Sprint(i), "mono", "main", fmt.Sprintf("p%d", i), strings.Join(exprs, ","))
+		var r trigger.Rule
+		var err error
+		if glob {
+			r, err = trigger.NewV2Rule(fmt.Sprintf("%06d.yaml", i), trigger.Spec{Repository: "acme/mono", Paths: exprs,
+				Target: trigger.Target{Type: "codepipeline", Pipeline: fmt.Sprintf("p%d", i)}})
+		} else {
+			r, err = trigger.NewSeedRule(fmt.Sprint(i), "mono", "main", fmt.Sprintf("p%d", i), strings.Join(exprs, ","))
+		}
 		if err != nil {
 			tb.Fatal(err)
 		}
 		rs[i] = r
 	}
-	return trigger.NewRuleSet("mono", "main", rs, nil)
+	if glob {
+		return trigger.Rules{V2: trigger.NewV2Set(rs, nil)}
+	}
+	return trigger.Rules{Seed: trigger.NewRuleSet("mono", "main", rs, nil)}
 }
 
 func shapePush(w rulestest.Workload) *trigger.Push {
 	return &trigger.Push{Repo: "mono", FullName: "acme/mono", Ref: "refs/heads/main", Paths: w.Paths}
 }
 
+// BenchmarkEvaluateShapes is issue 20's measurement: each expression shape
+// alone, then all mixed (seed expressions, v2 globs, v2 globs with
+// excludes), at 2,000 rules × 2,000 paths and 10,000 × 5,000. Each result
+// is first checked against the naive evaluation's.
 func BenchmarkEvaluateShapes(b *testing.B) {
-	for _, size := range shapeSizes {
-		for _, w := range shapeWorkloads(size[0], size[1]) {
+	for _, size := range rulestest.Sizes {
+		for _, w := range rulestest.Benchmarks(size[0], size[1]) {
 			b.Run(w.Name, func(b *testing.B) {
-				set := seedRuleSet(b, w)
+				want, err := rulestest.Expected(w)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r := shapeRules(b, w)
 				p := shapePush(w)
-				got := trigger.Evaluate(p, set).Start
-				if want := rulestest.Names(rulestest.NaiveSeed(w.Rules, w.Paths)); !slices.Equal(got, want) {
+				if got := trigger.EvaluateRules(p, r, false).Start; !slices.Equal(got, rulestest.Names(want)) {
 					b.Fatalf("started %d, naive %d", len(got), len(want))
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
 				cpu := cpuTime()
 				for b.Loop() {
-					trigger.Evaluate(p, set)
+					trigger.EvaluateRules(p, r, false)
 				}
 				reportCPU(b, cpu)
-				b.ReportMetric(float64(len(got)), "matched")
+				b.ReportMetric(float64(len(want)), "matched")
 			})
 		}
 	}
 }
 
-// BenchmarkBuildShapes is what a change of the stored rules costs: every
-// expression compiled and indexed. heap-MB is what the built set keeps.
+// BenchmarkBuildShapes is what a change of the stored rules costs for the
+// mixed workloads: every expression compiled and indexed (for v2 rules,
+// the subset a push selects indexed on first use). heap-MB is what the
+// built rules keep.
 func BenchmarkBuildShapes(b *testing.B) {
-	for _, size := range shapeSizes {
-		ws := shapeWorkloads(size[0], size[1])
-		w := ws[len(ws)-1]
-		b.Run(w.Name, func(b *testing.B) {
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			set := seedRuleSet(b, w)
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			runtime.KeepAlive(set)
-			b.ReportAllocs()
-			b.ResetTimer()
-			cpu := cpuTime()
-			for b.Loop() {
-				seedRuleSet(b, w)
+	for _, size := range rulestest.Sizes {
+		for _, w := range rulestest.Benchmarks(size[0], size[1]) {
+			if !strings.HasPrefix(w.Name, "mixed/") {
+				continue
 			}
-			reportCPU(b, cpu)
-			b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MB")
-		})
+			b.Run(w.Name, func(b *testing.B) {
+				p := shapePush(w)
+				build := func() trigger.Rules {
+					r := shapeRules(b, w)
+					r.V2.For(p)
+					return r
+				}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				kept := build()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				runtime.KeepAlive(kept)
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu := cpuTime()
+				for b.Loop() {
+					build()
+				}
+				reportCPU(b, cpu)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heap-MB")
+			})
+		}
 	}
 }
 

@@ -83,3 +83,41 @@ func BenchmarkIndexShapes(b *testing.B) {
 		}
 	}
 }
+
+func compileFilters(tb testing.TB, w rulestest.Workload) *rules.Index {
+	tb.Helper()
+	filters := make([][]rules.Term, len(w.Rules))
+	for i, globs := range w.Rules {
+		for _, g := range globs {
+			p, err := rules.CompileGlob(strings.TrimPrefix(g, "!"))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			filters[i] = append(filters[i], rules.Term{Pattern: p, Exclude: strings.HasPrefix(g, "!")})
+		}
+	}
+	return rules.NewFilterIndex(filters)
+}
+
+// TestFiltersAgreeWithNaive: v2 globs, excludes decided in the index, agree
+// with the filter semantics read literally, including a path excluded and
+// then included again by a later pattern.
+func TestFiltersAgreeWithNaive(t *testing.T) {
+	for _, excl := range []bool{false, true} {
+		for seed := range uint64(3) {
+			w := rulestest.Generate(rulestest.Config{Rules: 300, Paths: 400, Seed: seed, PerRule: 3, BroadEvery: 20, Glob: true, Excludes: excl})
+			got := matched(compileFilters(t, w).Match(w.Paths))
+			if want := rulestest.NaiveGlob(w.Rules, w.Paths); !slices.Equal(got, want) || len(want) == 0 {
+				t.Errorf("%s seed %d: index %v\nnaive %v", w.Name, seed, got, want)
+			}
+		}
+	}
+	w := rulestest.Workload{
+		Rules: [][]string{{"docs/**", "!**/*.md", "docs/keep/*.md"}, {"**.md", "!**/*.md"}, {"!x/**", "x/y"}, {"a/**", "!a/b/**"}},
+		Paths: []string{"docs/a.md", "docs/keep/b.md", "x/y", "a/b/c", "docs/x.txt"},
+	}
+	got := matched(compileFilters(t, w).Match(w.Paths))
+	if want := rulestest.NaiveGlob(w.Rules, w.Paths); !slices.Equal(got, want) {
+		t.Errorf("index %v, naive %v", got, want)
+	}
+}

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -40,17 +41,26 @@ func foldRunes(runes []rune) string {
 	return string(b)
 }
 
-// foldPath appends path, folded, to buf[:0]. A byte that is not UTF-8
-// folds to U+FFFD, the rune RE2 reads it as.
+// foldPath returns path folded, in buf's memory. A byte that is not
+// UTF-8 folds to U+FFFD, the rune RE2 reads it as.
 func foldPath(path string, buf []byte) []byte {
-	buf = buf[:0]
-	for i := 0; i < len(path); {
+	buf = slices.Grow(buf[:0], len(path))[:len(path)]
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		if c >= utf8.RuneSelf {
+			return foldRest(path, buf[:i], i)
+		}
+		buf[i] = asciiFold[c]
+	}
+	return buf
+}
+
+// foldRest folds path[i:], which is not all ASCII, onto buf.
+func foldRest(path string, buf []byte, i int) []byte {
+	for i < len(path) {
 		c := path[i]
 		if c < utf8.RuneSelf {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			buf = append(buf, c)
+			buf = append(buf, asciiFold[c])
 			i++
 			continue
 		}
@@ -60,3 +70,11 @@ func foldPath(path string, buf []byte) []byte {
 	}
 	return buf
 }
+
+// asciiFold is foldRune for the ASCII bytes.
+var asciiFold = func() (t [utf8.RuneSelf]byte) {
+	for c := range t {
+		t[c] = byte(foldRune(rune(c))) //nolint:gosec // an ASCII rune folds to an ASCII rune
+	}
+	return t
+}()

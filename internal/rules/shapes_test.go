@@ -1,6 +1,7 @@
 package rules_test
 
 import (
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -119,5 +120,49 @@ func TestFiltersAgreeWithNaive(t *testing.T) {
 	got := matched(compileFilters(t, w).Match(w.Paths))
 	if want := rulestest.NaiveGlob(w.Rules, w.Paths); !slices.Equal(got, want) {
 		t.Errorf("index %v, naive %v", got, want)
+	}
+}
+
+// BenchmarkNewIndex is the index's share of a rule change: the patterns
+// are compiled beforehand. index-MB is what the index keeps beside them.
+func BenchmarkNewIndex(b *testing.B) {
+	for _, size := range rulestest.Sizes {
+		for _, w := range rulestest.Benchmarks(size[0], size[1]) {
+			if !strings.HasPrefix(w.Name, "mixed/") {
+				continue
+			}
+			b.Run(w.Name, func(b *testing.B) {
+				filters := make([][]rules.Term, len(w.Rules))
+				for i, exprs := range w.Rules {
+					for _, e := range exprs {
+						var p *rules.Pattern
+						var err error
+						if strings.Contains(w.Name, "glob") {
+							p, err = rules.CompileGlob(strings.TrimPrefix(e, "!"))
+						} else {
+							p, err = rules.CompileSeed(e)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+						filters[i] = append(filters[i], rules.Term{Pattern: p, Exclude: strings.HasPrefix(e, "!") && strings.Contains(w.Name, "glob")})
+					}
+				}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				ix := rules.NewFilterIndex(filters)
+				ix.Match(w.Paths) // its matcher, kept for the next push, counts too
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				runtime.KeepAlive(ix)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					rules.NewFilterIndex(filters)
+				}
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "index-MB")
+			})
+		}
 	}
 }

@@ -49,8 +49,13 @@ type literal struct {
 	id int32
 }
 
-// denseEdges is how many edges a state needs for a dense row.
-const denseEdges = 8
+// denseEdges is how many edges a state needs for a dense row; states at
+// most fullDepth bytes deep get a complete row (failure links followed in
+// advance), so that leaving a deep state costs one lookup more.
+const (
+	denseEdges = 8
+	fullDepth  = 2
+)
 
 // newSubstrings builds the automaton for lits, which must be non-empty
 // strings.
@@ -58,6 +63,7 @@ func newSubstrings(lits []literal) *substrings {
 	// The trie, with each state's edges kept sorted.
 	children := [][]edge{nil}
 	own := [][]int32{nil}
+	depth := []int{0}
 	for _, l := range lits {
 		s := int32(0)
 		for i := 0; i < len(l.s); i++ {
@@ -70,6 +76,7 @@ func newSubstrings(lits []literal) *substrings {
 			next := int32(len(children)) //nolint:gosec // states <= total literal bytes, far below 2^29
 			children = append(children, nil)
 			own = append(own, nil)
+			depth = append(depth, depth[s]+1)
 			children[s] = slices.Insert(children[s], k, edge{c, next})
 			s = next
 		}
@@ -96,7 +103,7 @@ func newSubstrings(lits []literal) *substrings {
 		a.out[s] = int32(len(a.ids)) //nolint:gosec // as above
 		a.ids = append(a.ids, own[s]...)
 		a.dense[s] = -1
-		if s > 0 && len(children[s]) >= denseEdges {
+		if s > 0 && (len(children[s]) >= denseEdges || depth[s] <= fullDepth) {
 			row := len(a.rows)
 			for range a.stride {
 				a.rows = append(a.rows, -1)
@@ -118,9 +125,11 @@ func newSubstrings(lits []literal) *substrings {
 		queue = append(queue, e.next)
 	}
 	a.dict[0] = -1
+	var order []int32 // breadth first
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
+		order = append(order, s)
 		if len(own[s]) > 0 {
 			a.dict[s] = s
 		} else {
@@ -140,6 +149,26 @@ func newSubstrings(lits []literal) *substrings {
 				f = a.fail[f]
 			}
 			queue = append(queue, e.next)
+		}
+	}
+	// Complete the rows of shallow states, in breadth-first order so that
+	// a failure state's row is complete first.
+	var sample [257]byte // class -> a byte of it
+	for c := 255; c >= 0; c-- {
+		sample[a.class[c]] = byte(c)
+	}
+	for _, s := range order {
+		if depth[s] > fullDepth || a.dense[s] < 0 {
+			continue
+		}
+		row := int(a.dense[s]) * a.stride
+		for k := 1; k < a.stride; k++ {
+			if a.rows[row+k] < 0 {
+				a.rows[row+k] = a.next(a.fail[s], sample[k])
+			}
+		}
+		if a.rows[row] < 0 {
+			a.rows[row] = 0 // a byte in no literal leads back to the root
 		}
 	}
 	// Now flag every stored state number.
@@ -171,6 +200,23 @@ func newSubstrings(lits []literal) *substrings {
 		a.fail[i] = flag(a.fail[i])
 	}
 	return a
+}
+
+// next is the transition from plain state s on byte c, before flags.
+func (a *substrings) next(s int32, c byte) int32 {
+	for {
+		if d := a.dense[s]; d >= 0 && s > 0 {
+			if v := a.rows[int(d)*a.stride+int(a.class[c])]; v >= 0 {
+				return v
+			}
+		} else if v := a.child(s, c); v >= 0 {
+			return v
+		}
+		if s == 0 {
+			return 0
+		}
+		s = a.fail[s]
+	}
 }
 
 // child is the trie edge of plain state s on byte c, or -1.

@@ -9,7 +9,10 @@
 //
 // Index answers "which rules have a pattern that matches one of these paths"
 // without testing every pattern against every path: each pattern is reduced
-// to the literal prefixes every match must start with, those prefixes go into
-// a radix tree, and a path only meets the patterns whose prefix it has. The
+// to literals that every match, case-folded, must start with or contain
+// (literal.go; after leading classes, in every branch of an alternation,
+// after a leading .*), those go into a radix tree or an Aho-Corasick
+// automaton run over the folded path, and a path only meets the patterns
+// whose literal it has; each is then confirmed on the path itself. The
 // package is pure: no I/O.
 package rules

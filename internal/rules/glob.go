@@ -38,12 +38,7 @@ func CompileGlob(src string) (*Pattern, error) {
 		return nil, fmt.Errorf("pattern %q: %w", src, err)
 	}
 	tree = tree.Simplify()
-	info := analyze(tree, true)
-	p := &Pattern{Source: src, re: re, prefixes: info.set, exact: info.exact}
-	if len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact {
-		p.required = requiredLiteral(tree)
-	}
-	return p, nil
+	return newPattern(src, re, tree, analyze(tree, true)), nil
 }
 
 // globRegexp translates a glob to an RE2 expression that must match the

@@ -4,23 +4,27 @@ import (
 	"bytes"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 )
 
 // Index matches many rules, each a list of patterns, against the changed
 // paths of a push. Build it once per rule set and reuse it for every push:
 // it is immutable and safe for concurrent use.
+//
+// Each pattern is filed under literals that every path it matches holds,
+// case-folded (fold.go): the literals it must start with, in a radix tree,
+// or those it must contain, in an Aho-Corasick automaton. A path meets
+// only the patterns whose literal it has, and each is then confirmed on
+// the path itself (Pattern.Match). A pattern with no literal at all is
+// tried on every path.
 type Index struct {
-	rules    [][]*Pattern
-	patterns []*Pattern // distinct by Source
-	owners   [][]int32  // pattern id -> rules that list it
-	tree     node       // radix tree of the patterns' literal prefixes
-	// Patterns with no literal prefix: those with a required literal are
-	// found by substr when a path contains it; the rest (scan) are tried
-	// on every path.
-	substr *substrings
-	scan   []int32
+	rules    [][]*Pattern // each rule's including patterns
+	terms    [][]term     // each rule's filter, for rules with excludes
+	patterns []*Pattern   // distinct by Source
+	owners   [][]int32    // pattern id -> rules that include it
+	tree     node         // folded literal prefixes
+	substr   *substrings
+	scan     []int32
 
 	pool sync.Pool // *matcher, reused across calls to Match
 }
@@ -33,34 +37,160 @@ type Hit struct {
 	Path    string
 }
 
-// NewIndex builds an index over rules; rules[i] is the pattern list of rule i.
-// A nil or empty list is a rule that never matches.
+// maxShared is how many patterns that need confirming may share a literal
+// before the index looks for a literal of theirs that fewer share: every
+// path that holds a literal is confirmed against all of its patterns.
+const maxShared = 8
+
+// option is one way to find a pattern's paths: a set of folded literals,
+// one of which every path it matches starts with (anchored) or contains.
+type option struct {
+	lits     []string
+	anchored bool
+}
+
+// options lists p's options, its literal prefixes first.
+func (p *Pattern) options() []option {
+	var out []option
+	if !isTrivial(p.starts) {
+		out = append(out, option{p.starts, true})
+	}
+	for _, c := range append([][]string{p.contains}, p.others...) {
+		if !isTrivial(c) {
+			out = append(out, option{lits: c})
+		}
+	}
+	return out
+}
+
+// choose picks the most selective of p's options; among those that more
+// than maxShared patterns offer a literal of, the least shared. It
+// reports false when p has no option: it is tried on every path.
+func (p *Pattern) choose(shared map[string]int) (option, bool) {
+	opts := p.options()
+	if len(opts) == 0 {
+		return option{}, false
+	}
+	cost := func(o option) int {
+		if p.exact {
+			return 0 // confirmed without the regular expression
+		}
+		n := 0
+		for _, l := range o.lits {
+			if o.anchored {
+				l = "^" + l
+			}
+			n = max(n, shared[l])
+		}
+		return max(n, maxShared)
+	}
+	best := opts[0]
+	for _, o := range opts[1:] {
+		if c, b := cost(o), cost(best); c < b || (c == b && score(o.lits) > score(best.lits)) {
+			best = o
+		}
+	}
+	return best, true
+}
+
+// Term is one pattern of a filter (GitHub's paths filters): the last of a
+// rule's terms that matches a path decides whether the rule takes it, and
+// a path that an exclude term decides is not taken.
+type Term struct {
+	Pattern *Pattern
+	Exclude bool
+}
+
+type term struct {
+	id      int32
+	exclude bool
+}
+
+// NewIndex builds an index over rules; rules[i] is the pattern list of rule
+// i, which matches a path when one of its patterns does. A nil or empty
+// list is a rule that never matches.
 func NewIndex(rules [][]*Pattern) *Index {
-	ix := &Index{rules: rules}
-	ids := make(map[string]int32)
-	lits := make(map[int32]string)
-	for r, list := range rules {
-		r32 := int32(r) //nolint:gosec // rule sets are far below 2^31 rules
+	filters := make([][]Term, len(rules))
+	for i, list := range rules {
 		for _, p := range list {
+			filters[i] = append(filters[i], Term{Pattern: p})
+		}
+	}
+	return NewFilterIndex(filters)
+}
+
+// NewFilterIndex builds an index over rules given as filters: an exclude
+// is decided inside the index, where each pattern runs at most once per
+// path however many rules list it, and a rule that a path was excluded
+// from stays open for later paths.
+func NewFilterIndex(filters [][]Term) *Index {
+	ix := &Index{rules: make([][]*Pattern, len(filters))}
+	ids := make(map[string]int32)
+	for r, list := range filters {
+		r32 := int32(r) //nolint:gosec // rule sets are far below 2^31 rules
+		var terms []term
+		excludes := false
+		for _, t := range list {
+			p := t.Pattern
 			id, ok := ids[p.Source]
 			if !ok {
 				id = int32(len(ix.patterns)) //nolint:gosec // as many patterns as rules × expressions, far below 2^31
 				ids[p.Source] = id
 				ix.patterns = append(ix.patterns, p)
 				ix.owners = append(ix.owners, nil)
-				switch {
-				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact && p.required != "":
-					lits[id] = p.required
-				case len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact:
-					ix.scan = append(ix.scan, id)
-				default:
-					for _, pre := range p.prefixes {
-						ix.tree.insert(pre, id)
-					}
-				}
 			}
+			terms = append(terms, term{id, t.Exclude})
+			excludes = excludes || t.Exclude
+			if t.Exclude {
+				continue
+			}
+			ix.rules[r] = append(ix.rules[r], p)
 			if o := ix.owners[id]; len(o) == 0 || o[len(o)-1] != r32 {
 				ix.owners[id] = append(o, r32)
+			}
+		}
+		if excludes {
+			if ix.terms == nil {
+				ix.terms = make([][]term, len(filters))
+			}
+			ix.terms[r] = terms
+		}
+	}
+	// How many patterns that need confirming offer each literal ("^" marks
+	// a prefix).
+	shared := make(map[string]int)
+	for _, p := range ix.patterns {
+		if p.exact {
+			continue
+		}
+		offered := make(map[string]bool)
+		for _, o := range p.options() {
+			for _, l := range o.lits {
+				k := l
+				if o.anchored {
+					k = "^" + l
+				}
+				if !offered[k] {
+					offered[k] = true
+					shared[k]++
+				}
+			}
+		}
+	}
+	var lits []literal
+	for id, p := range ix.patterns {
+		id32 := int32(id) //nolint:gosec // as above
+		o, ok := p.choose(shared)
+		switch {
+		case !ok:
+			ix.scan = append(ix.scan, id32)
+		case o.anchored:
+			for _, l := range o.lits {
+				ix.tree.insert(l, id32)
+			}
+		default:
+			for _, l := range o.lits {
+				lits = append(lits, literal{l, id32})
 			}
 		}
 	}
@@ -75,15 +205,10 @@ func (ix *Index) Rules() int { return len(ix.rules) }
 
 // Match returns one Hit for every rule that matches any of paths, ordered by
 // rule number. The reported path is the first in paths that the rule
-// matches; the reported pattern is the rule's first pattern that matches it.
-// Each pattern is tested at most once per path, and not at all once every
-// rule that lists it has matched.
-func (ix *Index) Match(paths []string) []Hit { return ix.MatchFunc(paths, nil) }
-
-// MatchFunc is Match where a rule matches a path only when accept agrees
-// (nil accepts every match): rules with excludes veto paths this way, and
-// the rule stays open for later paths.
-func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bool) []Hit {
+// matches; the reported pattern is the rule's first including pattern that
+// matches it. Each pattern is tested at most once per path, and not at all
+// once every rule that includes it has matched.
+func (ix *Index) Match(paths []string) []Hit {
 	if ix == nil {
 		return nil // no rules
 	}
@@ -93,36 +218,44 @@ func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bo
 			ix:      ix,
 			ruleHit: make([]int32, len(ix.rules)),
 			patDone: make([]bool, len(ix.patterns)),
-			tried:   make([]int32, len(ix.patterns)),
+			seen:    make([]int32, len(ix.patterns)),
+			ran:     make([]int32, len(ix.patterns)),
+			result:  make([]bool, len(ix.patterns)),
+			folded:  make([]byte, 0, 256),
 		}
-		m.try = m.tryPattern
+		m.collect = m.collectPattern
 	}
-	m.accept = accept
 	defer func() {
 		m.path = "" // do not keep the push's paths alive in the pool
-		m.accept = nil
 		ix.pool.Put(m)
 	}()
 	m.remaining = len(ix.rules)
 	for i := range m.ruleHit {
 		m.ruleHit[i] = -1
 	}
-	for i := range m.tried {
-		m.tried[i] = -1
+	for i := range m.seen {
+		m.seen[i], m.ran[i] = -1, -1
 	}
 	clear(m.patDone)
-	try := m.try
+	collect := m.collect
 	for pi, path := range paths {
 		if m.remaining == 0 {
 			break
 		}
 		m.path, m.pathIndex = path, int32(pi) //nolint:gosec // a 25 MiB payload holds far fewer than 2^31 paths
-		ix.tree.walk(path, try)
+		// First every pattern whose literal the path holds (a pattern not
+		// among them cannot match it), then the rules that include them.
+		m.candidates = m.candidates[:0]
+		m.folded = foldPath(path, m.folded)
+		ix.tree.walk(m.folded, collect)
 		if ix.substr != nil {
-			ix.substr.find(path, try)
+			ix.substr.find(m.folded, collect)
 		}
 		for _, id := range ix.scan {
-			try(id)
+			collect(id)
+		}
+		for _, id := range m.candidates {
+			m.tryPattern(id)
 		}
 	}
 	var hits []Hit
@@ -143,22 +276,44 @@ func (ix *Index) MatchFunc(paths []string, accept func(rule int, path string) bo
 
 // matcher is the state of one Match call.
 type matcher struct {
-	ix        *Index
-	ruleHit   []int32 // rule -> index of the first path it matched, or -1
-	patDone   []bool  // pattern matched already, or all its rules have
-	tried     []int32 // pattern -> last path index its expression ran on
-	remaining int     // rules not matched yet
-	path      string
-	pathIndex int32
-	try       func(int32) // tryPattern, bound once
-	accept    func(rule int, path string) bool
+	ix         *Index
+	ruleHit    []int32 // rule -> index of the first path it matched, or -1
+	patDone    []bool  // every rule that includes the pattern has matched
+	seen       []int32 // pattern -> last path index it was a candidate for
+	ran        []int32 // pattern -> last path index its expression ran on
+	result     []bool  // pattern -> whether it matched that path
+	candidates []int32 // this path's candidates that some open rule includes
+	remaining  int     // rules not matched yet
+	path       string
+	folded     []byte // path, case-folded
+	pathIndex  int32
+	collect    func(int32) // collectPattern, bound once
+}
+
+func (m *matcher) collectPattern(id int32) {
+	if m.seen[id] == m.pathIndex {
+		return
+	}
+	m.seen[id] = m.pathIndex
+	if !m.patDone[id] && len(m.ix.owners[id]) > 0 {
+		m.candidates = append(m.candidates, id)
+	}
+}
+
+// matches reports whether pattern id matches the path, running it at most
+// once per path.
+func (m *matcher) matches(id int32) bool {
+	if m.seen[id] != m.pathIndex {
+		return false // not a candidate: the path lacks its literals
+	}
+	if m.ran[id] != m.pathIndex {
+		m.ran[id] = m.pathIndex
+		m.result[id] = m.ix.patterns[id].Match(m.path)
+	}
+	return m.result[id]
 }
 
 func (m *matcher) tryPattern(id int32) {
-	if m.patDone[id] || m.tried[id] == m.pathIndex {
-		return
-	}
-	m.tried[id] = m.pathIndex
 	owners := m.ix.owners[id]
 	open := false
 	for _, r := range owners {
@@ -171,8 +326,7 @@ func (m *matcher) tryPattern(id int32) {
 		m.patDone[id] = true
 		return
 	}
-	p := m.ix.patterns[id]
-	if !p.exact && !p.re.MatchString(m.path) {
+	if !m.matches(id) {
 		return
 	}
 	done := true
@@ -180,14 +334,26 @@ func (m *matcher) tryPattern(id int32) {
 		if m.ruleHit[r] >= 0 {
 			continue
 		}
-		if m.accept != nil && !m.accept(int(r), m.path) {
-			done = false // vetoed for this path; a later path may do
+		if m.ix.terms != nil && m.ix.terms[r] != nil && !m.takes(r) {
+			done = false // excluded from this path; a later path may do
 			continue
 		}
 		m.ruleHit[r] = m.pathIndex
 		m.remaining--
 	}
 	m.patDone[id] = done
+}
+
+// takes reports whether rule r's filter takes the path: its last term
+// that matches decides.
+func (m *matcher) takes(r int32) bool {
+	terms := m.ix.terms[r]
+	for i := len(terms) - 1; i >= 0; i-- {
+		if m.matches(terms[i].id) {
+			return !terms[i].exclude
+		}
+	}
+	return false
 }
 
 // node is a radix tree node: the path from the root spells a literal
@@ -228,16 +394,16 @@ func (n *node) insert(key string, id int32) {
 }
 
 // walk calls visit for the ids of every node whose prefix path starts with.
-func (n *node) walk(path string, visit func(int32)) {
+func (n *node) walk(path []byte, visit func(int32)) {
 	for {
 		for _, id := range n.ids {
 			visit(id)
 		}
-		if path == "" {
+		if len(path) == 0 {
 			return
 		}
 		i := bytes.IndexByte(n.firsts, path[0])
-		if i < 0 || !strings.HasPrefix(path, n.children[i].label) {
+		if i < 0 || len(path) < len(n.children[i].label) || string(path[:len(n.children[i].label)]) != n.children[i].label {
 			return
 		}
 		n = n.children[i]

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // maxPrefixes bounds how many alternative literal prefixes one pattern may
@@ -31,9 +33,12 @@ type Pattern struct {
 	prefixes []string
 	exact    bool
 
-	// required is a literal that every match contains; it filters candidate
-	// paths for patterns whose only prefix is "".
-	required string
+	// Every path the pattern matches, case-folded (fold.go), starts with a
+	// member of starts and contains a member of contains, and of each of
+	// others: how the index finds the paths worth confirming. A set {""}
+	// says nothing.
+	starts, contains []string
+	others           [][]string
 }
 
 // Match reports whether the pattern matches at the start of path, as
@@ -84,11 +89,12 @@ func CompileSeed(src string) (*Pattern, error) {
 	}
 	tree = tree.Simplify()
 	info := analyze(stripLeadingBeginText(tree), true)
-	p := &Pattern{Source: src, re: re, prefixes: info.set, exact: info.exact}
-	if len(p.prefixes) == 1 && p.prefixes[0] == "" && !p.exact {
-		p.required = requiredLiteral(tree)
-	}
-	return p, nil
+	return newPattern(src, re, tree, info), nil
+}
+
+func newPattern(src string, re *regexp.Regexp, tree *syntax.Regexp, info literals) *Pattern {
+	f := foldFacts(tree)
+	return &Pattern{Source: src, re: re, prefixes: info.set, exact: info.exact, starts: f.prefix, contains: f.inner, others: f.others}
 }
 
 // translatePython rewrites the few Python spellings that RE2 reads
@@ -208,6 +214,11 @@ func analyze(re *syntax.Regexp, atStart bool) literals {
 		}
 		return anything
 	case syntax.OpLiteral:
+		if slices.Contains(re.Rune, utf8.RuneError) {
+			// RE2 reads each byte that is not UTF-8 as U+FFFD: a path
+			// need not start with its encoding to match.
+			return anything
+		}
 		if re.Flags&syntax.FoldCase == 0 {
 			return literals{set: []string{string(re.Rune)}, exact: true, full: true}
 		}
@@ -272,6 +283,9 @@ func analyzeConcat(subs []*syntax.Regexp, atStart bool) literals {
 func analyzeClass(ranges []rune) literals {
 	n := 0
 	for i := 0; i+1 < len(ranges); i += 2 {
+		if ranges[i] <= utf8.RuneError && utf8.RuneError <= ranges[i+1] {
+			return anything // as for literals
+		}
 		n += int(ranges[i+1]-ranges[i]) + 1
 		if n > maxClassRunes {
 			return anything
@@ -341,30 +355,4 @@ func nullable(re *syntax.Regexp) bool {
 		}
 	}
 	return false
-}
-
-// requiredLiteral returns the longest case-sensitive literal that every
-// match of re contains, or "" when there is none that is easy to see.
-func requiredLiteral(re *syntax.Regexp) string {
-	switch re.Op {
-	case syntax.OpLiteral:
-		if re.Flags&syntax.FoldCase == 0 {
-			return string(re.Rune)
-		}
-	case syntax.OpCapture, syntax.OpPlus:
-		return requiredLiteral(re.Sub[0])
-	case syntax.OpRepeat:
-		if re.Min > 0 {
-			return requiredLiteral(re.Sub[0])
-		}
-	case syntax.OpConcat:
-		best := ""
-		for _, s := range re.Sub {
-			if l := requiredLiteral(s); len(l) > len(best) {
-				best = l
-			}
-		}
-		return best
-	}
-	return ""
 }

@@ -139,8 +139,8 @@ func TestRequiredLiteral(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.required != "/docs/" {
-		t.Errorf("required = %q, want /docs/", p.required)
+	if !slices.Equal(p.contains, []string{"/docs/"}) {
+		t.Errorf("required = %q, want /docs/", p.contains)
 	}
 }
 
@@ -199,8 +199,13 @@ func checkAgainstNaive(t *testing.T, rules [][]string, paths []string) {
 	}
 }
 
-var fragments = []string{"services/", "api", "web", "/", ".*", "\\.md", "(api|web)", "[ab]", "x", "$", "^", "(?i)A", "+", "?", "docs", "{2}", "|", ".", "[0-9]", "\\b", "(", ")", "lib"}
-var pathParts = []string{"services/", "api/", "web/", "docs/", "a", "b", "x.md", "X", "lib/", "1", "readme.md", ""}
+var fragments = []string{"services/", "api", "web", "/", ".*", "\\.md", "(api|web)", "[ab]", "x", "$", "^", "(?i)A", "+", "?", "docs", "{2}", "|", ".", "[0-9]", "\\b", "(", ")", "lib",
+	// Issue 20's shapes: case folding, leading classes and words,
+	// alternations, a literal after .*, and runes whose case orbit is
+	// larger than two (K, k and the Kelvin sign; s, S and ſ).
+	"(?i)", "(?i:docs)", "[a-z]+", `\w+`, "[Dd]", "(services|deploy)", "(dev|prod)/", ".*/", `\.tf(vars)?`, "Dockerfile", "K", "\u212a", "ſ", "[sS]", "(?i)readme", `\x{FFFD}`, "[^/]+"}
+var pathParts = []string{"services/", "api/", "web/", "docs/", "a", "b", "x.md", "X", "lib/", "1", "readme.md", "",
+	"Docs/", "DOCS/", "deploy/", "dev/", "x.tfvars", "Dockerfile", "k", "\u212a", "ſ", "S", "README", "\xff", "é"}
 
 func randomExpr(r *rand.Rand) string {
 	var b strings.Builder
@@ -239,6 +244,16 @@ func FuzzIndexAgreesWithNaive(f *testing.F) {
 	f.Add("services/api/.*,(api|web)/x", "services/api/main.go\nweb/x")
 	f.Add(".*\\.md,[ab]c$", "docs/a.md\nbc")
 	f.Add("(?i)SERVICES/.*,", "services/x")
+	// One seed per shape of issue 20, each with a path that matches and
+	// one that nearly does.
+	f.Add("(?i)docs/api/.*", "DOCS/api/x.md\nDocs/ap/x\ndocs/api/")
+	f.Add("[a-z]+/api/Dockerfile", "images/api/Dockerfile\nimages/api/dockerfile\n1/api/Dockerfile")
+	f.Add(`\w+/api/config/.*\.ya?ml`, "x_1/api/config/a/b.yml\napps/api/config/app.json\n/api/config/a.yaml")
+	f.Add("(services|deploy)/api/.*;(infra|terraform)/(dev|prod)/api/.*", "deploy/api/k.yaml\nterraform/prod/api/main.tf\ninfra/staging/api/x")
+	f.Add(`.*/api\.tf(vars)?`, "stacks/eu/api.tfvars\nmodules/api_test.tf\napi.tf")
+	f.Add(`.*\.md;(?i).*readme.*`, "services/a/README.md\nReadMe.txt\nx.mdx")
+	f.Add("(?i)k;[sS]vc;(?i)ſ", "\u212a\nſvc\nS")
+	f.Add("[Ll]ibs/api/(?i:src)/.*", "Libs/api/SRC/util.go\nlibs/api/test/x")
 	f.Fuzz(func(t *testing.T, exprs, paths string) {
 		if len(exprs) > 200 || len(paths) > 2000 {
 			return
@@ -268,4 +283,38 @@ func FuzzCompileSeed(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestCaseFoldedLiterals: the index finds paths through case-folded
+// literals; whatever the spelling of case on either side, it agrees with
+// the expression.
+func TestCaseFoldedLiterals(t *testing.T) {
+	exprs := []string{"(?i)docs/.*", "(?i)DOCS/api/.*", "[Dd]ocs/.*", "docs/.*", "Docs/.*", "(?i)kelvin", "(?i).*readme.*",
+		"(?i)[a-z]+/k/x", "(?i)ſ", "(?i)s/.*", "\u212a", ".*\\x{FFFD}", "(?i)é/.*", "[^a]*K", "(?i:a)b", "a(?i:b)"}
+	paths := []string{"docs/x", "Docs/x", "DOCS/api/x", "dOcS/API/x", "\u212aelvin", "KELVIN", "x/ReadMe.txt", "a/K/X", "q/\u212a/x",
+		"s", "S/", "ſ/", "\u212a", "a/\xff", "É/x", "É/x", "ab", "AB", "aB", "Ab", "xK"}
+	for _, e := range exprs {
+		p, err := CompileSeed(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix := NewIndex([][]*Pattern{{p}})
+		for _, path := range paths {
+			want := p.re.MatchString(path)
+			if got := len(ix.Match([]string{path})) == 1; got != want {
+				t.Errorf("%q on %q: index %v, regexp %v (starts %q, contains %q)", e, path, got, want, p.starts, p.contains)
+			}
+		}
+	}
+}
+
+func TestFoldRune(t *testing.T) {
+	for in, want := range map[rune]rune{'A': 'a', 'a': 'a', 'K': 'k', '\u212a': 'k', 'ſ': 's', 'S': 's', 'É': foldRune('é'), '/': '/', 'Σ': foldRune('σ')} {
+		if got := foldRune(in); got != want {
+			t.Errorf("foldRune(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := string(foldPath("A\xffß\u212a", nil)); got != "a\ufffd"+string(foldRune('ß'))+"k" {
+		t.Errorf("foldPath = %q", got)
+	}
 }

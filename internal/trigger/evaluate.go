@@ -188,7 +188,7 @@ func evaluateV2(p *Push, set *RuleSet, all bool) []v2Decision {
 		}
 		return out
 	}
-	hits := set.index.MatchFunc(p.Paths, set.accept)
+	hits := set.index.Match(p.Paths)
 	for i := range set.Rules {
 		r := &set.Rules[i]
 		d := Decision{Rule: r.Key, Pipeline: r.Pipeline}

@@ -18,8 +18,8 @@ type Rule struct {
 	Pipeline    string
 	Expressions string // as stored: comma-separated regular expressions
 	// Patterns are what the index matches: every expression of a seed
-	// rule; the including patterns of a v2 rule (its excludes are applied
-	// to each candidate path afterwards).
+	// rule; the including patterns of a v2 rule (the index is given its
+	// whole filter when it has excludes).
 	Patterns []*rules.Pattern
 	// V2 is set for rules of format v2; Repo is then owner/name and
 	// Pipeline the target's name.
@@ -107,32 +107,23 @@ type RuleSet struct {
 	Rules    []Rule
 	Problems []Problem
 	index    *rules.Index
-	// accept lets a rule with excludes veto a path its including patterns
-	// matched; nil when no rule has excludes.
-	accept func(rule int, path string) bool
 }
 
 // NewRuleSet indexes rs. Build it once per change of the stored rules: the
-// index is what makes evaluation fast.
+// index is what makes evaluation fast. A v2 rule with excludes is indexed
+// as its whole filter, so that the index decides its excludes too.
 func NewRuleSet(repo, branch string, rs []Rule, problems []Problem) *RuleSet {
-	lists := make([][]*rules.Pattern, len(rs))
-	for i := range rs {
-		lists[i] = rs[i].Patterns
-	}
-	set := &RuleSet{Repo: repo, Branch: branch, Rules: rs, Problems: problems, index: rules.NewIndex(lists)}
-	var vetoes []bool // rule has excludes
+	filters := make([][]rules.Term, len(rs))
 	for i := range rs {
 		if rs[i].V2 != nil && hasExclude(rs[i].V2.paths) {
-			if vetoes == nil {
-				vetoes = make([]bool, len(rs))
+			for _, fp := range rs[i].V2.paths {
+				filters[i] = append(filters[i], rules.Term{Pattern: fp.p, Exclude: fp.exclude})
 			}
-			vetoes[i] = true
+			continue
+		}
+		for _, p := range rs[i].Patterns {
+			filters[i] = append(filters[i], rules.Term{Pattern: p})
 		}
 	}
-	if vetoes != nil {
-		set.accept = func(rule int, path string) bool {
-			return !vetoes[rule] || rs[rule].V2.paths.includes(path)
-		}
-	}
-	return set
+	return &RuleSet{Repo: repo, Branch: branch, Rules: rs, Problems: problems, index: rules.NewFilterIndex(filters)}
 }

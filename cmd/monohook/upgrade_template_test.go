@@ -17,11 +17,11 @@ import (
 // theirs updates each in place; one missing would be deleted, one of
 // another type replaced.
 var predecessorResources = map[string]string{
-	"GitHubWebhookFunction":                          "AWS::Serverless::Function",
-	"HttpApi":                                        "AWS::Serverless::HttpApi",
-	"ApiAccessLogs":                                  "AWS::Logs::LogGroup",
-	"ConfigStorageBucket":                            "AWS::S3::Bucket",
-	"GitHubEventEvalFunction":                        "AWS::Serverless::Function",
+	"GitHubWebhookFunction":   "AWS::Serverless::Function",
+	"HttpApi":                 "AWS::Serverless::HttpApi",
+	"ApiAccessLogs":           "AWS::Logs::LogGroup",
+	"ConfigStorageBucket":     "AWS::S3::Bucket",
+	"GitHubEventEvalFunction": "AWS::Serverless::Function",
 	"MonoRepoS3ConfigCloudFormationResourceFunction": "AWS::Serverless::Function",
 	"MonoRepoResourceS3Role":                         "AWS::IAM::Role",
 }

@@ -59,6 +59,7 @@ Every flag can also be set with the environment variable shown in its help.`,
 		},
 	}
 	root.AddCommand(newServe(), newRules(), newEval(), newSend(), newDeliveries())
+	addVersion(root)
 	decorateEnv(root)
 	return root
 }

@@ -160,6 +160,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		return err
 	}
 	m.Register(q.Collector())
+	m.BuildInfo(build.Version, build.Commit, build.Time)
 	// Not ctx itself: River cancels every running job when the context it
 	// started with ends, and SIGTERM ends ctx. The shutdown below stops it
 	// instead, letting running jobs finish within --shutdown-timeout.
@@ -201,7 +202,7 @@ func serve(ctx context.Context, c serveConfig) error {
 		log.Warn("could not count the stored rules", "err", err)
 	}
 	log.Info("monohook serving",
-		"version", version,
+		"version", build.Version, "commit", build.Commit, "built", build.Time,
 		"webhook_url", "http://"+ln.Addr().String()+"/webhook",
 		"rules", where,
 		"rule_count", count,

@@ -59,6 +59,7 @@ Every flag can also be set with the environment variable shown in its help.`,
 		},
 	}
 	root.AddCommand(newServe(), newRules(), newEval(), newSend(), newDeliveries())
+	addVersion(root)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return withUsage(cmd, err) })
 	root.SetHelpCommand(newHelp())
 	root.InitDefaultCompletionCmd() // now, not when it runs, so that behave reaches it too

@@ -245,6 +245,7 @@ func (s *server) openQueue(ctx context.Context) error {
 		return err
 	}
 	s.metrics.Register(q.Collector())
+	s.metrics.BuildInfo(build.Version, build.Commit, build.Time)
 	// Not ctx itself: River cancels every running job when the context it
 	// started with ends, and SIGTERM ends ctx. close stops it instead,
 	// letting running jobs finish within --shutdown-timeout.
@@ -339,7 +340,7 @@ func (s *server) logStart(ctx context.Context) {
 	}
 	webhookURL := "http://" + addr + "/webhook"
 	log.Info("monohook serving",
-		"version", version,
+		"version", build.Version, "commit", build.Commit, "built", build.Time,
 		"webhook_url", webhookURL,
 		"rules", s.storeWhere,
 		"rule_count", count+v2count,

@@ -31,6 +31,14 @@ type CustomResource struct {
 // PhysicalResourceId, so an Update that changes the key is a replacement:
 // CloudFormation deletes the old resource (and so the old document) only
 // after the new one succeeded, and a rollback restores it.
+//
+// Create and Update record the resource as the document's owner (see
+// owner); a Delete removes a document only when the deleting resource owns
+// it, or when no owner was recorded (documents of the predecessor or from
+// before this). Renaming a resource's logical id, or moving it to another
+// stack, has CloudFormation create the new resource (same properties, so
+// the same key) and then delete the old one: without the owner that Delete
+// removed the document the new resource had just written.
 func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID string, data map[string]any, err error) {
 	log := c.Log.With("request", ev.RequestID, "type", ev.RequestType, "stack", ev.StackID, "logical", ev.LogicalResourceID, "physical", ev.PhysicalResourceID)
 	legacy := ev.PhysicalResourceID == LegacyPhysicalID
@@ -40,7 +48,7 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID s
 		if err != nil {
 			return "", nil, err
 		}
-		key, err := c.put(ctx, doc)
+		key, err := c.put(ctx, doc, ev)
 		if err != nil {
 			return "", nil, err
 		}
@@ -56,18 +64,18 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID s
 			// The predecessor: remove the old document, put the new one,
 			// keep the constant id.
 			if old, err := properties(ev.OldResourceProperties); err == nil {
-				if err := c.delete(ctx, store.SeedKey(c.Store.Prefix(), old.GitHubRepo, old.GitHubBranch, old.CodePipelineName)); err != nil {
+				if err := c.delete(ctx, store.SeedKey(c.Store.Prefix(), old.GitHubRepo, old.GitHubBranch, old.CodePipelineName), ev, log); err != nil {
 					return ev.PhysicalResourceID, nil, err
 				}
 			}
-			key, err := c.put(ctx, doc)
+			key, err := c.put(ctx, doc, ev)
 			if err != nil {
 				return ev.PhysicalResourceID, nil, err
 			}
 			log.Info("rule updated (legacy resource)", "key", key)
 			return LegacyPhysicalID, map[string]any{"Key": key}, nil
 		}
-		key, err := c.put(ctx, doc)
+		key, err := c.put(ctx, doc, ev)
 		if err != nil {
 			return ev.PhysicalResourceID, nil, err
 		}
@@ -82,10 +90,9 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID s
 			log.Info("nothing to delete")
 			return ev.PhysicalResourceID, nil, nil
 		}
-		if err := c.delete(ctx, key); err != nil {
+		if err := c.delete(ctx, key, ev, log); err != nil {
 			return ev.PhysicalResourceID, nil, err
 		}
-		log.Info("rule deleted", "key", key)
 		return ev.PhysicalResourceID, nil, nil
 	}
 	return ev.PhysicalResourceID, nil, fmt.Errorf("unknown RequestType %q", ev.RequestType)
@@ -108,19 +115,41 @@ func (c *CustomResource) keyToDelete(ev cfn.Event, legacy bool) string {
 	return ""
 }
 
-func (c *CustomResource) put(ctx context.Context, doc store.Document) (string, error) {
-	key, _, err := c.Store.Put(ctx, doc)
+// owner names the resource of a request as the owner recorded with its
+// document: the stack id (an ARN, unique to one stack's life: a stack
+// deleted and created again under its name is another owner) and the
+// logical id, which holds no "/".
+func owner(ev cfn.Event) string { return ev.StackID + "/" + ev.LogicalResourceID }
+
+func (c *CustomResource) put(ctx context.Context, doc store.Document, ev cfn.Event) (string, error) {
+	key, _, err := c.Store.PutOwned(ctx, doc, owner(ev))
 	if err != nil {
 		return "", fmt.Errorf("rule for %s@%s → %s: %w", doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName, err)
 	}
 	return key, nil
 }
 
-// delete removes key; a document that is already gone is not an error.
-func (c *CustomResource) delete(ctx context.Context, key string) error {
+// delete removes key unless another resource owns it; a document that is
+// already gone is not an error. The owner is read, then the document
+// deleted, without a condition: CloudFormation sends a resource's Delete
+// only after the Create or Update that took the document over succeeded.
+func (c *CustomResource) delete(ctx context.Context, key string, ev cfn.Event, log *slog.Logger) error {
+	o, err := c.Store.Owner(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		log.Info("rule already deleted", "key", key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if o != "" && o != owner(ev) {
+		log.Info("rule kept: another resource owns it now", "key", key, "owner", o)
+		return nil
+	}
 	if err := c.Store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	log.Info("rule deleted", "key", key)
 	return nil
 }
 

@@ -63,8 +63,10 @@ type EvalEvent struct {
 }
 
 // maxAsyncPayload stays under Lambda's limit for an asynchronous
-// invocation's payload (256 KB), with room for the envelope.
-const maxAsyncPayload = 240 << 10
+// invocation's payload, with room for the envelope. The limit is 1 MB
+// since October 2025 (256 KB before); read as 1,000,000 bytes, the smaller
+// of what "1 MB" may mean. Only pushes larger than this are parked.
+const maxAsyncPayload = 960 << 10
 
 // ParkedPrefix is where pushes too large to pass are kept for the eval
 // function; it is apart from the rules' prefix.

@@ -147,7 +147,7 @@ func TestFailedInvokeIsNotSuccess(t *testing.T) {
 
 func TestLargePushIsParkedAndEvaluated(t *testing.T) {
 	f := newWebhookFixture(t)
-	body := pushBody(4000) // ~300 KB of paths: more than an async invoke takes
+	body := pushBody(16000) // ~1.2 MB of paths: more than an async invoke takes
 	out, err := f.webhook.Handle(context.Background(), v2Event(body, false))
 	if err != nil {
 		t.Fatal(err)
@@ -191,5 +191,34 @@ func TestLargePushIsParkedAndEvaluated(t *testing.T) {
 	cp.OnlyPipelines()
 	if err := eval.Handle(context.Background(), EvalEvent{Push: &trigger.Push{DeliveryID: "d-2", Repo: "repo", Ref: "refs/heads/main", Paths: []string{"services/api/x"}}}); err == nil {
 		t.Error("a failed start did not fail the invocation")
+	}
+}
+
+// A push over the old 256 KB limit but under 1 MB is passed in the event:
+// nothing is parked.
+func TestPushUnderAMegabyteIsPassed(t *testing.T) {
+	if maxAsyncPayload >= 1_000_000 {
+		t.Fatalf("maxAsyncPayload %d leaves no room under Lambda's 1 MB", maxAsyncPayload)
+	}
+	f := newWebhookFixture(t)
+	body := pushBody(4000) // ~300 KB of paths
+	out, err := f.webhook.Handle(context.Background(), v2Event(body, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := out.(events.APIGatewayV2HTTPResponse); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Body)
+	}
+	calls := f.fake.Calls()
+	var ev EvalEvent
+	if err := json.Unmarshal(calls[0].Payload, &ev); err != nil || ev.ParkedKey != "" || ev.Push == nil || len(ev.Push.Paths) != 4000 {
+		t.Fatalf("event of %d bytes: parked %q, push %v (%v)", len(calls[0].Payload), ev.ParkedKey, ev.Push != nil, err)
+	}
+	if len(calls[0].Payload) < 256<<10 {
+		t.Fatalf("the push is %d bytes: not over the old limit", len(calls[0].Payload))
+	}
+	iter := f.bucket.List(&blob.ListOptions{Prefix: ParkedPrefix})
+	if obj, err := iter.Next(context.Background()); err == nil {
+		t.Errorf("parked %s", obj.Key)
 	}
 }

@@ -348,12 +348,16 @@ func version(o *blob.ListObject) string {
 // for the same repository, branch and pipeline. It returns the key and any
 // warnings about a rule that is legal but probably not meant.
 func (s *Store) Put(ctx context.Context, doc Document) (key string, warnings []string, err error) {
+	return s.put(ctx, doc, nil)
+}
+
+func (s *Store) put(ctx context.Context, doc Document, metadata map[string]string) (key string, warnings []string, err error) {
 	key = SeedKey(s.prefix, doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
 	r, err := trigger.NewSeedRule(key, doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName, doc.ChangeMatchExpressions)
 	if err != nil {
 		return "", nil, fmt.Errorf("invalid rule: %w", err)
 	}
-	opts := &blob.WriterOptions{ContentType: "application/json"}
+	opts := &blob.WriterOptions{ContentType: "application/json", Metadata: metadata}
 	if err := s.bucket.WriteAll(ctx, key, doc.Marshal(), opts); err != nil {
 		return "", nil, fmt.Errorf("write %s: %w", key, err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/monohook/monohook/internal/deliveries"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // secretFileName is where a generated webhook secret is kept in the data
@@ -36,8 +36,8 @@ type storeFlags struct {
 func (f *storeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", "./monohook-data", "directory for local state: the generated webhook secret, and the rules unless --store says otherwise")
 	fs.StringVar(&f.url, "store", "", "rule store as a gocloud blob URL: file:///path, s3://bucket?region=…, mem:// (default: file:// of --data-dir)")
-	fs.StringVar(&f.prefix, "prefix", store.DefaultPrefix, "key prefix of the seed rule documents in the store")
-	fs.StringVar(&f.v2prefix, "v2-prefix", store.DefaultV2Prefix, "key prefix of the v2 rule documents (YAML or JSON) in the store")
+	fs.StringVar(&f.prefix, "prefix", rulestore.DefaultPrefix, "key prefix of the seed rule documents in the store")
+	fs.StringVar(&f.v2prefix, "v2-prefix", rulestore.DefaultV2Prefix, "key prefix of the v2 rule documents (YAML or JSON) in the store")
 }
 
 // storeURL is --store, or the data directory as a file:// bucket.
@@ -55,7 +55,7 @@ func (f *storeFlags) storeURL() (string, error) {
 
 // open opens the rule store, creating the data directory's bucket if it
 // is missing (serve, rules put).
-func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, string, error) {
+func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*rulestore.Store, string, error) {
 	u, err := f.storeURL()
 	if err != nil {
 		return nil, "", err
@@ -63,7 +63,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, 
 	if err := checkRegion(ctx, u); err != nil {
 		return nil, "", err
 	}
-	s, err := store.Open(ctx, u, f.prefix, log)
+	s, err := rulestore.Open(ctx, u, f.prefix, log)
 	if err != nil {
 		return nil, "", err
 	}
@@ -78,7 +78,7 @@ func (f *storeFlags) open(ctx context.Context, log *slog.Logger) (*store.Store, 
 // openExisting opens the rule store of a command that reads it, or
 // changes what is there: a missing data directory is an error naming
 // where it looked, not a new empty store.
-func (f *storeFlags) openExisting(ctx context.Context, log *slog.Logger) (*store.Store, string, error) {
+func (f *storeFlags) openExisting(ctx context.Context, log *slog.Logger) (*rulestore.Store, string, error) {
 	if f.url == "" {
 		if err := mustExist(f.dataDir, "--store URL for a rule store elsewhere"); err != nil {
 			return nil, "", err

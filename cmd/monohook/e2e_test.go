@@ -26,7 +26,7 @@ import (
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/pgtest"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -180,7 +180,7 @@ func TestEndToEnd(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("rules put %s: %d %s", pipeline, code, errOut)
 		}
-		if want := store.SeedKey(store.DefaultPrefix, "monorepo", "feature/login", pipeline); strings.TrimSpace(out) != want {
+		if want := rulestore.SeedKey(rulestore.DefaultPrefix, "monorepo", "feature/login", pipeline); strings.TrimSpace(out) != want {
 			t.Errorf("rules put printed %q, want %q", out, want)
 		}
 	}
@@ -367,12 +367,12 @@ func TestValidateNamesBadRules(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "WARNING") {
 		t.Errorf("a warning alone: exit %d\n%s", code, out)
 	}
-	bad := filepath.Join(data, filepath.FromSlash(store.SeedKey(store.DefaultPrefix, "r", "main", "bad")))
+	bad := filepath.Join(data, filepath.FromSlash(rulestore.SeedKey(rulestore.DefaultPrefix, "r", "main", "bad")))
 	if err := os.WriteFile(bad, []byte(`{"GitHubRepo": "r", "GitHubBranch": "main", "ChangeMatchExpressions": "(a)\\1", "CodePipelineName": "bad"}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, _, code = run(t, env, "rules", "validate", "--data-dir", data)
-	if code != 1 || !strings.Contains(out, "INVALID "+store.SeedKey(store.DefaultPrefix, "r", "main", "bad")) || !strings.Contains(out, "back-references") {
+	if code != 1 || !strings.Contains(out, "INVALID "+rulestore.SeedKey(rulestore.DefaultPrefix, "r", "main", "bad")) || !strings.Contains(out, "back-references") {
 		t.Errorf("exit %d\n%s", code, out)
 	}
 	out, _, _ = run(t, env, "rules", "list", "--data-dir", data)

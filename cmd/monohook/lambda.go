@@ -17,7 +17,7 @@ import (
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/lambda"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -44,7 +44,7 @@ func readLambdaEnv() (lambdaEnv, error) {
 		DryRun:        os.Getenv("MONOHOOK_DRY_RUN") == "true",
 	}
 	if e.Prefix == "" {
-		e.Prefix = store.DefaultPrefix
+		e.Prefix = rulestore.DefaultPrefix
 	}
 	var missing []string
 	need := func(name, v string) {
@@ -75,7 +75,7 @@ func runLambda() error {
 		return err
 	}
 	ctx := context.Background()
-	st, err := store.Open(ctx, env.Store, env.Prefix, log)
+	st, err := rulestore.Open(ctx, env.Store, env.Prefix, log)
 	if err != nil {
 		return err
 	}

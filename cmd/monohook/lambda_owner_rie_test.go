@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // TestLambdaRenamedCustomResourceUnderEmulator runs what CloudFormation
@@ -19,7 +19,7 @@ func TestLambdaRenamedCustomResourceUnderEmulator(t *testing.T) {
 	cf := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	defer cf.Close()
 	invoke := lambdaFunction(t, append(env, "MONOHOOK_LAMBDA_ROLE=cfn"))
-	key := store.SeedKey(store.DefaultPrefix, "monorepo", "main", "api")
+	key := rulestore.SeedKey(rulestore.DefaultPrefix, "monorepo", "main", "api")
 	stack := "arn:aws:cloudformation:eu-west-1:123456789012:stack/app/6c1d2e80-0000-0000-0000-000000000001"
 	request := func(typ, logical, physical string) {
 		t.Helper()

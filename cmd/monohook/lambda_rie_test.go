@@ -21,7 +21,7 @@ import (
 
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // rie finds the Lambda Runtime Interface Emulator; .ci/run installs it and
@@ -128,7 +128,7 @@ func TestLambdaCustomResourceUnderEmulator(t *testing.T) {
 	})
 	select {
 	case resp := <-responses:
-		key := store.SeedKey(store.DefaultPrefix, "GitHubRepositoryName", "MyBranchName", "cpname")
+		key := rulestore.SeedKey(rulestore.DefaultPrefix, "GitHubRepositoryName", "MyBranchName", "cpname")
 		if resp["Status"] != "SUCCESS" || resp["PhysicalResourceId"] != key {
 			t.Errorf("response %v", resp)
 		}
@@ -151,8 +151,8 @@ func TestLambdaCustomResourceUnderEmulator(t *testing.T) {
 func evalFunction(t *testing.T, env ...string) (invoke func(event any) []byte, cp *fakeaws.CodePipeline) {
 	t.Helper()
 	backend, s3 := s3Env(t)
-	doc := store.Document{GitHubRepo: "monorepo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal()
-	if _, err := backend.PutObject("rules", store.SeedKey(store.DefaultPrefix, "monorepo", "main", "api"), nil, bytes.NewReader(doc), int64(len(doc)), nil); err != nil {
+	doc := rulestore.Document{GitHubRepo: "monorepo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal()
+	if _, err := backend.PutObject("rules", rulestore.SeedKey(rulestore.DefaultPrefix, "monorepo", "main", "api"), nil, bytes.NewReader(doc), int64(len(doc)), nil); err != nil {
 		t.Fatal(err)
 	}
 	cp = fakeaws.NewCodePipeline()

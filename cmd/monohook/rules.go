@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -58,12 +58,12 @@ func (a *ruleAddress) key(cmd *cobra.Command, prefix string, args []string) (str
 	if a.repo == "" || a.branch == "" || a.pipeline == "" {
 		return "", withUsage(cmd, errors.New("name the rule by KEY or by --repo, --branch and --pipeline"))
 	}
-	return store.SeedKey(prefix, a.repo, a.branch, a.pipeline), nil
+	return rulestore.SeedKey(prefix, a.repo, a.branch, a.pipeline), nil
 }
 
 // openStore opens the rule store for a command that reads it or changes
 // what is there (and eval): a missing data directory is an error.
-func openStore(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
+func openStore(ctx context.Context, sf *storeFlags, lf *logFlags) (*rulestore.Store, error) {
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func openStore(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store,
 // openStoreToPut opens the rule store for rules put, which creates the
 // data directory when it is missing (for this user only, as serve does:
 // its secret and deliveries are kept there too).
-func openStoreToPut(ctx context.Context, sf *storeFlags, lf *logFlags) (*store.Store, error) {
+func openStoreToPut(ctx context.Context, sf *storeFlags, lf *logFlags) (*rulestore.Store, error) {
 	log, err := lf.logger(os.Stderr)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func newRulesPut() *cobra.Command {
 				return err
 			}
 			defer st.Close()
-			key, warnings, err := st.Put(cmd.Context(), store.Document{
+			key, warnings, err := st.Put(cmd.Context(), rulestore.Document{
 				GitHubRepo: a.repo, GitHubBranch: a.branch, CodePipelineName: a.pipeline, ChangeMatchExpressions: match,
 			})
 			if err != nil {
@@ -197,7 +197,7 @@ type entryJSON struct {
 	Spec   *trigger.Spec `json:"spec,omitempty"`
 }
 
-func writeEntriesJSON(w io.Writer, entries []store.Entry, v2 []store.V2Entry) error {
+func writeEntriesJSON(w io.Writer, entries []rulestore.Entry, v2 []rulestore.V2Entry) error {
 	out := make([]entryJSON, len(entries))
 	for i, e := range entries {
 		out[i] = entryJSON{Key: e.Key, GitHubRepo: e.Doc.GitHubRepo, GitHubBranch: e.Doc.GitHubBranch,
@@ -255,7 +255,7 @@ func newRulesGet() *cobra.Command {
 	return cmd
 }
 
-func writeEntriesJSONOne(w io.Writer, key string, doc store.Document) error {
+func writeEntriesJSONOne(w io.Writer, key string, doc rulestore.Document) error {
 	enc := json.NewEncoder(jsonOut(w))
 	enc.SetIndent("", "  ")
 	return enc.Encode(entryJSON{Key: key, GitHubRepo: doc.GitHubRepo, GitHubBranch: doc.GitHubBranch,
@@ -373,7 +373,7 @@ func putV2(cmd *cobra.Command, sf *storeFlags, lf *logFlags, file, name string) 
 	return nil
 }
 
-func printV2List(w io.Writer, entries []store.V2Entry) {
+func printV2List(w io.Writer, entries []rulestore.V2Entry) {
 	if len(entries) == 0 {
 		return
 	}
@@ -445,7 +445,7 @@ per push, as the v2 rule says).`,
 			if strings.ContainsFunc(owner, unicode.IsControl) || strings.Contains(owner, "/") {
 				return fmt.Errorf("--owner %q: an owner is one name, without / or control characters", owner)
 			}
-			out, err := store.ConvertSeed(doc, owner)
+			out, err := rulestore.ConvertSeed(doc, owner)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ import (
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/netguard"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 	"github.com/monohook/monohook/internal/web"
 )
@@ -133,7 +133,7 @@ type server struct {
 	log    *slog.Logger
 	closes []func(context.Context) error
 
-	store      *store.Store
+	store      *rulestore.Store
 	storeWhere string
 	secretFrom string
 	verifier   *githubhook.Verifier

@@ -19,7 +19,7 @@ import (
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/pgtest"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -27,7 +27,7 @@ import (
 // env is a durable queue on a real database, a real rule store and the
 // real CodePipeline client talking to the fake over HTTP.
 type env struct {
-	store *store.Store
+	store *rulestore.Store
 	fake  *fakeaws.CodePipeline
 	svc   *trigger.Service
 	start trigger.Starter
@@ -39,7 +39,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{fake: fakeaws.NewCodePipeline(), log: slog.New(slog.DiscardHandler)}
 	t.Cleanup(e.fake.Close)
 	var err error
-	if e.store, err = store.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir())+"?metadata=skip", store.DefaultPrefix, e.log); err != nil {
+	if e.store, err = rulestore.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir())+"?metadata=skip", rulestore.DefaultPrefix, e.log); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
@@ -55,7 +55,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) rule(t *testing.T, pipeline, match string) {
 	t.Helper()
-	if _, _, err := e.store.Put(context.Background(), store.Document{GitHubRepo: "repo", GitHubBranch: "main", CodePipelineName: pipeline, ChangeMatchExpressions: match}); err != nil {
+	if _, _, err := e.store.Put(context.Background(), rulestore.Document{GitHubRepo: "repo", GitHubBranch: "main", CodePipelineName: pipeline, ChangeMatchExpressions: match}); err != nil {
 		t.Fatal(err)
 	}
 }

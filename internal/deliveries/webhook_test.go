@@ -20,7 +20,7 @@ import (
 
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/githubhook"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -54,7 +54,7 @@ func newWebhookServerOn(t *testing.T, dsn string) *server {
 	s := &server{logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(s.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	dir := t.TempDir()
-	st, err := store.Open(context.Background(), "file://"+filepath.ToSlash(dir)+"?metadata=skip", store.DefaultPrefix, log)
+	st, err := rulestore.Open(context.Background(), "file://"+filepath.ToSlash(dir)+"?metadata=skip", rulestore.DefaultPrefix, log)
 	if err != nil {
 		t.Fatal(err)
 	}

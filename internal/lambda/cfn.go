@@ -11,7 +11,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // LegacyPhysicalID is the PhysicalResourceId the predecessor gave every
@@ -23,7 +23,7 @@ const LegacyPhysicalID = "GitHubIntegrationMonoRepoS3ConfigResource"
 // cfn.LambdaWrap, which always answers CloudFormation (error, panic or
 // deadline).
 type CustomResource struct {
-	Store *store.Store
+	Store *rulestore.Store
 	Log   *slog.Logger
 }
 
@@ -64,7 +64,7 @@ func (c *CustomResource) Handle(ctx context.Context, ev cfn.Event) (physicalID s
 			// The predecessor: remove the old document, put the new one,
 			// keep the constant id.
 			if old, err := properties(ev.OldResourceProperties); err == nil {
-				if err := c.delete(ctx, store.SeedKey(c.Store.Prefix(), old.GitHubRepo, old.GitHubBranch, old.CodePipelineName), ev, log); err != nil {
+				if err := c.delete(ctx, rulestore.SeedKey(c.Store.Prefix(), old.GitHubRepo, old.GitHubBranch, old.CodePipelineName), ev, log); err != nil {
 					return ev.PhysicalResourceID, nil, err
 				}
 			}
@@ -107,7 +107,7 @@ func (c *CustomResource) keyToDelete(ev cfn.Event, legacy bool) string {
 		if err != nil {
 			return ""
 		}
-		return store.SeedKey(c.Store.Prefix(), doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
+		return rulestore.SeedKey(c.Store.Prefix(), doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName)
 	}
 	if strings.HasPrefix(ev.PhysicalResourceID, c.Store.Prefix()+"/") && strings.HasSuffix(ev.PhysicalResourceID, ".json") {
 		return ev.PhysicalResourceID
@@ -121,7 +121,7 @@ func (c *CustomResource) keyToDelete(ev cfn.Event, legacy bool) string {
 // logical id, which holds no "/".
 func owner(ev cfn.Event) string { return ev.StackID + "/" + ev.LogicalResourceID }
 
-func (c *CustomResource) put(ctx context.Context, doc store.Document, ev cfn.Event) (string, error) {
+func (c *CustomResource) put(ctx context.Context, doc rulestore.Document, ev cfn.Event) (string, error) {
 	key, _, err := c.Store.PutOwned(ctx, doc, owner(ev))
 	if err != nil {
 		return "", fmt.Errorf("rule for %s@%s → %s: %w", doc.GitHubRepo, doc.GitHubBranch, doc.CodePipelineName, err)
@@ -135,7 +135,7 @@ func (c *CustomResource) put(ctx context.Context, doc store.Document, ev cfn.Eve
 // only after the Create or Update that took the document over succeeded.
 func (c *CustomResource) delete(ctx context.Context, key string, ev cfn.Event, log *slog.Logger) error {
 	o, err := c.Store.Owner(ctx, key)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, rulestore.ErrNotFound) {
 		log.Info("rule already deleted", "key", key)
 		return nil
 	}
@@ -146,7 +146,7 @@ func (c *CustomResource) delete(ctx context.Context, key string, ev cfn.Event, l
 		log.Info("rule kept: another resource owns it now", "key", key, "owner", o)
 		return nil
 	}
-	if err := c.Store.Delete(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := c.Store.Delete(ctx, key); err != nil && !errors.Is(err, rulestore.ErrNotFound) {
 		return err
 	}
 	log.Info("rule deleted", "key", key)
@@ -155,8 +155,8 @@ func (c *CustomResource) delete(ctx context.Context, key string, ev cfn.Event, l
 
 // properties reads the four required properties; others (ServiceToken
 // among them) are ignored and never stored.
-func properties(p map[string]any) (store.Document, error) {
-	var doc store.Document
+func properties(p map[string]any) (rulestore.Document, error) {
+	var doc rulestore.Document
 	var missing []string
 	get := func(name string, to *string, emptyOK bool) {
 		v, ok := p[name]
@@ -173,7 +173,7 @@ func properties(p map[string]any) (store.Document, error) {
 	get("ChangeMatchExpressions", &doc.ChangeMatchExpressions, true)
 	get("CodePipelineName", &doc.CodePipelineName, false)
 	if len(missing) > 0 {
-		return store.Document{}, fmt.Errorf("missing or invalid properties (strings required): %s", strings.Join(missing, ", "))
+		return rulestore.Document{}, fmt.Errorf("missing or invalid properties (strings required): %s", strings.Join(missing, ", "))
 	}
 	return doc, nil
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // ownerFixture keeps documents in a bucket that records metadata (the
@@ -16,7 +16,7 @@ import (
 func ownerFixture(t *testing.T) *fixture {
 	f := &fixture{cf: newCloudFormation(t)}
 	var err error
-	f.store, err = store.Open(context.Background(), "mem://", store.DefaultPrefix, slog.New(slog.DiscardHandler))
+	f.store, err = rulestore.Open(context.Background(), "mem://", rulestore.DefaultPrefix, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func (f *fixture) sendAs(t *testing.T, stack, logical string, ev cfn.Event) cfn.
 func (f *fixture) exists(t *testing.T, key string) bool {
 	t.Helper()
 	_, err := f.store.Get(context.Background(), key)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err != nil && !errors.Is(err, rulestore.ErrNotFound) {
 		t.Fatal(err)
 	}
 	return err == nil
@@ -86,7 +86,7 @@ func TestRenamedOrMovedResourceKeepsItsDocument(t *testing.T) {
 // keep today's semantics: any resource naming them deletes them.
 func TestDocumentWithoutOwnerIsDeleted(t *testing.T) {
 	f := ownerFixture(t)
-	doc := store.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "a/.*", CodePipelineName: "p"}
+	doc := rulestore.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "a/.*", CodePipelineName: "p"}
 	key, _, err := f.store.Put(context.Background(), doc)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +110,7 @@ func TestDocumentWithoutOwnerIsDeleted(t *testing.T) {
 func TestLegacyResourceLeavesATakenOverDocument(t *testing.T) {
 	f := ownerFixture(t)
 	p := props("repo", "main", "api", "a/.*")
-	key := store.SeedKey(store.DefaultPrefix, "repo", "main", "api")
+	key := rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "api")
 	f.sendAs(t, stackB, "Trigger", cfn.Event{RequestType: cfn.RequestCreate, ResourceProperties: p})
 	f.sendAs(t, stackA, "Legacy", cfn.Event{RequestType: cfn.RequestUpdate, PhysicalResourceID: LegacyPhysicalID,
 		ResourceProperties: props("repo", "main", "api2", "a/.*"), OldResourceProperties: p})
@@ -123,7 +123,7 @@ func TestLegacyResourceLeavesATakenOverDocument(t *testing.T) {
 	}
 	// Its own document (api2, written by its Update) it does delete.
 	f.sendAs(t, stackA, "Legacy", cfn.Event{RequestType: cfn.RequestDelete, PhysicalResourceID: LegacyPhysicalID, ResourceProperties: props("repo", "main", "api2", "a/.*")})
-	if f.exists(t, store.SeedKey(store.DefaultPrefix, "repo", "main", "api2")) {
+	if f.exists(t, rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "api2")) {
 		t.Error("a legacy Delete left its own document")
 	}
 }

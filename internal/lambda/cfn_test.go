@@ -16,7 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 )
 
 // cloudFormation captures the responses PUT to the ResponseURL, as
@@ -60,7 +60,7 @@ func (cf *cloudFormation) last(t *testing.T) cfn.Response {
 
 type fixture struct {
 	dir   string
-	store *store.Store
+	store *rulestore.Store
 	cf    *cloudFormation
 	fn    cfn.CustomResourceLambdaFunction
 }
@@ -68,7 +68,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	f := &fixture{dir: t.TempDir(), cf: newCloudFormation(t)}
 	var err error
-	f.store, err = store.Open(context.Background(), "file://"+filepath.ToSlash(f.dir)+"?metadata=skip", store.DefaultPrefix, slog.New(slog.DiscardHandler))
+	f.store, err = rulestore.Open(context.Background(), "file://"+filepath.ToSlash(f.dir)+"?metadata=skip", rulestore.DefaultPrefix, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,12 +109,12 @@ func (f *fixture) stored(t *testing.T, key string) (string, bool) {
 func TestCreateUpdateDelete(t *testing.T) {
 	f := newFixture(t)
 	resp := f.send(t, cfn.Event{RequestType: cfn.RequestCreate, ResourceProperties: props("repo", "main", "api", "services/api/.*")})
-	key := store.SeedKey(store.DefaultPrefix, "repo", "main", "api")
+	key := rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "api")
 	if resp.Status != cfn.StatusSuccess || resp.PhysicalResourceID != key || resp.Data["Key"] != key {
 		t.Fatalf("create: %+v", resp)
 	}
 	doc, ok := f.stored(t, key)
-	want := string(store.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal())
+	want := string(rulestore.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}.Marshal())
 	if !ok || doc != want {
 		t.Errorf("stored %q, want the predecessor's four fields %q (ServiceToken never stored)", doc, want)
 	}
@@ -133,7 +133,7 @@ func TestCreateUpdateDelete(t *testing.T) {
 	// CloudFormation delete the old one afterwards; until then both exist.
 	resp = f.send(t, cfn.Event{RequestType: cfn.RequestUpdate, PhysicalResourceID: key,
 		ResourceProperties: props("repo", "main", "api-v2", "services/api/.*"), OldResourceProperties: props("repo", "main", "api", "services/api/.*,libs/.*")})
-	newKey := store.SeedKey(store.DefaultPrefix, "repo", "main", "api-v2")
+	newKey := rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "api-v2")
 	if resp.Status != cfn.StatusSuccess || resp.PhysicalResourceID != newKey {
 		t.Fatalf("replacing update: %+v", resp)
 	}
@@ -160,8 +160,8 @@ func TestCreateUpdateDelete(t *testing.T) {
 
 func TestLegacyResourceKeepsThePredecessorsSemantics(t *testing.T) {
 	f := newFixture(t)
-	oldKey := store.SeedKey(store.DefaultPrefix, "repo", "main", "old")
-	if _, _, err := f.store.Put(context.Background(), store.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "a/.*", CodePipelineName: "old"}); err != nil {
+	oldKey := rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "old")
+	if _, _, err := f.store.Put(context.Background(), rulestore.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "a/.*", CodePipelineName: "old"}); err != nil {
 		t.Fatal(err)
 	}
 	resp := f.send(t, cfn.Event{RequestType: cfn.RequestUpdate, PhysicalResourceID: LegacyPhysicalID,
@@ -172,7 +172,7 @@ func TestLegacyResourceKeepsThePredecessorsSemantics(t *testing.T) {
 	if _, ok := f.stored(t, oldKey); ok {
 		t.Error("legacy update keeps the old document; the predecessor removed it")
 	}
-	newKey := store.SeedKey(store.DefaultPrefix, "repo", "main", "new")
+	newKey := rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "new")
 	if _, ok := f.stored(t, newKey); !ok {
 		t.Error("legacy update did not store the new document")
 	}
@@ -217,7 +217,7 @@ func TestStoreFailureIsReported(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
 	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
-	st, err := store.Open(context.Background(), "s3://bucket?"+url.Values{"endpoint": {dead.URL}, "use_path_style": {"true"}, "region": {"us-east-1"}}.Encode(), store.DefaultPrefix, slog.New(slog.DiscardHandler))
+	st, err := rulestore.Open(context.Background(), "s3://bucket?"+url.Values{"endpoint": {dead.URL}, "use_path_style": {"true"}, "region": {"us-east-1"}}.Encode(), rulestore.DefaultPrefix, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

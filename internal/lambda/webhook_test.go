@@ -19,7 +19,7 @@ import (
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -169,12 +169,12 @@ func TestLargePushIsParkedAndEvaluated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir())+"?metadata=skip", store.DefaultPrefix, slog.New(slog.DiscardHandler))
+	st, err := rulestore.Open(context.Background(), "file://"+filepath.ToSlash(t.TempDir())+"?metadata=skip", rulestore.DefaultPrefix, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	if _, _, err := st.Put(context.Background(), store.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}); err != nil {
+	if _, _, err := st.Put(context.Background(), rulestore.Document{GitHubRepo: "repo", GitHubBranch: "main", ChangeMatchExpressions: "services/api/.*", CodePipelineName: "api"}); err != nil {
 		t.Fatal(err)
 	}
 	eval := &Eval{Service: &trigger.Service{Rules: st, Starter: codepipeline.New(cfg), Log: slog.New(slog.DiscardHandler)}, Bucket: f.bucket, Log: slog.New(slog.DiscardHandler)}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/githubhook"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -22,7 +22,7 @@ import (
 // client talking to the fake over HTTP.
 type env struct {
 	dir   string
-	store *store.Store
+	store *rulestore.Store
 	fake  *fakeaws.CodePipeline
 	svc   *trigger.Service
 }
@@ -33,7 +33,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(e.fake.Close)
 	log := slog.New(slog.DiscardHandler)
 	var err error
-	e.store, err = store.Open(context.Background(), "file://"+filepath.ToSlash(e.dir)+"?metadata=skip", store.DefaultPrefix, log)
+	e.store, err = rulestore.Open(context.Background(), "file://"+filepath.ToSlash(e.dir)+"?metadata=skip", rulestore.DefaultPrefix, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) rule(t *testing.T, repo, branch, pipeline, match string) {
 	t.Helper()
-	if _, _, err := e.store.Put(context.Background(), store.Document{GitHubRepo: repo, GitHubBranch: branch, CodePipelineName: pipeline, ChangeMatchExpressions: match}); err != nil {
+	if _, _, err := e.store.Put(context.Background(), rulestore.Document{GitHubRepo: repo, GitHubBranch: branch, CodePipelineName: pipeline, ChangeMatchExpressions: match}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -133,7 +133,7 @@ func TestOtherBranchesSharingThePrefixDoNotMatch(t *testing.T) {
 func TestBadRuleDoesNotStopTheOthers(t *testing.T) {
 	e := newEnv(t)
 	e.rule(t, "repo", "main", "good", "src/.*")
-	e.writeRaw(t, store.SeedKey(store.DefaultPrefix, "repo", "main", "bad"),
+	e.writeRaw(t, rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "bad"),
 		`{"GitHubRepo": "repo", "GitHubBranch": "main", "ChangeMatchExpressions": "src/(?=x)", "CodePipelineName": "bad"}`)
 	out, err := e.svc.Process(context.Background(), push("d1", "refs/heads/main", "src/a.go"))
 	if err != nil {
@@ -152,7 +152,7 @@ func TestPipelineNamedTwiceStartsOnce(t *testing.T) {
 	// Two documents for one pipeline: one by monohook, one by hand under
 	// another key of the same lookup prefix.
 	e.rule(t, "repo", "main", "shared", "api/.*")
-	e.writeRaw(t, store.DefaultPrefix+"/repo-main-shared-copy.json",
+	e.writeRaw(t, rulestore.DefaultPrefix+"/repo-main-shared-copy.json",
 		`{"GitHubRepo": "repo", "GitHubBranch": "main", "ChangeMatchExpressions": "web/.*", "CodePipelineName": "shared"}`)
 	out, err := e.svc.Process(context.Background(), push("d1", "refs/heads/main", "api/x", "web/y"))
 	if err != nil {
@@ -249,8 +249,8 @@ func TestEvaluateExplains(t *testing.T) {
 	}
 	res := trigger.NewPlan(trigger.PlanInput{Event: p, Rules: r, Explain: true}).Result
 	want := []trigger.Decision{
-		{Rule: store.SeedKey(store.DefaultPrefix, "repo", "main", "api"), Pipeline: "api", Matched: true, Path: "services/api/main.go", Expression: "services/api/.*"},
-		{Rule: store.SeedKey(store.DefaultPrefix, "repo", "main", "web"), Pipeline: "web"},
+		{Rule: rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "api"), Pipeline: "api", Matched: true, Path: "services/api/main.go", Expression: "services/api/.*"},
+		{Rule: rulestore.SeedKey(rulestore.DefaultPrefix, "repo", "main", "web"), Pipeline: "web"},
 	}
 	if !slices.Equal(res.Decisions, want) {
 		t.Errorf("decisions\n got %+v\nwant %+v", res.Decisions, want)

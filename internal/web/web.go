@@ -17,7 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/deliveries"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -58,8 +58,8 @@ type Deliveries interface {
 // RuleDocuments is what the rules page lists of the stored rule documents,
 // the invalid ones included.
 type RuleDocuments interface {
-	List(ctx context.Context, repo, branch string) ([]store.Entry, error)
-	ListV2(ctx context.Context) ([]store.V2Entry, error)
+	List(ctx context.Context, repo, branch string) ([]rulestore.Entry, error)
+	ListV2(ctx context.Context) ([]rulestore.V2Entry, error)
 }
 
 // pageSize is the deliveries shown per page.
@@ -409,14 +409,14 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, _ string) {
 
 // v2Row is one stored v2 rule document on the rules page.
 type v2Row struct {
-	store.V2Entry
+	rulestore.V2Entry
 	Spec        *trigger.Spec
 	LastStarted time.Time
 }
 
 // ruleRow is one stored rule document on the rules page.
 type ruleRow struct {
-	store.Entry
+	rulestore.Entry
 	LastStarted time.Time
 }
 
@@ -496,7 +496,7 @@ func (h *handlers) rules(w http.ResponseWriter, r *http.Request, session string)
 
 // v2Repositories returns the owner/name of every repository called name
 // that a usable v2 rule names, sorted, each once.
-func v2Repositories(entries []store.V2Entry, name string) []string {
+func v2Repositories(entries []rulestore.V2Entry, name string) []string {
 	var out []string
 	for _, e := range entries {
 		if e.Rule == nil {

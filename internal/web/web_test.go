@@ -16,7 +16,7 @@ import (
 
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/githubhook"
-	"github.com/monohook/monohook/internal/store"
+	"github.com/monohook/monohook/internal/rulestore"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -44,11 +44,11 @@ func newUIOn(t *testing.T, token, dsn string) (*httptest.Server, *deliveries.Que
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(ctx, "file://"+filepath.ToSlash(dir)+"?metadata=skip", store.DefaultPrefix, log)
+	st, err := rulestore.Open(ctx, "file://"+filepath.ToSlash(dir)+"?metadata=skip", rulestore.DefaultPrefix, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.Put(ctx, store.Document{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "api", ChangeMatchExpressions: "api/.*"}); err != nil {
+	if _, _, err := st.Put(ctx, rulestore.Document{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "api", ChangeMatchExpressions: "api/.*"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.PutV2(ctx, "web", []byte("description: the web app\nrepository: org/mono\npaths: [\"web/**\", \"!**/*.md\"]\ntarget: {type: codebuild, project: web-ci}\n")); err != nil {

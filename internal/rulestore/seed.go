@@ -1,4 +1,4 @@
-package store
+package rulestore
 
 import (
 	"crypto/sha1" //nolint:gosec // the predecessor's key layout hashes with SHA-1; not a security use.

@@ -3,4 +3,4 @@
 // bucket works unchanged. It caches documents by version and the compiled
 // rule set by listing, so an unchanged rule is never fetched or compiled
 // twice while a new or changed one counts from the very next push.
-package store
+package rulestore

@@ -1,4 +1,4 @@
-package store
+package rulestore
 
 import "github.com/prometheus/client_golang/prometheus"
 

@@ -146,7 +146,7 @@ func pick(r *rand.Rand, options ...string) string { return options[r.IntN(len(op
 // mention components with and without rules, so that a few percent of the
 // rules match.
 func Generate(c Config) Workload {
-	r := rand.New(rand.NewPCG(c.Seed, uint64(c.Rules)<<32|uint64(c.Paths)))
+	r := rand.New(rand.NewPCG(c.Seed, uint64(c.Rules)<<32|uint64(c.Paths))) //nolint:gosec // a workload must be the same for the same seed
 	shapes := c.Shapes
 	if shapes == nil {
 		shapes = Shapes

@@ -48,4 +48,32 @@ for _ in $(seq 100); do
 done
 [ -n "$url" ] || { echo "serve did not start:"; cat "$log"; exit 1; } >&2
 curl -fsS "$url/healthz"; echo
+kill "$pid"; wait "$pid" || true; pid=
+
+# buildah's chroot isolation runs a command in the image's own filesystem,
+# as the image's user and with its environment, where the machine allows
+# no container runtime (no cgroups, no user namespaces).
+echo "-- inside the image (buildah run --isolation chroot)"
+if ! buildah run --isolation chroot "$ctr" -- /monohook version; then
+  echo "SKIPPED: buildah cannot run the image here, even in a chroot; only the binary above was run"
+  exit 0
+fi
+: >"$log"
+# /data is a volume, which buildah run replaces by a fresh one: the data
+# directory goes in the image's /tmp instead, to be seen from here.
+setsid buildah run --isolation chroot "$ctr" -- /monohook serve --dry-run --listen 127.0.0.1:0 --data-dir /tmp/data 2>"$log" &
+group=$!
+url=
+for _ in $(seq 100); do
+  url=$(grep -o 'webhook_url=[^ ]*' "$log" | head -n 1 | sed 's/webhook_url=//; s#/webhook$##') || true
+  [ -n "$url" ] && break
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "serve did not start in the image:"; cat "$log"; kill -- -"$group"; exit 1; } >&2
+curl -fsS "$url/healthz"; echo
+kill -- -"$group"; wait "$group" || true
+# serve made its secret as the image's user.
+secret_owner=$(stat -c %u:%g "$mnt/tmp/data/webhook-secret")
+[ "$secret_owner" = "65532:65532" ] || { echo "the secret belongs to $secret_owner: serve did not run as 65532" >&2; exit 1; }
+echo "serve ran as 65532"
 echo "image $image checked"

@@ -31,7 +31,7 @@ func TestDryRunKeepsStartsOfALiveRun(t *testing.T) {
 	waitFor(t, "the start call to reach CodePipeline", func() bool { return len(fake.Calls()) == 1 })
 	d.terminate(t)
 	status := func() string {
-		out, _, _ := run(t, env, "deliveries", "show", "live-1")
+		out, _, _ := run(t, env, "deliveries", "show", "--json", "live-1")
 		var shown struct {
 			Starts []struct{ Status string } `json:"starts"`
 		}

@@ -2,6 +2,7 @@ package deliveries
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/riverqueue/river/riverdriver"
@@ -81,7 +82,7 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 	l := &wakingListener{Listener: &dbListener{}, w: newWaker()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := l.WaitForNotification(ctx); err != context.Canceled {
+	if _, err := l.WaitForNotification(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }

@@ -71,17 +71,16 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 type sent struct {
-	token    string
-	at, ack  time.Time
-	failed   error
-	answered bool
+	token   string
+	at, ack time.Time
+	failed  error
 }
 
 func run(listen, target, secret string, rate float64, dur time.Duration, rules int) error {
 	if target == "" || secret == "" {
 		return errors.New("-target and -secret are required")
 	}
-	ln, err := net.Listen("tcp", listen)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
@@ -157,7 +156,11 @@ func percentiles(d []time.Duration) string {
 
 func waitUp(client *http.Client, target string) error {
 	for range 200 {
-		if r, err := client.Get(target + "/healthz"); err == nil {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, target+"/healthz", nil)
+		if err != nil {
+			return err
+		}
+		if r, err := client.Do(req); err == nil {
 			r.Body.Close()
 			if r.StatusCode == http.StatusOK {
 				return nil

@@ -15,12 +15,14 @@
 # then prints how many pages were fetched and the slowest. DRAIN=300
 # waits up to 300 s after the load for every push to be evaluated and
 # prints how long that took and how often the rules were listed.
+# PUSH_TO_START="50 300" measures push to StartPipelineExecution instead,
+# at each of those pushes per second (scripts/pushstart; no wrk needed).
 # Needs wrk (apt-get install wrk) and openssl. Bounded: 10 s per payload,
 # loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/wrk-pushes.sh
-command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
+[ -n "${PUSH_TO_START:-}" ] || command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 payloads=("$@")
 [ ${#payloads[@]} -gt 0 ] || payloads=(testdata/bench/push-8k.json testdata/bench/push-200k.json)
@@ -40,6 +42,32 @@ for i in $(seq 0 199); do
   "$work/monohook" rules put --data-dir "$work/data" --repo monorepo --branch main \
     --pipeline "pipeline-svc$i" --match "services/svc$i/.*,deploy/svc$i/.*" >/dev/null
 done
+
+if [ -n "${PUSH_TO_START:-}" ]; then
+  # Push to start: for each rate, a fresh serve (not a dry run) whose
+  # CodePipeline is scripts/pushstart, which sends pushes at that rate for
+  # $duration, each selecting one pipeline, and records when each start
+  # arrives.
+  go build -o "$work/pushstart" ./scripts/pushstart
+  for rate in $PUSH_TO_START; do
+    cp -r "$work/data" "$work/data-$rate"
+    fport=$((20000 + RANDOM % 20000))
+    "$work/pushstart" -listen "127.0.0.1:$fport" -target "http://127.0.0.1:$port" -secret "$secret" \
+      -rate "$rate" -for "$duration" &
+    tool=$!
+    AWS_ENDPOINT_URL_CODEPIPELINE="http://127.0.0.1:$fport" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test \
+      AWS_REGION=us-east-1 AWS_CONFIG_FILE=/nonexistent AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_EC2_METADATA_DISABLED=true \
+      "$work/monohook" serve --listen "127.0.0.1:$port" --data-dir "$work/data-$rate" --secret "$secret" \
+      ${SERVE_ARGS:-} --log-level "${LOG_LEVEL:-info}" 2>"$log" &
+    pid=$!
+    wait "$tool" || echo "pushstart failed (serve log: $log)" >&2
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    echo "   serve log: $(grep -c 'level=WARN' "$log") warnings, $(grep -c 'level=ERROR' "$log") errors"
+    grep -m 3 -E 'level=(WARN|ERROR)' "$log" | cut -c1-400 || true
+  done
+  exit 0
+fi
 
 admin_token=
 [ -z "${DASHBOARD_EVERY:-}" ] || admin_token=load-test-dashboard-token

@@ -331,6 +331,12 @@ func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) err
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
+	if len(created) > 0 {
+		q.wakes.wake(startQueue)
+	}
+	if len(jobs) > len(created) {
+		q.wakes.wake(evaluateQueue)
+	}
 	for _, d := range recorded {
 		q.svc.LogDecision(d.push, d.res)
 	}

@@ -183,6 +183,8 @@ func (*postgresDialect) commit(ctx context.Context, q *Queue, group []acceptReq,
 			if _, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_wake WHERE k = $1`, wake); err != nil {
 				q.log.Error("could not clear the wake row", "err", err)
 			}
+		} else {
+			q.wakes.wake(evaluateQueue)
 		}
 	}
 	// The new deliveries are committed: a counter that fails to count

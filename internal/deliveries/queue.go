@@ -50,6 +50,9 @@ type Queue struct {
 	opts     Options
 	log      *slog.Logger
 	payloads *unpacker
+	// wakes tells this process's producers of jobs just committed (see
+	// wakingDriver).
+	wakes *waker
 
 	accepts chan acceptReq
 	// acking counts deliveries between arrival and their commit.
@@ -60,6 +63,11 @@ type Queue struct {
 	mu      sync.RWMutex // guards closed and sends on accepts
 	closed  bool
 	written sync.WaitGroup // the committers
+	// Start outcomes to record (see outcomeLoop); closed by Close once
+	// River has stopped.
+	outcomes       chan outcome
+	outcomesClosed bool           // outcomes is closed; guarded by mu
+	recorded       sync.WaitGroup // the outcome loop
 	// health is the committers' latest outcome, for Ready.
 	health health
 	// stopping is set by Close: a sweep ends after its batch and leaves
@@ -101,7 +109,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		db.read.SetMaxOpenConns(opts.Evaluators + 2)
 		db.read.SetMaxIdleConns(opts.Evaluators + 2)
 	}
-	q := &Queue{db: db, svc: svc, starter: starter, opts: opts, log: log, payloads: newUnpacker(opts.MaxPayload), accepts: make(chan acceptReq, 4*maxGroup)}
+	q := &Queue{db: db, svc: svc, starter: starter, opts: opts, log: log, payloads: newUnpacker(opts.MaxPayload), accepts: make(chan acceptReq, 4*maxGroup), wakes: newWaker(), outcomes: make(chan outcome, maxGroup)}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &evaluateWorker{q: q})
 	river.AddWorker(workers, &startWorker{q: q})
@@ -122,9 +130,14 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		// this; a start repeated that way reuses its token, so CodePipeline
 		// does not start a second execution.
 		RescueStuckJobsAfter: opts.JobTimeout + max(opts.JobTimeout/2, time.Second),
-		FetchPollInterval:    100 * time.Millisecond,
-		FetchCooldown:        20 * time.Millisecond,
-		Logger:               slog.New(warnOnly{log.Handler()}).With("component", "river"),
+		// Jobs are fetched when a commit wakes their queue (see
+		// wakingDriver); polling is for other processes' jobs and retries.
+		// The cooldown spaces fetches of one queue: each is a transaction
+		// on the database ingest commits to, and a job woken within it
+		// waits for its end.
+		FetchPollInterval: 100 * time.Millisecond,
+		FetchCooldown:     2 * time.Millisecond,
+		Logger:            slog.New(warnOnly{log.Handler()}).With("component", "river"),
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(time.Hour),
 				func() (river.JobArgs, *river.InsertOpts) { return retentionArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}),
@@ -133,13 +146,15 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 		},
 	}
 	var err error
-	if q.river, err = river.NewClient(db.driver, cfg); err != nil {
+	if q.river, err = river.NewClient[*sql.Tx](wakingDriver{Driver: db.driver, w: q.wakes}, cfg); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	for range db.dialect.committers() {
 		q.written.Add(1)
 		go q.commitLoop()
 	}
+	q.recorded.Add(1)
+	go q.outcomeLoop()
 	return q, nil
 }
 
@@ -171,6 +186,13 @@ func (q *Queue) Close(ctx context.Context) error {
 		defer cancel()
 		err = q.river.StopAndCancel(cctx)
 	}
+	q.mu.Lock()
+	if !q.outcomesClosed {
+		q.outcomesClosed = true
+		close(q.outcomes)
+	}
+	q.mu.Unlock()
+	q.recorded.Wait()
 	return err
 }
 

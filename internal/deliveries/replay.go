@@ -31,5 +31,6 @@ func (q *Queue) Replay(ctx context.Context, id string) (int, error) {
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("replay %s: %w", id, err)
 	}
+	q.wakes.wake(evaluateQueue)
 	return round, nil
 }

@@ -152,6 +152,9 @@ func (s *sqliteDialect) commit(ctx context.Context, q *Queue, group []acceptReq,
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit deliveries: %w", err)
 	}
+	if n == 1 {
+		q.wakes.wake(evaluateQueue)
+	}
 	return results, nil
 }
 

@@ -32,7 +32,7 @@ type startWorker struct {
 // database holding a live run's start jobs records them, and they stay
 // visible and replayable.
 func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error {
-	q, db, a := w.q, w.q.db, job.Args
+	q, a := w.q, job.Args
 	log := q.log.With("delivery", a.DeliveryID, "pipeline", a.Name, "token", a.Token, "attempt", job.Attempt)
 	req := a.Request(func(ctx context.Context) ([]string, error) { return q.ChangedPaths(ctx, a.DeliveryID) })
 	target := req.Type()
@@ -44,10 +44,8 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	now := time.Now().UnixMilli()
-	update := db.q(`UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
-		WHERE delivery_id = ? AND round = ? AND pipeline = ?`)
 	if startErr == nil && got.DryRun {
-		if _, err := db.sql.ExecContext(ctx, update, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		if err := q.recordOutcome(ctx, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
 			return fmt.Errorf("record dry run: %w", err)
 		}
 		log.Info("dry run: pipeline not started")
@@ -56,7 +54,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if _, err := db.sql.ExecContext(ctx, update, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		if err := q.recordOutcome(ctx, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
 		log.Info("pipeline started", "execution_id", got.ID)
@@ -67,7 +65,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
 	}
-	if _, err := db.sql.ExecContext(ctx, update, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
+	if err := q.recordOutcome(ctx, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
 	q.opts.Metrics.Start(target, status)
@@ -81,4 +79,88 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 		log.Warn("pipeline start failed; will retry", "err", startErr)
 	}
 	return startErr
+}
+
+// An outcome is one start's row update, recorded with those of the starts
+// that finished meanwhile: on SQLite a transaction of its own for each
+// start cost a flush of the one writer each, and under 300 pushes/s the
+// starts fell behind the pushes (BENCHMARKS.md, "Push to start").
+type outcome struct {
+	args []any
+	done chan error
+}
+
+// recordOutcome records a start's outcome (the columns of outcomeUpdate)
+// and returns once it is committed.
+func (q *Queue) recordOutcome(ctx context.Context, args ...any) error {
+	o := outcome{args: args, done: make(chan error, 1)}
+	// Under mu, as Close closes outcomes: a start job cut off at the
+	// shutdown deadline may still be finishing.
+	q.mu.RLock()
+	if q.outcomesClosed {
+		q.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case q.outcomes <- o:
+	case <-ctx.Done():
+		q.mu.RUnlock()
+		return ctx.Err()
+	}
+	q.mu.RUnlock()
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+const outcomeUpdate = `UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
+	WHERE delivery_id = ? AND round = ? AND pipeline = ?`
+
+// outcomeLoop commits the outcomes that arrived while it was committing
+// the previous ones, in one transaction. It ends when Close closes
+// outcomes, after the start jobs have stopped.
+func (q *Queue) outcomeLoop() {
+	defer q.recorded.Done()
+	update := q.db.q(outcomeUpdate)
+	for o := range q.outcomes {
+		group := []outcome{o}
+	gather:
+		for len(group) < maxGroup {
+			select {
+			case o, ok := <-q.outcomes:
+				if !ok {
+					break gather
+				}
+				group = append(group, o)
+			default:
+				break gather
+			}
+		}
+		err := q.commitOutcomes(update, group)
+		for _, o := range group {
+			o.done <- err
+		}
+	}
+}
+
+func (q *Queue) commitOutcomes(update string, group []outcome) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tx, err := q.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	for _, o := range group {
+		if _, err := tx.ExecContext(ctx, update, o.args...); err != nil {
+			return fmt.Errorf("record outcome: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
+	}
+	return nil
 }

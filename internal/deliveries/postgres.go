@@ -15,8 +15,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib" // also the database/sql driver "pgx" the tests open
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
-
-	"github.com/monohook/monohook/internal/trigger"
 )
 
 // postgresDialect is PostgreSQL's way (see dialect): any number of
@@ -279,9 +277,9 @@ func (*postgresDialect) record(ctx context.Context, tx *sql.Tx, batch []*pending
 	var sIDs, sPipelines, sTokens []string
 	var sRounds []int64
 	for _, d := range recorded {
-		for _, pipeline := range d.res.Start {
-			sIDs, sPipelines = append(sIDs, d.id), append(sPipelines, pipeline)
-			sTokens, sRounds = append(sTokens, trigger.StartToken(d.id, d.round, pipeline)), append(sRounds, int64(d.round))
+		for _, st := range d.starts {
+			sIDs, sPipelines = append(sIDs, d.id), append(sPipelines, st.Name)
+			sTokens, sRounds = append(sTokens, st.Token), append(sRounds, int64(d.round))
 		}
 	}
 	if len(sIDs) == 0 {

@@ -403,7 +403,7 @@ func (q *Queue) ChangedPaths(ctx context.Context, id string) ([]string, error) {
 		if err := json.Unmarshal([]byte(result.String), &res); err != nil {
 			return nil, fmt.Errorf("delivery %s: decision: %w", id, err)
 		}
-		p.Paths = append(p.Paths, res.Fetched...)
+		p = res.Recorded().Apply(p)
 	}
 	return p.Paths, nil
 }

@@ -14,8 +14,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"modernc.org/sqlite" // also the database/sql driver "sqlite", pure Go
 	sqlite3 "modernc.org/sqlite/lib"
-
-	"github.com/monohook/monohook/internal/trigger"
 )
 
 // sqliteDialect is SQLite's way (see dialect): one writer, statements
@@ -201,16 +199,16 @@ func (*sqliteDialect) record(ctx context.Context, tx *sql.Tx, batch []*pending, 
 			continue // evaluated meanwhile by another evaluation
 		}
 		recorded = append(recorded, d)
-		for _, pipeline := range d.res.Start {
+		for _, st := range d.starts {
 			var got string
-			err := insert.QueryRowContext(ctx, d.id, d.round, pipeline, trigger.StartToken(d.id, d.round, pipeline), now).Scan(&got)
+			err := insert.QueryRowContext(ctx, d.id, d.round, st.Name, st.Token, now).Scan(&got)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
 				return nil, nil, fmt.Errorf("record start: %w", err)
 			}
-			created = append(created, createdStart{d, pipeline})
+			created = append(created, createdStart{d, st.Name})
 		}
 	}
 	return recorded, created, nil

@@ -3,8 +3,11 @@ package deliveries
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/riverqueue/river"
 )
@@ -48,6 +51,13 @@ func (q *Queue) DeleteBefore(ctx context.Context, t time.Time) (int64, error) {
 	var total int64
 	for {
 		n, err := q.deleteOldest(ctx, t.UnixMilli(), retentionBatch)
+		// PostgreSQL may end a deletion in a deadlock with start
+		// outcomes being recorded for the same rows (their group commit
+		// updates several start rows in one transaction): the deletion
+		// was rolled back whole, so it is run again.
+		for try := 0; deadlocked(err) && try < 3; try++ {
+			n, err = q.deleteOldest(ctx, t.UnixMilli(), retentionBatch)
+		}
 		total += n
 		if err != nil || n < retentionBatch {
 			return total, err
@@ -108,4 +118,11 @@ func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, 
 		return 0, fmt.Errorf("delete old deliveries: %w", err)
 	}
 	return int64(len(ids)), nil
+}
+
+// deadlocked reports whether PostgreSQL ended the transaction to break a
+// deadlock (SQLSTATE 40P01).
+func deadlocked(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == "40P01"
 }

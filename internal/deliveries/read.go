@@ -42,6 +42,15 @@ type Start struct {
 	Output      string    `json:"output,omitempty"` // more of what the target answered
 	Error       string    `json:"error,omitempty"`
 	Updated     time.Time `json:"updated"`
+	// The execution as followed: where to see it, how it ended (a
+	// trigger conclusion; empty while it runs or when not followed),
+	// the target's word on it, and when it ended.
+	URL          string     `json:"url,omitempty"`
+	Result       string     `json:"result,omitempty"`
+	ResultDetail string     `json:"result_detail,omitempty"`
+	Finished     *time.Time `json:"finished,omitempty"`
+	// CheckID is the GitHub check run reporting this start (0: none).
+	CheckID int64 `json:"check_id,omitempty"`
 }
 
 // List returns the newest deliveries first, at most limit.
@@ -98,7 +107,8 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 			return Delivery{}, fmt.Errorf("delivery %s: decision: %w", id, err)
 		}
 	}
-	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, output, error, updated_at
+	rows, err := tx.QueryContext(ctx, q.db.q(`SELECT round, pipeline, token, status, attempts, execution_id, output, error, updated_at,
+		url, result, result_detail, finished_at, check_id
 		FROM monohook_start WHERE delivery_id = ? ORDER BY round, pipeline`), id)
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read starts of %s: %w", id, err)
@@ -106,11 +116,16 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 	defer rows.Close()
 	for rows.Next() {
 		var s Start
-		var updated int64
-		if err := rows.Scan(&s.Round, &s.Pipeline, &s.Token, &s.Status, &s.Attempts, &s.ExecutionID, &s.Output, &s.Error, &updated); err != nil {
+		var updated, finished int64
+		if err := rows.Scan(&s.Round, &s.Pipeline, &s.Token, &s.Status, &s.Attempts, &s.ExecutionID, &s.Output, &s.Error, &updated,
+			&s.URL, &s.Result, &s.ResultDetail, &finished, &s.CheckID); err != nil {
 			return Delivery{}, fmt.Errorf("read starts of %s: %w", id, err)
 		}
 		s.Updated = time.UnixMilli(updated)
+		if finished != 0 {
+			t := time.UnixMilli(finished)
+			s.Finished = &t
+		}
 		d.Starts = append(d.Starts, s)
 	}
 	return d, rows.Err()

@@ -72,7 +72,21 @@ CREATE INDEX IF NOT EXISTS monohook_session_expiry ON monohook_session (expires_
 // addLaterColumns adds the columns of both databases added after the first
 // release; count is the dialect's query for addColumn.
 func addLaterColumns(ctx context.Context, db *sql.DB, count string) error {
-	return addColumn(ctx, db, count, "monohook_start", "output", "TEXT NOT NULL DEFAULT ''")
+	for _, c := range []struct{ table, column, decl string }{
+		{"monohook_start", "output", "TEXT NOT NULL DEFAULT ''"},
+		// The execution's progress (trigger.Progress) once followed, and
+		// the id of its GitHub check run (0: none yet, or statuses).
+		{"monohook_start", "url", "TEXT NOT NULL DEFAULT ''"},
+		{"monohook_start", "result", "TEXT NOT NULL DEFAULT ''"},
+		{"monohook_start", "result_detail", "TEXT NOT NULL DEFAULT ''"},
+		{"monohook_start", "finished_at", "BIGINT NOT NULL DEFAULT 0"},
+		{"monohook_start", "check_id", "BIGINT NOT NULL DEFAULT 0"},
+	} {
+		if err := addColumn(ctx, db, count, c.table, c.column, c.decl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addColumn adds a column to a table unless it is there already; count

@@ -49,6 +49,10 @@ type Started struct {
 	Output string // more of the answer: a response body, a command's output (trimmed)
 	// DryRun: nothing was started (the DryRun starter).
 	DryRun bool
+	// Progress is what the start already tells of the execution: where
+	// to see it, and for targets whose answer is their result (http,
+	// exec) that it is done and how.
+	Progress Progress
 }
 
 // Starter starts targets. An error that retrying cannot fix (no such

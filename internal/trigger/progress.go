@@ -1,0 +1,32 @@
+package trigger
+
+import "context"
+
+// Conclusions of an execution that ended, named as GitHub's check runs
+// name them.
+const (
+	Success   = "success"
+	Failure   = "failure"
+	Cancelled = "cancelled"
+	TimedOut  = "timed_out"
+)
+
+// Progress is how an execution a target started is doing.
+type Progress struct {
+	// Done: the execution ended, and Conclusion says how (Success,
+	// Failure, Cancelled, TimedOut).
+	Done       bool   `json:"done,omitempty"`
+	Conclusion string `json:"conclusion,omitempty"`
+	// Detail is a line for people: the state the target reported, the
+	// stage or phase that failed.
+	Detail string `json:"detail,omitempty"`
+	// URL is where a person sees the execution (a console page, a
+	// workflow run); empty when there is none.
+	URL string `json:"url,omitempty"`
+}
+
+// A Follower looks up how an execution its kind's Starter started is
+// doing. An error that asking again cannot fix wraps ErrPermanent.
+type Follower interface {
+	Follow(ctx context.Context, req StartRequest, started Started) (Progress, error)
+}

@@ -58,35 +58,57 @@ const (
 )
 
 // newSubstrings builds the automaton for lits, which must be non-empty
-// strings.
+// strings: the trie, its byte classes, its layout, the failure links, the
+// completed shallow rows, then the flags on every stored state number.
 func newSubstrings(lits []literal) *substrings {
-	// The trie, with each state's edges kept sorted.
-	children := [][]edge{nil}
-	own := [][]int32{nil}
-	depth := []int{0}
+	t := newTrie(lits)
+	a := &substrings{}
+	a.classify(lits)
+	a.layout(t)
+	order := a.link(t)
+	a.complete(t, order)
+	a.flagStates()
+	return a
+}
+
+// trie is the automaton's trie while it is built: each state's edges kept
+// sorted, the ids of the literals ending there, and its depth.
+type trie struct {
+	children [][]edge
+	own      [][]int32
+	depth    []int
+}
+
+func newTrie(lits []literal) *trie {
+	t := &trie{children: [][]edge{nil}, own: [][]int32{nil}, depth: []int{0}}
 	for _, l := range lits {
 		s := int32(0)
 		for i := 0; i < len(l.s); i++ {
 			c := l.s[i]
-			k, found := slices.BinarySearchFunc(children[s], c, func(e edge, c byte) int { return cmp.Compare(e.b, c) })
+			k, found := slices.BinarySearchFunc(t.children[s], c, func(e edge, c byte) int { return cmp.Compare(e.b, c) })
 			if found {
-				s = children[s][k].next
+				s = t.children[s][k].next
 				continue
 			}
-			next := int32(len(children)) //nolint:gosec // states <= total literal bytes, far below 2^29
-			children = append(children, nil)
-			own = append(own, nil)
-			depth = append(depth, depth[s]+1)
-			children[s] = slices.Insert(children[s], k, edge{c, next})
+			next := int32(len(t.children)) //nolint:gosec // states <= total literal bytes, far below 2^29
+			t.children = append(t.children, nil)
+			t.own = append(t.own, nil)
+			t.depth = append(t.depth, t.depth[s]+1)
+			t.children[s] = slices.Insert(t.children[s], k, edge{c, next})
 			s = next
 		}
-		if o := own[s]; len(o) == 0 || o[len(o)-1] != l.id {
-			own[s] = append(o, l.id)
+		if o := t.own[s]; len(o) == 0 || o[len(o)-1] != l.id {
+			t.own[s] = append(o, l.id)
 		}
 	}
-	// Dense rows are indexed by byte class (bytes that occur in no literal
-	// share class 0), so that a row is a few dozen entries, not 256.
-	a := &substrings{stride: 1}
+	return t
+}
+
+// classify numbers the bytes of the literals: dense rows are indexed by
+// byte class (bytes that occur in no literal share class 0), so that a
+// row is a few dozen entries, not 256.
+func (a *substrings) classify(lits []literal) {
+	a.stride = 1
 	for _, l := range lits {
 		for i := 0; i < len(l.s); i++ {
 			if a.class[l.s[i]] == 0 {
@@ -95,70 +117,87 @@ func newSubstrings(lits []literal) *substrings {
 			}
 		}
 	}
-	n := len(children)
-	*a = substrings{class: a.class, stride: a.stride, first: make([]int32, n+1), dense: make([]int32, n), fail: make([]int32, n), dict: make([]int32, n), out: make([]int32, n+1)}
+}
+
+// layout stores t's edges and outputs flat, and gives the root and the
+// states with many edges or near the root a dense row.
+func (a *substrings) layout(t *trie) {
+	n := len(t.children)
+	a.first, a.dense, a.fail, a.dict, a.out = make([]int32, n+1), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n+1)
 	for s := range n {
-		a.first[s] = int32(len(a.edges)) //nolint:gosec // as above
-		a.edges = append(a.edges, children[s]...)
-		a.out[s] = int32(len(a.ids)) //nolint:gosec // as above
-		a.ids = append(a.ids, own[s]...)
+		a.first[s] = int32(len(a.edges)) //nolint:gosec // as in newTrie
+		a.edges = append(a.edges, t.children[s]...)
+		a.out[s] = int32(len(a.ids)) //nolint:gosec // as in newTrie
+		a.ids = append(a.ids, t.own[s]...)
 		a.dense[s] = -1
-		if s > 0 && (len(children[s]) >= denseEdges || depth[s] <= fullDepth) {
+		if s > 0 && (len(t.children[s]) >= denseEdges || t.depth[s] <= fullDepth) {
 			row := len(a.rows)
 			for range a.stride {
 				a.rows = append(a.rows, -1)
 			}
-			for _, e := range children[s] {
+			for _, e := range t.children[s] {
 				a.rows[row+int(a.class[e.b])] = e.next
 			}
-			a.dense[s] = int32(row / a.stride) //nolint:gosec // as above
+			a.dense[s] = int32(row / a.stride) //nolint:gosec // as in newTrie
 		}
 	}
-	a.first[n] = int32(len(a.edges)) //nolint:gosec // as above
-	a.out[n] = int32(len(a.ids))     //nolint:gosec // as above
-	for _, e := range children[0] {
+	a.first[n] = int32(len(a.edges)) //nolint:gosec // as in newTrie
+	a.out[n] = int32(len(a.ids))     //nolint:gosec // as in newTrie
+	for _, e := range t.children[0] {
 		a.root[e.b] = e.next
 	}
-	// Failure links, breadth first, on plain state numbers (no flags yet).
-	queue := make([]int32, 0, n)
-	for _, e := range children[0] {
+}
+
+// link sets the failure and dictionary links, breadth first, on plain
+// state numbers (no flags yet), and returns the states in that order.
+func (a *substrings) link(t *trie) []int32 {
+	queue := make([]int32, 0, len(t.children))
+	for _, e := range t.children[0] {
 		queue = append(queue, e.next)
 	}
 	a.dict[0] = -1
-	var order []int32 // breadth first
+	var order []int32
 	for len(queue) > 0 {
 		s := queue[0]
 		queue = queue[1:]
 		order = append(order, s)
-		if len(own[s]) > 0 {
+		if len(t.own[s]) > 0 {
 			a.dict[s] = s
 		} else {
 			a.dict[s] = a.dict[a.fail[s]]
 		}
-		for _, e := range children[s] {
-			f := a.fail[s]
-			for {
-				if next := a.child(f, e.b); next >= 0 {
-					a.fail[e.next] = next
-					break
-				}
-				if f == 0 {
-					a.fail[e.next] = 0
-					break
-				}
-				f = a.fail[f]
-			}
+		for _, e := range t.children[s] {
+			a.fail[e.next] = a.failure(a.fail[s], e.b)
 			queue = append(queue, e.next)
 		}
 	}
-	// Complete the rows of shallow states, in breadth-first order so that
-	// a failure state's row is complete first.
+	return order
+}
+
+// failure is the failure link of a state reached on c from a state whose
+// failure link is f: the longest suffix state that has an edge on c.
+func (a *substrings) failure(f int32, c byte) int32 {
+	for {
+		if next := a.child(f, c); next >= 0 {
+			return next
+		}
+		if f == 0 {
+			return 0
+		}
+		f = a.fail[f]
+	}
+}
+
+// complete fills the rows of shallow states with the transitions their
+// failure links lead to, in breadth-first order so that a failure state's
+// row is complete first.
+func (a *substrings) complete(t *trie, order []int32) {
 	var sample [257]byte // class -> a byte of it
 	for c := 255; c >= 0; c-- {
 		sample[a.class[c]] = byte(c)
 	}
 	for _, s := range order {
-		if depth[s] > fullDepth || a.dense[s] < 0 {
+		if t.depth[s] > fullDepth || a.dense[s] < 0 {
 			continue
 		}
 		row := int(a.dense[s]) * a.stride
@@ -171,7 +210,11 @@ func newSubstrings(lits []literal) *substrings {
 			a.rows[row] = 0 // a byte in no literal leads back to the root
 		}
 	}
-	// Now flag every stored state number.
+}
+
+// flagStates flags every stored state number with whether it reports
+// (outFlag) and has a dense row (denseFlag).
+func (a *substrings) flagStates() {
 	flag := func(s int32) int32 {
 		if s == 0 {
 			return 0
@@ -199,7 +242,6 @@ func newSubstrings(lits []literal) *substrings {
 	for i := range a.fail {
 		a.fail[i] = flag(a.fail[i])
 	}
-	return a
 }
 
 // next is the transition from plain state s on byte c, before flags.

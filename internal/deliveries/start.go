@@ -43,9 +43,10 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	// that the attempt was cut short, is what the dashboard must show.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	now := time.Now().UnixMilli()
+	o := outcome{key: startKey{a.DeliveryID, a.Round, a.Name}, attempts: job.Attempt, output: got.Output, at: time.Now().UnixMilli()}
 	if startErr == nil && got.DryRun {
-		if err := q.recordOutcome(ctx, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		o.status = "dry-run"
+		if err := q.recordOutcome(ctx, o); err != nil {
 			return fmt.Errorf("record dry run: %w", err)
 		}
 		log.Info("dry run: pipeline not started")
@@ -54,18 +55,23 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if err := q.recordOutcome(ctx, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		o.status, o.executionID, o.progress = "started", got.ID, got.Progress
+		if err := q.recordOutcome(ctx, o); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
-		log.Info("pipeline started", "execution_id", got.ID)
+		log.Info("pipeline started", "execution_id", got.ID, "result", got.Progress.Conclusion)
 		q.opts.Metrics.Start(target, "started")
 		return nil
 	}
 	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
+		// A start that failed for good ended: its result is a failure,
+		// so that every start that ends has one.
+		o.progress = trigger.Progress{Done: true, Conclusion: trigger.Failure, Detail: startErr.Error()}
 	}
-	if err := q.recordOutcome(ctx, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
+	o.status, o.err = status, startErr.Error()
+	if err := q.recordOutcome(ctx, o); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
 	q.opts.Metrics.Start(target, status)
@@ -86,14 +92,34 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 // start cost a flush of the one writer each, and under 300 pushes/s the
 // starts fell behind the pushes (BENCHMARKS.md, "Push to start").
 type outcome struct {
-	args []any
-	done chan error
+	key         startKey
+	status      string
+	attempts    int
+	executionID string
+	output, err string
+	at          int64 // Unix milliseconds
+	// progress is what the start told of the execution: its URL, and its
+	// result when the answer is the result (http, exec) or the start
+	// failed for good.
+	progress trigger.Progress
+	done     chan error
 }
 
-// recordOutcome records a start's outcome (the columns of outcomeUpdate)
-// and returns once it is committed.
-func (q *Queue) recordOutcome(ctx context.Context, args ...any) error {
-	o := outcome{args: args, done: make(chan error, 1)}
+// args are o's values for outcomeUpdate.
+func (o outcome) args() []any {
+	var finished int64
+	if o.progress.Done {
+		finished = o.at
+	}
+	p := o.progress
+	return []any{o.status, o.attempts, o.executionID, o.output, o.err, o.at, p.URL, p.Conclusion, p.Detail, finished,
+		o.key.DeliveryID, o.key.Round, o.key.Pipeline}
+}
+
+// recordOutcome records a start's outcome and returns once it is
+// committed.
+func (q *Queue) recordOutcome(ctx context.Context, o outcome) error {
+	o.done = make(chan error, 1)
 	// Under mu, as Close closes outcomes: a start job cut off at the
 	// shutdown deadline may still be finishing.
 	q.mu.RLock()
@@ -116,7 +142,8 @@ func (q *Queue) recordOutcome(ctx context.Context, args ...any) error {
 	}
 }
 
-const outcomeUpdate = `UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
+const outcomeUpdate = `UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?,
+	url = ?, result = ?, result_detail = ?, finished_at = ?
 	WHERE delivery_id = ? AND round = ? AND pipeline = ?`
 
 // outcomeLoop commits the outcomes that arrived while it was committing
@@ -154,10 +181,15 @@ func (q *Queue) commitOutcomes(update string, group []outcome) error {
 		return fmt.Errorf("record outcomes: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	for _, o := range group {
-		if _, err := tx.ExecContext(ctx, update, o.args...); err != nil {
+	keys := make([]startKey, len(group))
+	for i, o := range group {
+		if _, err := tx.ExecContext(ctx, update, o.args()...); err != nil {
 			return fmt.Errorf("record outcome: %w", err)
 		}
+		keys[i] = o.key
+	}
+	if err := q.startsChanged(ctx, tx, keys...); err != nil {
+		return fmt.Errorf("record outcomes: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)

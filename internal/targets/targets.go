@@ -78,7 +78,12 @@ var kinds = []kind{
 			return nil
 		}
 		return githubactions.Starter{Client: cfg.GitHub}
-	}, noFollower},
+	}, func(cfg Config) trigger.Follower {
+		if cfg.GitHub == nil {
+			return nil
+		}
+		return githubactions.Follower{Client: cfg.GitHub}
+	}},
 	{httptarget.Type, httptarget.Check, func(cfg Config) trigger.Starter {
 		return &httptarget.Starter{SecretsDir: cfg.SecretsDir, Network: cfg.Network}
 	}, noFollower},

@@ -45,7 +45,9 @@ const (
 	outcomeUpdate = `UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?,
 	url = ?, result = ?, result_detail = ?, finished_at = ?
 	WHERE delivery_id = ? AND round = ? AND pipeline = ? AND result = ''`
-	resultUpdate = `UPDATE monohook_start SET updated_at = ?, url = ?, result = ?, result_detail = ?, finished_at = ?
+	// A result leaves updated_at as the start job left it: when the
+	// execution started (Start.Duration, LastStarted).
+	resultUpdate = `UPDATE monohook_start SET url = ?, result = ?, result_detail = ?, finished_at = ?
 	WHERE delivery_id = ? AND round = ? AND pipeline = ? AND result = ''`
 )
 
@@ -62,7 +64,7 @@ func (o outcome) args() (string, []any) {
 	}
 	k := o.key
 	if o.result {
-		return resultUpdate, []any{o.at, p.URL, p.Conclusion, detail, finished, k.DeliveryID, k.Round, k.Pipeline}
+		return resultUpdate, []any{p.URL, p.Conclusion, detail, finished, k.DeliveryID, k.Round, k.Pipeline}
 	}
 	return outcomeUpdate, []any{o.status, o.attempts, o.executionID, o.output, o.err, o.at, p.URL, p.Conclusion, detail, finished,
 		k.DeliveryID, k.Round, k.Pipeline}

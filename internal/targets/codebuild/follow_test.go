@@ -134,3 +134,39 @@ func TestFollowBuildErrors(t *testing.T) {
 }
 
 func sleep() { time.Sleep(10 * time.Millisecond) }
+
+// BenchmarkFollowManyBuilds follows 200 builds at once, as 200 follow
+// jobs due together do, and reports the BatchGetBuilds calls they cost.
+func BenchmarkFollowManyBuilds(b *testing.B) {
+	fake := fakeaws.NewCodeBuild()
+	defer fake.Close()
+	fake.Setenv(b)
+	cfg, err := config.LoadDefaultConfig(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, f := New(cfg), NewFollower(cfg)
+	var started []trigger.Started
+	for i := range 200 {
+		req := request("api")
+		req.Token = fmt.Sprintf("tok-%d", i)
+		st, err := s.Start(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		started = append(started, st)
+	}
+	before := len(fake.Batches())
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for _, st := range started {
+			wg.Go(func() {
+				if _, err := f.Follow(context.Background(), request("api"), st); err != nil {
+					b.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(len(fake.Batches())-before)/float64(b.N), "calls/200-builds")
+}

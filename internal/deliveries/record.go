@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/riverqueue/river"
 
@@ -36,8 +38,13 @@ type outcome struct {
 	done   chan error
 }
 
-// maxDetail bounds a result's detail: it is the target's words.
-const maxDetail = 1 << 10
+// maxDetail bounds a result's detail, a URL and an execution id, and
+// maxText a target's answer and an error (the targets keep at most 16
+// KiB of an answer): they are the target's words.
+const (
+	maxDetail = 1 << 10
+	maxText   = 64 << 10
+)
 
 // A start whose result is recorded has ended: no later word on it (a
 // start job worked again after a crash, a follow job rescued) changes it.
@@ -57,17 +64,30 @@ func (o outcome) args() (string, []any) {
 	if o.progress.Done {
 		finished = o.at
 	}
-	p := o.progress
-	detail := p.Detail
-	if len(detail) > maxDetail {
-		detail = detail[:maxDetail] + "…"
-	}
-	k := o.key
+	p, k := o.progress, o.key
+	url, detail := text(p.URL, maxDetail), text(p.Detail, maxDetail)
 	if o.result {
-		return resultUpdate, []any{p.URL, p.Conclusion, detail, finished, k.DeliveryID, k.Round, k.Pipeline}
+		return resultUpdate, []any{url, p.Conclusion, detail, finished, k.DeliveryID, k.Round, k.Pipeline}
 	}
-	return outcomeUpdate, []any{o.status, o.attempts, o.executionID, o.output, o.err, o.at, p.URL, p.Conclusion, detail, finished,
-		k.DeliveryID, k.Round, k.Pipeline}
+	return outcomeUpdate, []any{o.status, o.attempts, text(o.executionID, maxDetail), text(o.output, maxText), text(o.err, maxText), o.at,
+		url, p.Conclusion, detail, finished, k.DeliveryID, k.Round, k.Pipeline}
+}
+
+// text is what a target said (its answer, its error, a URL, a detail),
+// storable in both databases' text: PostgreSQL refuses NUL and bytes that
+// are not UTF-8, and one such value failed the commit of every outcome
+// with it, so the starts were never recorded and ran again. It keeps at
+// most limit bytes, cut between characters.
+func text(s string, limit int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", "\uFFFD"), "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // recordOutcome records a start's outcome and returns once it is

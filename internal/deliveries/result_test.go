@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/netguard"
@@ -63,6 +64,37 @@ func TestAnswerIsTheResult(t *testing.T) {
 			}
 			if s.Result != want || !strings.Contains(s.ResultDetail, detail) || s.Finished == nil || s.Finished.Before(d.Received) {
 				t.Errorf("%s: %s result %q %q finished %v; want %s %q", s.Pipeline, s.Status, s.Result, s.ResultDetail, s.Finished, want, detail)
+			}
+		}
+	})
+}
+
+// A target's answer holding NUL and bytes that are not UTF-8 (which
+// PostgreSQL's text refuses) is recorded, cleaned, and so are the other
+// starts committed with it.
+func TestHostileAnswerIsRecorded(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		ctx := context.Background()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte("queued\x00 \xff\xfe build " + strings.Repeat("é", 3000)))
+		}))
+		t.Cleanup(srv.Close)
+		for _, name := range []string{"a", "b"} {
+			rule := "repository: org/repo\npaths: [\"**\"]\ntarget: {type: http, url: '" + srv.URL + "/" + name + "'}\n"
+			if _, err := e.store.PutV2(ctx, name, []byte(rule)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		q := e.openWith(t, dsn, targets.Starters(targets.Config{Network: netguard.Policy{AllowPrivate: true}}), deliveries.Options{})
+		if err := q.Accept(ctx, delivery("d1", "x")); err != nil {
+			t.Fatal(err)
+		}
+		d := waitStarts(t, q, "d1", 2)
+		for _, s := range d.Starts {
+			if s.Status != "started" || s.Result != trigger.Success || !strings.HasPrefix(s.Output, "queued") ||
+				strings.ContainsRune(s.Output, 0) || !utf8.ValidString(s.Output) {
+				t.Errorf("%s: %s %q %.40q", s.Pipeline, s.Status, s.Result, s.Output)
 			}
 		}
 	})

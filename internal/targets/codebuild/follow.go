@@ -56,7 +56,9 @@ func (f *Follower) Follow(ctx context.Context, req trigger.StartRequest, started
 	f.sending = true
 	f.mu.Unlock()
 	if lead {
-		f.send()
+		// Not in this call: it would keep sending for the asks that
+		// arrive meanwhile long after its own answer came.
+		go f.send()
 	}
 	select {
 	case <-a.done:
@@ -73,7 +75,7 @@ func (f *Follower) Follow(ctx context.Context, req trigger.StartRequest, started
 }
 
 // send asks about the waiting builds, a batch at a time, until none wait.
-// The batches are others' asks too, so they do not end with the caller's
+// The batches are many callers' asks, so they do not end with any one's
 // context.
 func (f *Follower) send() {
 	for {

@@ -193,16 +193,13 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		var in struct {
 			Ref     string         `json:"ref"`
 			Inputs  map[string]any `json:"inputs"`
-			Details bool           `json:"return_run_details"`
+			Details *bool          `json:"return_run_details"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Ref == "" {
 			apiError(w, http.StatusUnprocessableEntity, "ref is required")
 			return
 		}
-		g.mu.Lock()
-		g.dispatches = append(g.dispatches, Dispatch{Repo: repo, Workflow: parts[5], Ref: in.Ref, Inputs: in.Inputs})
-		g.mu.Unlock()
-		g.dispatched(w, repo, parts[5], in.Details)
+		g.dispatch(w, Dispatch{Repo: repo, Workflow: parts[5], Ref: in.Ref, Inputs: in.Inputs}, in.Details)
 	case r.Method == http.MethodGet && parts[3] == "actions" && len(parts) == 6 && parts[4] == "runs":
 		g.serveRun(w, repo, parts[5])
 	default:

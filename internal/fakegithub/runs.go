@@ -17,6 +17,7 @@ type RunOutcome struct {
 // runs are the workflow runs dispatches started.
 type runs struct {
 	noDetails bool // answer dispatches 204, as a server without return_run_details
+	refuseKey bool // refuse return_run_details with 422, as GitHub Enterprise Server 3.19 does
 	byID      map[int64]*run
 	scripts   map[string]RunOutcome // by workflow
 	polls     int
@@ -33,6 +34,15 @@ func (g *GitHub) WithoutRunDetails() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.runs.noDetails = true
+}
+
+// RefuseRunDetails makes a dispatch that asks for its run fail with 422
+// and start nothing, as GitHub Enterprise Server 3.19 answers a key it
+// does not know; one without the key is answered 204.
+func (g *GitHub) RefuseRunDetails() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.runs.noDetails, g.runs.refuseKey = true, true
 }
 
 // ScriptRuns makes the runs of workflow (a file name, as dispatched) move
@@ -53,11 +63,18 @@ func (g *GitHub) RunPolls() int {
 	return g.runs.polls
 }
 
-// dispatched answers a dispatch: 200 with the run it started when asked
-// for (return_run_details), else 204.
-func (g *GitHub) dispatched(w http.ResponseWriter, repo, workflow string, details bool) {
+// dispatch records a dispatch and answers it: 200 with the run it started
+// when asked for (return_run_details), else 204.
+func (g *GitHub) dispatch(w http.ResponseWriter, d Dispatch, details *bool) {
 	g.mu.Lock()
-	if !details || g.runs.noDetails {
+	if details != nil && g.runs.refuseKey {
+		g.mu.Unlock()
+		apiError(w, http.StatusUnprocessableEntity, `"return_run_details" is not a permitted key.`)
+		return
+	}
+	g.dispatches = append(g.dispatches, d)
+	repo, workflow := d.Repo, d.Workflow
+	if details == nil || !*details || g.runs.noDetails {
 		g.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 		return

@@ -225,10 +225,11 @@ type Run struct {
 
 // dispatchRequest is a workflow_dispatch asking for the run it starts
 // (return_run_details: GitHub answers 200 with the run's id and URLs; a
-// server that does not know the parameter answers 204, as before).
+// server that ignores the parameter answers 204, as before; one that
+// refuses it answers 422, and is asked again without it).
 type dispatchRequest struct {
 	github.CreateWorkflowDispatchEventRequest
-	ReturnRunDetails bool `json:"return_run_details"`
+	ReturnRunDetails bool `json:"return_run_details,omitempty"`
 }
 
 // Dispatch starts a workflow_dispatch run of workflow (a file name or an
@@ -245,22 +246,32 @@ func (c *Client) Dispatch(ctx context.Context, repository, workflow, ref string,
 	for k, v := range inputs {
 		event.Inputs[k] = v
 	}
+	u := fmt.Sprintf("repos/%s/%s/actions/workflows/%s/dispatches", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(workflow))
+	run, err := c.dispatch(ctx, u, event)
+	if err != nil && strings.Contains(err.Error(), "return_run_details") {
+		// Refused for the key alone (422: nothing started).
+		event.ReturnRunDetails = false
+		run, err = c.dispatch(ctx, u, event)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("workflow_dispatch of %s in %s: %w", workflow, repository, err)
+	}
+	return run, nil
+}
+
+func (c *Client) dispatch(ctx context.Context, u string, event dispatchRequest) (Run, error) {
 	var details struct {
 		ID      int64  `json:"workflow_run_id"`
 		HTMLURL string `json:"html_url"`
 	}
-	err = c.call(ctx, false, func() (*github.Response, error) {
-		u := fmt.Sprintf("repos/%s/%s/actions/workflows/%s/dispatches", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(workflow))
+	err := c.call(ctx, false, func() (*github.Response, error) {
 		req, err := c.gh.NewRequest(http.MethodPost, u, event)
 		if err != nil {
 			return nil, err
 		}
 		return c.gh.Do(ctx, req, &details)
 	})
-	if err != nil {
-		return Run{}, fmt.Errorf("workflow_dispatch of %s in %s: %w", workflow, repository, err)
-	}
-	return Run{ID: details.ID, URL: details.HTMLURL}, nil
+	return Run{ID: details.ID, URL: details.HTMLURL}, err
 }
 
 // WorkflowRun returns the workflow run id of repository (owner/name).

@@ -59,17 +59,24 @@ func TestFollowTheDispatchedRun(t *testing.T) {
 // run: the start works, the run cannot be followed (permanent, no
 // failure), and nothing is asked.
 func TestRunWithoutDetailsCannotBeFollowed(t *testing.T) {
-	g := fakegithub.New("gh-token")
-	defer g.Close()
-	g.WithoutRunDetails()
-	c := client(t, g)
-	req := dispatchRequest()
-	started, err := (Starter{c}).Start(context.Background(), req)
-	if err != nil || started.ID != "dispatched deploy.yml at refs/heads/main" || started.Progress.URL != "" {
-		t.Fatalf("started %+v %v", started, err)
-	}
-	_, err = (Follower{c}).Follow(context.Background(), req, started)
-	if !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "cannot be followed") || g.RunPolls() != 0 {
-		t.Errorf("%v, %d polls", err, g.RunPolls())
+	for name, server := range map[string]func(*fakegithub.GitHub){
+		"ignores the key (204)":            (*fakegithub.GitHub).WithoutRunDetails,
+		"refuses the key (422, GHES 3.19)": (*fakegithub.GitHub).RefuseRunDetails,
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := fakegithub.New("gh-token")
+			defer g.Close()
+			server(g)
+			c := client(t, g)
+			req := dispatchRequest()
+			started, err := (Starter{c}).Start(context.Background(), req)
+			if err != nil || started.ID != "dispatched deploy.yml at refs/heads/main" || started.Progress.URL != "" || len(g.Dispatches()) != 1 {
+				t.Fatalf("started %+v %v, %d dispatches", started, err, len(g.Dispatches()))
+			}
+			_, err = (Follower{c}).Follow(context.Background(), req, started)
+			if !errors.Is(err, trigger.ErrPermanent) || !strings.Contains(err.Error(), "cannot be followed") || g.RunPolls() != 0 {
+				t.Errorf("%v, %d polls", err, g.RunPolls())
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -66,6 +67,12 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 		q.opts.Metrics.Start(target, "started")
 		return nil
 	}
+	return q.startFailed(ctx, log, job, o, startErr)
+}
+
+// startFailed records a start that failed: to be retried, or for good (a
+// permanent error, or its attempts used up), when it is a dead letter.
+func (q *Queue) startFailed(ctx context.Context, log *slog.Logger, job *river.Job[startArgs], o outcome, startErr error) error {
 	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
@@ -77,7 +84,7 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if err := q.recordOutcome(ctx, o); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
-	q.opts.Metrics.Start(target, status)
+	q.opts.Metrics.Start(o.target, status)
 	if permanent {
 		log.Error("pipeline start failed; not retried", "err", startErr)
 		return river.JobCancel(startErr)

@@ -46,14 +46,14 @@ type CodePipeline struct {
 	// GetPipelineExecution (executions.go).
 	runs        map[string]*run // execution id -> its run
 	scripts     map[string]Outcome
-	getFailures []string
+	getFailures map[string][]string // by pipeline
 	gets        int
 }
 
 // NewCodePipeline starts the fake. It is closed by the caller.
 func NewCodePipeline() *CodePipeline {
 	f := &CodePipeline{executions: make(map[string]string), failures: make(map[string][]string),
-		runs: make(map[string]*run), scripts: make(map[string]Outcome)}
+		runs: make(map[string]*run), scripts: make(map[string]Outcome), getFailures: make(map[string][]string)}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
 }

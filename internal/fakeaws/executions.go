@@ -55,12 +55,12 @@ func (f *CodePipeline) ScriptExecution(id string, o Outcome) {
 	f.scripts["execution:"+id] = o
 }
 
-// FailNextGets makes the next GetPipelineExecution calls answer with these
-// error codes, one per call.
-func (f *CodePipeline) FailNextGets(codes ...string) {
+// FailNextGets makes the next GetPipelineExecution calls about pipeline's
+// executions answer with these error codes, one per call.
+func (f *CodePipeline) FailNextGets(pipeline string, codes ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.getFailures = append(f.getFailures, codes...)
+	f.getFailures[pipeline] = append(f.getFailures[pipeline], codes...)
 }
 
 // Gets returns how many GetPipelineExecution calls the fake answered,
@@ -83,8 +83,8 @@ func (f *CodePipeline) getExecution(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.gets++
 	var fail string
-	if len(f.getFailures) > 0 {
-		fail, f.getFailures = f.getFailures[0], f.getFailures[1:]
+	if q := f.getFailures[in.PipelineName]; len(q) > 0 {
+		fail, f.getFailures[in.PipelineName] = q[0], q[1:]
 	}
 	ex, ok := f.runs[in.ExecutionID]
 	o, scripted := f.scripts["execution:"+in.ExecutionID]

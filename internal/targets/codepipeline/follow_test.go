@@ -80,7 +80,7 @@ func TestFollowErrors(t *testing.T) {
 		t.Errorf("no such execution: %v", err)
 	}
 	// More throttling than the SDK's retries absorb.
-	fake.FailNextGets("ThrottlingException", "ThrottlingException", "ThrottlingException", "ThrottlingException")
+	fake.FailNextGets("api", "ThrottlingException", "ThrottlingException", "ThrottlingException", "ThrottlingException")
 	_, err = f.Follow(context.Background(), followed("api"), trigger.Started{ID: "exec-gone"})
 	if err == nil || errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("throttled: %v", err)

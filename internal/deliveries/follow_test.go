@@ -2,6 +2,7 @@ package deliveries_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/metrics"
+	"github.com/monohook/monohook/internal/targets"
 	"github.com/monohook/monohook/internal/targets/codepipeline"
 	"github.com/monohook/monohook/internal/trigger"
 )
@@ -167,4 +169,48 @@ func TestThrottledFollowIsAskedAgain(t *testing.T) {
 	if s := startOf(t, q, "d1", "api"); s.Result != trigger.Success {
 		t.Errorf("%+v", s)
 	}
+}
+
+// CodeBuild builds are followed through the same jobs, each to its own
+// result, and those polled together are asked about in shared calls.
+func TestBuildsAreFollowed(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	builds := fakeaws.NewCodeBuild()
+	t.Cleanup(builds.Close)
+	builds.Setenv(t)
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for i := range 12 {
+		project := fmt.Sprintf("p%02d", i)
+		status, conclusion := "SUCCEEDED", trigger.Success
+		if i%3 == 0 {
+			status, conclusion = "FAILED", trigger.Failure
+		}
+		builds.Script(project, fakeaws.Outcome{InProgress: 1, Status: status, Phase: "BUILD", Summary: "exit status 2"})
+		want["codebuild:"+project] = conclusion
+		rule := "repository: org/repo\npaths: [\"**\"]\ntarget: {type: codebuild, project: " + project + "}\n"
+		if _, err := e.store.PutV2(ctx, project, []byte(rule)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	aws := targets.Config{AWS: &cfg}
+	q := e.openWith(t, sqliteDSN(t), targets.Starters(aws), deliveries.Options{Follower: targets.Followers(aws),
+		FollowPoll: time.Millisecond, FollowPollMax: 5 * time.Millisecond})
+	if err := q.Accept(ctx, delivery("d1", "x")); err != nil {
+		t.Fatal(err)
+	}
+	for name, conclusion := range want {
+		if s := startOf(t, q, "d1", name); s.Result != conclusion || !strings.Contains(s.URL, "/codebuild/projects/") {
+			t.Errorf("%s: %+v, want %s", name, s, conclusion)
+		}
+	}
+	asked := 0
+	for _, b := range builds.Batches() {
+		asked += len(b)
+	}
+	t.Logf("%d builds asked about %d times in %d calls", len(want), asked, len(builds.Batches()))
 }

@@ -193,8 +193,8 @@ func newDeliveriesShow() *cobra.Command {
 		Long: `show prints one delivery, named by its id or a unique prefix of it: what was
 pushed, its outcome, the decision of every rule that matched (the path and the
 pattern), and every pipeline start of every round with its status, attempts,
-execution id, result (success, failure, cancelled, timed_out, unknown; running
-while it is followed), how long it ran, where to see it, and the target's word
+execution id, result (success, failure, cancelled, timed_out, unknown; "-"
+while it runs), how long it ran, where to see it, and the target's word
 on its result or its error. --json prints the whole record for scripts.`,
 		Example: `  monohook deliveries show 6f1c
   monohook deliveries show 6f1c2a80-0c1e-11f0-9a3e-2a3b4c5d6e7f --json`,
@@ -297,15 +297,13 @@ func printDelivery(w io.Writer, s deliveries.Summary) error {
 	return nil
 }
 
-// resultOf is a start's result for the table: "-" while none.
+// resultOf is a start's result for the table: "-" while there is none
+// (running, or started before monohook followed executions).
 func resultOf(st deliveries.Start) string {
-	switch {
-	case st.Result != "":
-		return st.Result
-	case st.Status == "started":
-		return "running"
+	if st.Result == "" {
+		return "-"
 	}
-	return "-"
+	return st.Result
 }
 
 // durationOf is how long a followed execution ran, "-" when unknown.

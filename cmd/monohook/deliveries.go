@@ -193,7 +193,9 @@ func newDeliveriesShow() *cobra.Command {
 		Long: `show prints one delivery, named by its id or a unique prefix of it: what was
 pushed, its outcome, the decision of every rule that matched (the path and the
 pattern), and every pipeline start of every round with its status, attempts,
-execution id and error. --json prints the whole record for scripts.`,
+execution id, result (success, failure, cancelled, timed_out, unknown; "-"
+while it runs), how long it ran, where to see it, and the target's word
+on its result or its error. --json prints the whole record for scripts.`,
 		Example: `  monohook deliveries show 6f1c
   monohook deliveries show 6f1c2a80-0c1e-11f0-9a3e-2a3b4c5d6e7f --json`,
 		Args: cobra.ExactArgs(1),
@@ -270,14 +272,21 @@ func printDelivery(w io.Writer, s deliveries.Summary) error {
 	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUND\tSTART\tSTATUS\tATTEMPTS\tEXECUTION\tUPDATED")
+	fmt.Fprintln(tw, "ROUND\tSTART\tSTATUS\tATTEMPTS\tEXECUTION\tUPDATED\tRESULT\tDURATION")
 	for _, st := range s.Starts {
-		printf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", st.Round, st.Pipeline, st.Status, st.Attempts, st.ExecutionID, st.Updated.Format(time.RFC3339))
+		printf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", st.Round, st.Pipeline, st.Status, st.Attempts, st.ExecutionID, st.Updated.Format(time.RFC3339),
+			resultOf(st), durationOf(st))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, st := range s.Starts {
+		if st.URL != "" {
+			printf(w, "\n%s (round %d) execution:\n  %s\n", st.Pipeline, st.Round, printableLines(st.URL))
+		}
+		if st.ResultDetail != "" && st.ResultDetail != st.Error {
+			printf(w, "\n%s (round %d) result:\n%s\n", st.Pipeline, st.Round, indent(st.ResultDetail))
+		}
 		if st.Error != "" {
 			printf(w, "\n%s (round %d) error:\n  %s\n", st.Pipeline, st.Round, st.Error)
 		}
@@ -286,6 +295,23 @@ func printDelivery(w io.Writer, s deliveries.Summary) error {
 		}
 	}
 	return nil
+}
+
+// resultOf is a start's result for the table: "-" while there is none
+// (running, or started before monohook followed executions).
+func resultOf(st deliveries.Start) string {
+	if st.Result == "" {
+		return "-"
+	}
+	return st.Result
+}
+
+// durationOf is how long a followed execution ran, "-" when unknown.
+func durationOf(st deliveries.Start) string {
+	if st.Duration <= 0 {
+		return "-"
+	}
+	return (time.Duration(st.Duration * float64(time.Second))).Round(time.Second).String()
 }
 
 // indent makes a target's answer printable and sets it off by two spaces.

@@ -79,6 +79,7 @@ webhook secret is generated there on first start.`,
 	f.DurationVar(&c.queue.RetryMax, "retry-max", 5*time.Minute, "longest delay between retries")
 	f.DurationVar(&c.queue.JobTimeout, "job-timeout", time.Minute, "longest an evaluation or a start may run; a job left running by a process that died runs again after 1.5 times this")
 	f.DurationVar(&c.queue.Retention, "retention", 30*24*time.Hour, "how long deliveries and their starts are kept")
+	registerFollow(f, &c.queue)
 	f.DurationVar(&c.shutdown, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take before they are cancelled (they run again after a restart)")
 	f.StringVar(&c.adminToken, "admin-token", "", "token that logs in to the dashboard at / (off without one; prefer the environment variable or --admin-token-file to a flag)")
 	f.StringVar(&c.adminFile, "admin-token-file", "", "file holding the dashboard's admin token")
@@ -102,6 +103,9 @@ func serve(ctx context.Context, c serveConfig) error {
 		// small; collecting at 5x the live heap instead of 2x costs little
 		// memory and a lot less CPU under bursts. GOGC overrides it.
 		debug.SetGCPercent(400)
+	}
+	if err := checkFollow(c.queue); err != nil {
+		return err
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -139,6 +143,7 @@ type server struct {
 	verifier   *githubhook.Verifier
 	github     *githubapi.Client
 	svc        *trigger.Service
+	follower   trigger.Follower // nil in a dry run
 	db         *deliveries.DB
 	queue      *deliveries.Queue
 	metrics    *metrics.Metrics
@@ -226,6 +231,7 @@ func (s *server) openStarter(ctx context.Context) error {
 		return err
 	}
 	s.svc.Starter, err = s.c.targets.starters(&awsCfg, gh)
+	s.follower = s.c.targets.followers(&awsCfg, gh)
 	return err
 }
 
@@ -238,6 +244,7 @@ func (s *server) openQueue(ctx context.Context) error {
 	s.onClose(func(context.Context) error { db.Close(); return nil })
 	opts := s.c.queue
 	opts.Parse, opts.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
+	opts.Follower = s.follower
 	s.metrics = metrics.New()
 	opts.Metrics = s.metrics
 	q, err := deliveries.New(db, s.svc, s.svc.Starter, opts, s.log)

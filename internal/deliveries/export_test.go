@@ -3,6 +3,7 @@ package deliveries
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // SetFull makes SQLite's writer connection treat db as full at its
@@ -17,4 +18,19 @@ func SetFull(ctx context.Context, db *DB, full bool) error {
 	}
 	_, err := db.sql.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages))
 	return err
+}
+
+// PollsFor is how many times a follow job with opts's backoff asks about
+// an execution that ends after d: the first poll FollowPoll after the
+// start, then one after each followDelay, jitter included.
+func PollsFor(opts Options, d time.Duration) int {
+	q := &Queue{opts: followDefaults(opts)}
+	at, polls := q.opts.FollowPoll, 0
+	for snoozes := 0; ; snoozes++ {
+		polls++
+		if at >= d || at >= q.opts.FollowFor {
+			return polls
+		}
+		at += q.followDelay(fmt.Appendf(nil, `{"snoozes": %d}`, snoozes), q.opts.FollowFor-at)
+	}
 }

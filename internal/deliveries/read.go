@@ -49,6 +49,9 @@ type Start struct {
 	Result       string     `json:"result,omitempty"`
 	ResultDetail string     `json:"result_detail,omitempty"`
 	Finished     *time.Time `json:"finished,omitempty"`
+	// Duration is how long a started execution ran until its result,
+	// in seconds (0: not ended, or its answer was its result).
+	Duration float64 `json:"duration_seconds,omitempty"`
 	// CheckID is the GitHub check run reporting this start (0: none).
 	CheckID int64 `json:"check_id,omitempty"`
 }
@@ -125,6 +128,9 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 		if finished != 0 {
 			t := time.UnixMilli(finished)
 			s.Finished = &t
+			if s.Status == "started" {
+				s.Duration = t.Sub(s.Updated).Seconds()
+			}
 		}
 		d.Starts = append(d.Starts, s)
 	}

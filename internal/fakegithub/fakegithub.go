@@ -45,6 +45,7 @@ type GitHub struct {
 	failing      int
 	requests     []string
 	tokensIssued int
+	runs         runs // workflow runs (runs.go)
 }
 
 // New starts the fake.
@@ -190,17 +191,17 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, fileList(files[lo:min(lo+per, len(files))]))
 	case r.Method == http.MethodPost && parts[3] == "actions" && len(parts) == 7 && parts[6] == "dispatches":
 		var in struct {
-			Ref    string         `json:"ref"`
-			Inputs map[string]any `json:"inputs"`
+			Ref     string         `json:"ref"`
+			Inputs  map[string]any `json:"inputs"`
+			Details *bool          `json:"return_run_details"`
 		}
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Ref == "" {
 			apiError(w, http.StatusUnprocessableEntity, "ref is required")
 			return
 		}
-		g.mu.Lock()
-		g.dispatches = append(g.dispatches, Dispatch{Repo: repo, Workflow: parts[5], Ref: in.Ref, Inputs: in.Inputs})
-		g.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
+		g.dispatch(w, Dispatch{Repo: repo, Workflow: parts[5], Ref: in.Ref, Inputs: in.Inputs}, in.Details)
+	case r.Method == http.MethodGet && parts[3] == "actions" && len(parts) == 6 && parts[4] == "runs":
+		g.serveRun(w, repo, parts[5])
 	default:
 		apiError(w, http.StatusNotFound, "Not Found")
 	}

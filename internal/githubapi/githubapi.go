@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -217,27 +216,79 @@ func (c *Client) ChangedPaths(ctx context.Context, p *trigger.Push) ([]string, b
 	}
 }
 
+// Run is the workflow run a dispatch started, as GitHub tells it (ID 0:
+// it did not say).
+type Run struct {
+	ID  int64
+	URL string // the run's page
+}
+
+// dispatchRequest is a workflow_dispatch asking for the run it starts
+// (return_run_details: GitHub answers 200 with the run's id and URLs; a
+// server that ignores the parameter answers 204, as before; one that
+// refuses it answers 422, and is asked again without it).
+type dispatchRequest struct {
+	github.CreateWorkflowDispatchEventRequest
+	ReturnRunDetails bool `json:"return_run_details,omitempty"`
+}
+
 // Dispatch starts a workflow_dispatch run of workflow (a file name or an
-// id) in repository (owner/name) at ref, with inputs. GitHub gives such a
-// request no idempotency key, so a 5xx answer is not retried here (the
-// run may exist); the start job's retry decides.
-func (c *Client) Dispatch(ctx context.Context, repository, workflow, ref string, inputs map[string]string) error {
+// id) in repository (owner/name) at ref, with inputs, and returns the run
+// when GitHub says which it is. GitHub gives such a request no
+// idempotency key, so a 5xx answer is not retried here (the run may
+// exist); the start job's retry decides.
+func (c *Client) Dispatch(ctx context.Context, repository, workflow, ref string, inputs map[string]string) (Run, error) {
 	owner, repo, err := ownerRepo(repository)
 	if err != nil {
-		return err
+		return Run{}, err
 	}
-	event := github.CreateWorkflowDispatchEventRequest{Ref: ref, Inputs: map[string]any{}}
+	event := dispatchRequest{github.CreateWorkflowDispatchEventRequest{Ref: ref, Inputs: map[string]any{}}, true}
 	for k, v := range inputs {
 		event.Inputs[k] = v
 	}
-	err = c.call(ctx, false, func() (*github.Response, error) {
-		if id, err := strconv.ParseInt(workflow, 10, 64); err == nil {
-			return c.gh.Actions.CreateWorkflowDispatchEventByID(ctx, owner, repo, id, event)
+	u := fmt.Sprintf("repos/%s/%s/actions/workflows/%s/dispatches", url.PathEscape(owner), url.PathEscape(repo), url.PathEscape(workflow))
+	run, err := c.dispatch(ctx, u, event)
+	if err != nil && strings.Contains(err.Error(), "return_run_details") {
+		// Refused for the key alone (422: nothing started).
+		event.ReturnRunDetails = false
+		run, err = c.dispatch(ctx, u, event)
+	}
+	if err != nil {
+		return Run{}, fmt.Errorf("workflow_dispatch of %s in %s: %w", workflow, repository, err)
+	}
+	return run, nil
+}
+
+func (c *Client) dispatch(ctx context.Context, u string, event dispatchRequest) (Run, error) {
+	var details struct {
+		ID      int64  `json:"workflow_run_id"`
+		HTMLURL string `json:"html_url"`
+	}
+	err := c.call(ctx, false, func() (*github.Response, error) {
+		req, err := c.gh.NewRequest(http.MethodPost, u, event)
+		if err != nil {
+			return nil, err
 		}
-		return c.gh.Actions.CreateWorkflowDispatchEventByFileName(ctx, owner, repo, workflow, event)
+		return c.gh.Do(ctx, req, &details)
+	})
+	return Run{ID: details.ID, URL: details.HTMLURL}, err
+}
+
+// WorkflowRun returns the workflow run id of repository (owner/name).
+func (c *Client) WorkflowRun(ctx context.Context, repository string, id int64) (*github.WorkflowRun, error) {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return nil, err
+	}
+	var run *github.WorkflowRun
+	err = c.call(ctx, true, func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		run, resp, err = c.gh.Actions.GetWorkflowRunByID(ctx, owner, repo, id)
+		return resp, err
 	})
 	if err != nil {
-		return fmt.Errorf("workflow_dispatch of %s in %s: %w", workflow, repository, err)
+		return nil, fmt.Errorf("workflow run %d of %s: %w", id, repository, err)
 	}
-	return nil
+	return run, nil
 }

@@ -1,12 +1,12 @@
 // Package githubactions is the github-actions target: a workflow_dispatch
 // of a GitHub Actions workflow, sent by the GitHub client
 // (internal/githubapi). It validates a target's fields (Check) and
-// dispatches (Starter); looking up the result of the run it started
-// belongs here as well.
+// dispatches (Starter), and follows the run it started (Follower).
 package githubactions
 
 import (
 	"context"
+	"strconv"
 
 	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/targets/render"
@@ -67,8 +67,14 @@ func (s Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.S
 	if err != nil {
 		return trigger.Started{}, err
 	}
-	if err := s.Dispatch(ctx, t.Repository, t.Workflow, ref, inputs); err != nil {
+	run, err := s.Dispatch(ctx, t.Repository, t.Workflow, ref, inputs)
+	if err != nil {
 		return trigger.Started{}, err
 	}
-	return trigger.Started{ID: "dispatched " + t.Workflow + " at " + ref}, nil
+	if run.ID == 0 {
+		// A server without return_run_details: which run is not known.
+		return trigger.Started{ID: "dispatched " + t.Workflow + " at " + ref}, nil
+	}
+	return trigger.Started{ID: strconv.FormatInt(run.ID, 10), Output: "dispatched " + t.Workflow + " at " + ref,
+		Progress: trigger.Progress{URL: run.URL}}, nil
 }

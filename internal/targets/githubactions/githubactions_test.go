@@ -28,7 +28,7 @@ func TestDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := g.Dispatches()
-	if len(d) != 1 || d[0].Repo != "acme/deploy" || d[0].Workflow != "deploy.yml" || d[0].Ref != "refs/heads/main" || d[0].Inputs["sha"] != "0123abcd" || !strings.Contains(got.ID, "deploy.yml") {
+	if len(d) != 1 || d[0].Repo != "acme/deploy" || d[0].Workflow != "deploy.yml" || d[0].Ref != "refs/heads/main" || d[0].Inputs["sha"] != "0123abcd" || !strings.Contains(got.Output, "deploy.yml") {
 		t.Errorf("dispatch %+v, answer %+v", d, got)
 	}
 	spec.Ref = "release"

@@ -42,22 +42,16 @@ func (q *Queue) Runs(ctx context.Context, pipeline, before string, limit int) (R
 	if limit <= 0 || limit > MaxRuns {
 		limit = MaxRuns
 	}
-	query := `SELECT s.round, s.pipeline, s.token, s.status, s.attempts, s.execution_id, s.error, s.updated_at,
-		s.url, s.result, s.result_detail, s.finished_at, s.check_id,
-		s.delivery_id, d.event, d.repo, d.ref, d.sha, d.received_at
-		FROM monohook_start s JOIN monohook_delivery d ON d.id = s.delivery_id
-		WHERE s.pipeline = ?`
 	args := []any{pipeline}
 	if before != "" {
 		updated, round, id, err := parseRunCursor(before)
 		if err != nil {
 			return RunPage{}, err
 		}
-		query += ` AND (s.updated_at, s.delivery_id, s.round) < (?, ?, ?)`
 		args = append(args, updated, id, round)
 	}
-	query += ` ORDER BY s.updated_at DESC, s.delivery_id DESC, s.round DESC LIMIT ?`
 	args = append(args, limit+1)
+	query := runsQuery(before != "")
 	rows, err := q.db.read.QueryContext(ctx, q.db.q(query), args...)
 	if err != nil {
 		return RunPage{}, fmt.Errorf("read runs of %s: %w", pipeline, err)
@@ -73,6 +67,20 @@ func (q *Queue) Runs(ctx context.Context, pipeline, before string, limit int) (R
 		page.Next = fmt.Sprintf("%d:%d:%s", last.Updated.UnixMilli(), last.Round, last.DeliveryID)
 	}
 	return page, nil
+}
+
+// runsQuery is Runs' query, of the runs after a cursor or from the
+// newest.
+func runsQuery(after bool) string {
+	query := `SELECT s.round, s.pipeline, s.token, s.status, s.attempts, s.execution_id, s.error, s.updated_at,
+		s.url, s.result, s.result_detail, s.finished_at, s.check_id,
+		s.delivery_id, d.event, d.repo, d.ref, d.sha, d.received_at
+		FROM monohook_start s JOIN monohook_delivery d ON d.id = s.delivery_id
+		WHERE s.pipeline = ?`
+	if after {
+		query += ` AND (s.updated_at, s.delivery_id, s.round) < (?, ?, ?)`
+	}
+	return query + ` ORDER BY s.updated_at DESC, s.delivery_id DESC, s.round DESC LIMIT ?`
 }
 
 // parseRunCursor reads a RunPage.Next: updated_at, round, delivery id (the

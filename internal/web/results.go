@@ -23,7 +23,7 @@ var verdicts = map[string]verdict{
 	trigger.Success:          {"success", "✓", "success"},
 	trigger.Failure:          {"failure", "✗", "failure"},
 	trigger.Cancelled:        {"cancelled", "⊘", "cancelled"},
-	trigger.TimedOut:         {"timed-out", "⧖", "timed out"},
+	trigger.TimedOut:         {"timed-out", "◔", "timed out"},
 	deliveries.ResultUnknown: {"unknown", "?", "result unknown"},
 }
 

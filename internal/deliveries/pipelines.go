@@ -125,7 +125,8 @@ func scanRuns(rows *sql.Rows) ([]Run, error) {
 // are stored, and the latest.
 type PipelineSummary struct {
 	Name string `json:"name"`
-	Runs int    `json:"runs"`
+	// Runs is how many are stored, up to MaxCounted + 1 (more).
+	Runs int `json:"runs"`
 	// Last is the newest run's status, result and times (no delivery).
 	Last Start `json:"last"`
 }
@@ -133,8 +134,14 @@ type PipelineSummary struct {
 // MaxPipelines is the most pipelines the index lists.
 const MaxPipelines = 1000
 
+// MaxCounted is how far each pipeline's runs are counted: counting every
+// start read them all, each index entry and (PostgreSQL) its row, on every
+// view of the index (BENCHMARKS.md, "Pipeline pages").
+const MaxCounted = 100
+
 // Pipelines returns every pipeline that has a stored start, by name, at
-// most MaxPipelines, each with its number of runs and its newest run. As
+// most MaxPipelines, each with its number of runs (up to MaxCounted + 1)
+// and its newest run. As
 // LastStarted, it steps from one pipeline to the next through an index on
 // pipeline, and reads each one's newest run from monohook_start_runs.
 func (q *Queue) Pipelines(ctx context.Context) ([]PipelineSummary, error) {
@@ -147,9 +154,9 @@ func (q *Queue) Pipelines(ctx context.Context) ([]PipelineSummary, error) {
 			UNION ALL
 			SELECT (SELECT s.pipeline FROM monohook_start s WHERE s.pipeline > p.pipeline ORDER BY s.pipeline LIMIT 1) FROM p WHERE p.pipeline IS NOT NULL
 		)
-		SELECT pipeline, (SELECT COUNT(*) FROM monohook_start s WHERE s.pipeline = p.pipeline),
+		SELECT pipeline, (SELECT COUNT(*) FROM (SELECT 1 FROM monohook_start s WHERE s.pipeline = p.pipeline ORDER BY s.updated_at DESC LIMIT ?) AS c),
 			`+newest("status")+`, `+newest("result")+`, `+newest("updated_at")+`, `+newest("finished_at")+`
-		FROM p WHERE pipeline IS NOT NULL ORDER BY pipeline LIMIT ?`), MaxPipelines)
+		FROM p WHERE pipeline IS NOT NULL ORDER BY pipeline LIMIT ?`), MaxCounted+1, MaxPipelines)
 	if err != nil {
 		return nil, fmt.Errorf("list pipelines: %w", err)
 	}

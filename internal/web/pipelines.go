@@ -68,6 +68,7 @@ func (h *handlers) pipelines(w http.ResponseWriter, r *http.Request, session str
 	slices.SortFunc(rows, func(a, b pipelineRow) int { return strings.Compare(a.Name, b.Name) })
 	h.render(w, http.StatusOK, "pipelines", map[string]any{
 		"CSRF": h.s.csrf(session), "Nav": "pipelines", "Rows": rows, "Capped": len(stored) >= deliveries.MaxPipelines, "Max": deliveries.MaxPipelines,
+		"Counted": deliveries.MaxCounted,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/config"
 
@@ -357,5 +358,15 @@ func TestGitHubWebRoot(t *testing.T) {
 		if got := GitHubWebRoot(api); got != want {
 			t.Errorf("GitHubWebRoot(%q) = %q, want %q", api, got, want)
 		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", maxShownError) // 2 bytes each
+	if got := clip(long); len(got) > maxShownError+len("…") || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("clip: %d bytes, valid %v", len(got), utf8.ValidString(got))
+	}
+	if clip("short") != "short" {
+		t.Error("a short error was cut")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/trigger"
@@ -132,4 +133,21 @@ func checkURL(web, fullName string, id int64) string {
 		return ""
 	}
 	return web + "/" + url.PathEscape(owner) + "/" + url.PathEscape(name) + "/runs/" + strconv.FormatInt(id, 10)
+}
+
+// maxShownError bounds a start's error on a pipeline's page: a page of
+// runs repeats it for each.
+const maxShownError = 1 << 10
+
+// clip is s cut to maxShownError bytes, at a character's start, with "…"
+// when it was longer.
+func clip(s string) string {
+	if len(s) <= maxShownError {
+		return s
+	}
+	cut := maxShownError
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

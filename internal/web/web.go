@@ -580,6 +580,7 @@ var funcs = template.FuncMap{
 	"verdict":     verdictOf,
 	"took":        spanOf,
 	"checkURL":    checkURL,
+	"clip":        clip,
 	"short": func(s string) string {
 		if len(s) > 7 {
 			return s[:7]

@@ -2,6 +2,8 @@ package deliveries
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -34,4 +36,25 @@ func TestRunsUseTheirIndex(t *testing.T) {
 			t.Errorf("after a cursor %v: plan %s", after, text)
 		}
 	}
+}
+
+// FuzzRunCursor: any before a browser sends is a cursor that reads back
+// as itself, or ErrBadCursor; never a panic.
+func FuzzRunCursor(f *testing.F) {
+	for _, s := range []string{"", "1764640000000:0:d1", "1:2:a:b:c", "x:0:d", "-1:-1:", "9223372036854775808:0:d"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, c string) {
+		updated, round, id, err := parseRunCursor(c)
+		if err != nil {
+			if !errors.Is(err, ErrBadCursor) {
+				t.Fatalf("%q: %v", c, err)
+			}
+			return
+		}
+		u2, r2, id2, err := parseRunCursor(fmt.Sprintf("%d:%d:%s", updated, round, id))
+		if err != nil || u2 != updated || r2 != round || id2 != id {
+			t.Fatalf("%q read back as %d %d %q %v", c, u2, r2, id2, err)
+		}
+	})
 }

@@ -115,7 +115,10 @@ func (c *chart) scale(lo, hi time.Duration) func(time.Duration) float64 {
 			c.Ticks = append(c.Ticks, tick{Y: round1(plotBottom - height(t)), Label: human(t)})
 		}
 	}
-	c.Ticks = append(c.Ticks, tick{Y: plotTop, Label: human(hi)})
+	// The longest run's own label, unless a tick is already there.
+	if n := len(c.Ticks); n == 0 || c.Ticks[n-1].Y-plotTop > 20 {
+		c.Ticks = append(c.Ticks, tick{Y: plotTop, Label: human(hi)})
+	}
 	return height
 }
 

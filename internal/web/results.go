@@ -86,7 +86,7 @@ func (s span) String() string {
 }
 
 // human is d rounded to what a person reads: "850 ms", "42 s",
-// "3 min 20 s", "2 h 5 min", "3 d 4 h".
+// "3 min 20 s", "10 min", "2 h 5 min", "3 d 4 h".
 func human(d time.Duration) string {
 	switch {
 	case d < 0:
@@ -96,11 +96,19 @@ func human(d time.Duration) string {
 	case d < time.Minute:
 		return fmt.Sprintf("%d s", int(d.Seconds()))
 	case d < time.Hour:
-		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
+		return two(int(d.Minutes()), "min", int(d.Seconds())%60, "s")
 	case d < 24*time.Hour:
-		return fmt.Sprintf("%d h %d min", int(d.Hours()), int(d.Minutes())%60)
+		return two(int(d.Hours()), "h", int(d.Minutes())%60, "min")
 	}
-	return fmt.Sprintf("%d d %d h", int(d.Hours())/24, int(d.Hours())%24)
+	return two(int(d.Hours())/24, "d", int(d.Hours())%24, "h")
+}
+
+// two is "3 min 20 s", or "3 min" without the smaller unit.
+func two(n int, unit string, rest int, restUnit string) string {
+	if rest == 0 {
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	return fmt.Sprintf("%d %s %d %s", n, unit, rest, restUnit)
 }
 
 // GitHubWebRoot is the web root of the GitHub whose REST API is at

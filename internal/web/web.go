@@ -33,16 +33,16 @@ type UI struct {
 	Sessions   SessionStore
 	Deliveries Deliveries
 	Store      RuleDocuments
+	// GitHubWeb is the web root of the GitHub that check runs are on
+	// (GitHubWebRoot of the API URL); "" shows a check's id without a link.
+	GitHubWeb string
 	// Rules is what the path tester and the explanations evaluate against:
 	// the store, as the evaluation uses it.
 	Rules trigger.RuleSource
 	// Notice, when set, is shown above the deliveries (serve --dry-run
 	// says that nothing is started).
 	Notice string
-	// GitHubWeb is the web root of the GitHub that check runs are on
-	// (GitHubWebRoot of the API URL); "" shows a check's id without a link.
-	GitHubWeb string
-	Log       *slog.Logger
+	Log    *slog.Logger
 }
 
 // Deliveries is what the dashboard reads, and replays, of the stored

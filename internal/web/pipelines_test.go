@@ -75,6 +75,7 @@ func newLiveUI(t *testing.T) *liveUI {
 	for _, d := range []rulestore.Document{
 		{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "api", ChangeMatchExpressions: "api/.*"},
 		{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "never", ChangeMatchExpressions: "never/.*"},
+		{GitHubRepo: "mono", GitHubBranch: "main", CodePipelineName: "..", ChangeMatchExpressions: "dots/.*"},
 	} {
 		if _, _, err := st.Put(ctx, d); err != nil {
 			t.Fatal(err)
@@ -270,7 +271,8 @@ func TestPipelinePage(t *testing.T) {
 		"/pipelines/a%00b":                                   http.StatusBadRequest,
 		"/pipelines/api?before=nonsense":                     http.StatusBadRequest,
 		"/pipelines/api?before=" + url.QueryEscape("1:x:d1"): http.StatusBadRequest,
-		"/pipelines?name=..":                                 http.StatusNotFound,
+		"/pipelines?name=..":                                 http.StatusOK, // a valid CodePipeline name, a step up in a path
+		"/pipelines?name=.":                                  http.StatusNotFound,
 	} {
 		code, page := get(t, c, l.srv.URL+path)
 		if code != want {
@@ -288,7 +290,7 @@ func TestPipelinePage(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<a href="` + pipelineURL(l.ok) + `">` + l.ok + `</a>`, `<span class="success">✓ success</span>`,
-		`<a href="/pipelines/never">never</a>`, "never run", `<a href="/pipelines/api">api</a>`,
+		`<a href="/pipelines/never">never</a>`, "never run", `<a href="/pipelines/api">api</a>`, `<a href="/pipelines?name=..">..</a>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the index lacks %q", want)

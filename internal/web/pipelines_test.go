@@ -372,3 +372,14 @@ func TestClip(t *testing.T) {
 		t.Error("a short error was cut")
 	}
 }
+
+func TestHuman(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		850 * time.Millisecond: "850 ms", 1980 * time.Millisecond: "2.0 s", 42 * time.Second: "42 s",
+		200 * time.Second: "3 min 20 s", 10 * time.Minute: "10 min", 2 * time.Hour: "2 h", 125 * time.Minute: "2 h 5 min", 76 * time.Hour: "3 d 4 h",
+	} {
+		if got := human(d); got != want {
+			t.Errorf("human(%v) = %q, want %q", d, got, want)
+		}
+	}
+}

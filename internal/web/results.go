@@ -85,7 +85,7 @@ func (s span) String() string {
 	return human(s.D)
 }
 
-// human is d rounded to what a person reads: "850 ms", "42 s",
+// human is d rounded to what a person reads: "850 ms", "4.2 s", "42 s",
 // "3 min 20 s", "10 min", "2 h 5 min", "3 d 4 h".
 func human(d time.Duration) string {
 	switch {
@@ -93,6 +93,8 @@ func human(d time.Duration) string {
 		return "0 s"
 	case d < time.Second:
 		return strconv.FormatInt(d.Milliseconds(), 10) + " ms"
+	case d < 10*time.Second:
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + " s"
 	case d < time.Minute:
 		return fmt.Sprintf("%d s", int(d.Seconds()))
 	case d < time.Hour:

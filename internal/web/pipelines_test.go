@@ -37,7 +37,7 @@ const hostile = `</title><script>alert("x")</script><svg onload='y'>&amp;`
 type liveUI struct {
 	srv          *httptest.Server
 	q            *deliveries.Queue
-	dsn          string
+	dsn          string // sqlite://FILE or postgres://…
 	ok, refused  string // the pipeline names of the http targets
 	okURL        string
 	fakePipeline *fakeaws.CodePipeline
@@ -45,9 +45,15 @@ type liveUI struct {
 
 func newLiveUI(t *testing.T) *liveUI {
 	t.Helper()
+	return newLiveUIOn(t, "sqlite://"+filepath.Join(t.TempDir(), "monohook.db"))
+}
+
+// newLiveUIOn is newLiveUI over the database at dsn.
+func newLiveUIOn(t *testing.T, dsn string) *liveUI {
+	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	l := &liveUI{dsn: filepath.Join(t.TempDir(), "monohook.db")}
+	l := &liveUI{dsn: dsn}
 	okSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "/builds/7")
 		w.WriteHeader(http.StatusCreated)
@@ -91,7 +97,7 @@ func newLiveUI(t *testing.T) *liveUI {
 		}
 	}
 
-	db, err := deliveries.OpenDB(ctx, "sqlite://"+l.dsn)
+	db, err := deliveries.OpenDB(ctx, l.dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +193,7 @@ func TestStartsShowTheirResults(t *testing.T) {
 	c, _ := login(t, l.srv)
 	l.pushAndWait(t, "d1")
 	// The check run is the checks part's to write; this sets one as it does.
-	raw, err := sql.Open("sqlite", "file:"+l.dsn)
+	raw, err := sql.Open("sqlite", "file:"+strings.TrimPrefix(l.dsn, "sqlite://"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +237,11 @@ func TestStartsShowTheirResults(t *testing.T) {
 // started each and charts them, one mark per run; an unknown pipeline is
 // 404, a malformed name or cursor 400, a ruled one without runs empty.
 func TestPipelinePage(t *testing.T) {
-	l := newLiveUI(t)
+	eachDB(t, testPipelinePage)
+}
+
+func testPipelinePage(t *testing.T, dsn string) {
+	l := newLiveUIOn(t, dsn)
 	c, _ := login(t, l.srv)
 	l.pushAndWait(t, "d1")
 	l.pushAndWait(t, "d2")

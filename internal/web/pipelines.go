@@ -72,8 +72,12 @@ func (h *handlers) pipelines(w http.ResponseWriter, r *http.Request, session str
 	})
 }
 
-// pipeline is GET /pipelines/{name...}.
+// pipeline is GET /pipelines/{name...}; /pipelines/ is the index.
 func (h *handlers) pipeline(w http.ResponseWriter, r *http.Request, session string) {
+	if r.PathValue("name") == "" {
+		http.Redirect(w, r, "/pipelines", http.StatusSeeOther)
+		return
+	}
 	h.pipelinePage(w, r, session, r.PathValue("name"))
 }
 

@@ -282,6 +282,8 @@ func testPipelinePage(t *testing.T, dsn string) {
 		"/pipelines/api?before=nonsense":                     http.StatusBadRequest,
 		"/pipelines/api?before=" + url.QueryEscape("1:x:d1"): http.StatusBadRequest,
 		"/pipelines?name=..":                                 http.StatusOK, // a valid CodePipeline name, a step up in a path
+		"/pipelines/":                                        http.StatusSeeOther,
+		"/pipelines?name=":                                   http.StatusBadRequest,
 		"/pipelines?name=.":                                  http.StatusNotFound,
 	} {
 		code, page := get(t, c, l.srv.URL+path)

@@ -279,6 +279,7 @@ func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	budget := githubhook.NewBodyBudget(s.c.bodyMemory << 20)
 	m.BodyMemory(budget.Held, budget.Limit())
 	ui := &web.UI{AdminToken: s.adminToken, Sessions: s.db, Deliveries: s.queue, Store: s.store, Rules: s.store, Log: s.log}
+	ui.GitHubWeb = web.GitHubWebRoot(s.c.targets.githubURL)
 	if s.c.dryRun {
 		ui.Notice = "Dry run: pipelines are decided and recorded, never started."
 	}

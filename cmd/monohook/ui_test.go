@@ -159,6 +159,32 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Errorf("after replay the starts table is %q", text)
 	}
 
+	// The pipeline's page, from its link: both runs, each with the push
+	// that started it, and the chart with one mark per run.
+	do(chromedp.Click(`#starts td.pipeline a`), chromedp.WaitVisible(`#chart`))
+	text = textOf(`#runs tbody`)
+	shot("pipeline")
+	if strings.Count(text, id) != 2 || !strings.Contains(text, "monorepo") || !strings.Contains(text, "2222222") || !strings.Contains(text, "replay 1") {
+		t.Errorf("runs table %q", text)
+	}
+	marks, err := chromedp.Run(ctx, chromedp.Nodes(`#chart g.mark`))
+	must(t, err)
+	if len(marks) != 2 {
+		t.Errorf("%d marks in the chart, want one per run", len(marks))
+	}
+	if legend := textOf(`#legend`); !strings.Contains(legend, "success") || !strings.Contains(legend, "failure") {
+		t.Errorf("legend %q", legend)
+	}
+	title, err := chromedp.Run(ctx, chromedp.TextContent(`#chart g.mark title`))
+	must(t, err)
+	if !strings.Contains(title, "delivery "+id) {
+		t.Errorf("the first mark's title %q", title)
+	}
+	do(chromedp.Navigate(base+"/pipelines"), chromedp.WaitVisible(`#pipelines`))
+	if text := textOf(`#pipelines tbody`); !strings.Contains(text, "api") || !strings.Contains(text, "web") || !strings.Contains(text, "never run") {
+		t.Errorf("pipelines index %q", text)
+	}
+
 	// The rules page: the broken document is flagged; the path tester says
 	// what would start.
 	do(chromedp.Navigate(base+"/rules"), chromedp.WaitVisible(`#rules`))

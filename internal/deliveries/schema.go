@@ -49,6 +49,8 @@ DROP INDEX IF EXISTS monohook_delivery_status;
 CREATE INDEX IF NOT EXISTS monohook_delivery_waiting ON monohook_delivery (status, received_at);
 CREATE INDEX IF NOT EXISTS monohook_start_status ON monohook_start (status, delivery_id, round);
 CREATE INDEX IF NOT EXISTS monohook_start_pipeline ON monohook_start (pipeline, status, updated_at);
+-- A pipeline's page: its runs, newest first, a page at a time.
+CREATE INDEX IF NOT EXISTS monohook_start_runs ON monohook_start (pipeline, updated_at, delivery_id, round);
 -- SQLite, rows written by versions before monohook_body: payloads by
 -- delivery id.
 CREATE TABLE IF NOT EXISTS monohook_payload (

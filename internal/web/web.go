@@ -33,6 +33,9 @@ type UI struct {
 	Sessions   SessionStore
 	Deliveries Deliveries
 	Store      RuleDocuments
+	// GitHubWeb is the web root of the GitHub that check runs are on
+	// (GitHubWebRoot of the API URL); "" shows a check's id without a link.
+	GitHubWeb string
 	// Rules is what the path tester and the explanations evaluate against:
 	// the store, as the evaluation uses it.
 	Rules trigger.RuleSource
@@ -53,6 +56,10 @@ type Deliveries interface {
 	Replay(ctx context.Context, id string) (round int, err error)
 	// LastStarted is when each pipeline last started.
 	LastStarted(ctx context.Context) (map[string]time.Time, error)
+	// Runs is a page of one pipeline's runs, newest first.
+	Runs(ctx context.Context, pipeline, before string, limit int) (deliveries.RunPage, error)
+	// Pipelines is every pipeline with a stored start, with its latest.
+	Pipelines(ctx context.Context) ([]deliveries.PipelineSummary, error)
 }
 
 // RuleDocuments is what the rules page lists of the stored rule documents,
@@ -108,6 +115,8 @@ func (u *UI) Handler() http.Handler {
 	page("POST /delivery/replay", h.replay)
 	page("GET /rules", h.rules)
 	page("POST /rules/test", h.rules)
+	page("GET /pipelines", h.pipelines)
+	page("GET /pipelines/{name...}", h.pipeline)
 	return mux
 }
 
@@ -365,7 +374,8 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 		h.internal(w, r, err)
 		return
 	}
-	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "deliveries", "D": d, "Replayed": r.URL.Query().Get("replayed")}
+	data := map[string]any{"CSRF": h.s.csrf(session), "Nav": "deliveries", "D": d, "Replayed": r.URL.Query().Get("replayed"),
+		"At": time.Now(), "GitHubWeb": h.ui.GitHubWeb, "FullName": ""}
 	if d.Event == "push" || d.Event == "pull_request" {
 		p, err := h.ui.Deliveries.Push(r.Context(), id)
 		if err != nil {
@@ -377,7 +387,7 @@ func (h *handlers) delivery(w http.ResponseWriter, r *http.Request, session stri
 			if d.Result != nil {
 				cs = d.Result.Recorded()
 			}
-			data["Push"] = cs.Apply(p)
+			data["Push"], data["FullName"] = cs.Apply(p), p.FullName
 			plan, views, err := h.explain(r.Context(), p, cs)
 			if err != nil {
 				data["ExplainError"] = err.Error()
@@ -566,6 +576,11 @@ func serveCSS(w http.ResponseWriter, _ *http.Request) {
 
 var funcs = template.FuncMap{
 	"deliveryURL": deliveryURL,
+	"pipelineURL": pipelineURL,
+	"verdict":     verdictOf,
+	"took":        spanOf,
+	"checkURL":    checkURL,
+	"clip":        clip,
 	"short": func(s string) string {
 		if len(s) > 7 {
 			return s[:7]
@@ -612,7 +627,7 @@ var funcs = template.FuncMap{
 // parseTemplates parses each page with the shared layout.
 func parseTemplates() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, page := range []string{"login", "deliveries", "delivery", "rules", "error"} {
+	for _, page := range []string{"login", "deliveries", "delivery", "rules", "error", "pipelines", "pipeline"} {
 		out[page] = template.Must(template.New(page).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/partials.html", "templates/"+page+".html"))
 	}
 	return out

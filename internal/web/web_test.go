@@ -224,7 +224,7 @@ func TestLoginSessionAndCSRF(t *testing.T) {
 
 	// A v2 rule is listed, and its exclude explains why it did not match.
 	resp, err = c.Get(srv.URL + "/rules")
-	if page := body(t, resp, err); !strings.Contains(page, "codebuild: codebuild:web-ci") || !strings.Contains(page, "the web app") {
+	if page := body(t, resp, err); !strings.Contains(page, `codebuild: <a href="/pipelines/codebuild:web-ci">codebuild:web-ci</a>`) || !strings.Contains(page, "the web app") {
 		t.Errorf("rules page lacks the v2 rule: %s", page)
 	}
 	resp, err = c.PostForm(srv.URL+"/rules/test", url.Values{"csrf": {csrf}, "repo": {"org/mono"}, "branch": {"main"}, "paths": {"web/README.md"}})

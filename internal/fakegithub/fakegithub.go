@@ -45,6 +45,13 @@ type GitHub struct {
 	failing      int
 	requests     []string
 	tokensIssued int
+
+	orgHooks       map[string][]orgHook
+	hookDeliveries map[string][]HookDelivery
+	lastDeliveryID int64
+	redelivered    []int64
+	fetched        []int64
+	onGet          func(guid string)
 }
 
 // New starts the fake.
@@ -132,6 +139,9 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.mu.Unlock()
+	if g.serveHooks(w, r) {
+		return
+	}
 
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "app" && parts[1] == "installations" && parts[3] == "access_tokens" {

@@ -1,0 +1,236 @@
+package githubapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bradleyfalzon/ghinstallation/v2"
+	"github.com/google/go-github/v75/github"
+
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// MaxDeliveryAnswer bounds one answer of the deliveries API read into
+// memory: a delivery holds a payload of up to 25 MiB, which GitHub
+// re-serializes (escapes can make it longer).
+const MaxDeliveryAnswer = 64 << 20
+
+// Hook names a webhook whose deliveries are read: an organization's hook
+// (Org and ID), or, with neither, the GitHub App's own webhook
+// (/app/hook/deliveries, authenticated with the App's JWT).
+type Hook struct {
+	Org string
+	ID  int64
+}
+
+// App reports whether h is the GitHub App's own webhook.
+func (h Hook) App() bool { return h.Org == "" }
+
+func (h Hook) String() string {
+	if h.App() {
+		return "the GitHub App's webhook"
+	}
+	return fmt.Sprintf("webhook %d of organization %s", h.ID, h.Org)
+}
+
+// Hooks reads one webhook's deliveries (trigger.HookDeliveries).
+type Hooks struct {
+	c    *Client
+	hook Hook
+}
+
+// NewHooks returns a reader of hook's deliveries. An organization hook
+// takes the token (admin:org_hook) or the App installation of cfg; the
+// App's own webhook takes the App's id and key.
+func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
+	if !hook.App() {
+		if hook.ID <= 0 {
+			return nil, errors.New("an organization webhook needs its id")
+		}
+		c, err := New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		// The same authentication, its answers bounded.
+		hc := c.gh.Client()
+		hc.Transport = capAnswers(hc.Transport)
+		base := c.gh.BaseURL
+		c.gh = github.NewClient(hc)
+		c.gh.BaseURL = base
+		return &Hooks{c: c, hook: hook}, nil
+	}
+	if cfg.App == 0 || len(cfg.Key) == 0 {
+		return nil, errors.New("the GitHub App's webhook needs the App's id and private key")
+	}
+	api := cfg.URL
+	if api == "" {
+		api = "https://api.github.com/"
+	}
+	base, err := url.Parse(strings.TrimSuffix(api, "/") + "/")
+	if err != nil {
+		return nil, fmt.Errorf("GitHub API URL %q: %w", api, err)
+	}
+	t, err := ghinstallation.NewAppsTransport(http.DefaultTransport, cfg.App, cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("GitHub App key: %w", err)
+	}
+	t.BaseURL = strings.TrimSuffix(base.String(), "/")
+	gh := github.NewClient(&http.Client{Timeout: 30 * time.Second, Transport: capAnswers(t)})
+	gh.BaseURL = base
+	maxWait := cfg.MaxWait
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
+	}
+	return &Hooks{c: &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, hook: hook}, nil
+}
+
+// List lists the deliveries newest first, 100 a page, following GitHub's
+// cursors.
+func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool) error {
+	opts := &github.ListCursorOptions{PerPage: 100}
+	for {
+		var list []*github.HookDelivery
+		var resp *github.Response
+		err := h.c.call(ctx, true, func() (*github.Response, error) {
+			var err error
+			if h.hook.App() {
+				list, resp, err = h.c.gh.Apps.ListHookDeliveries(ctx, opts)
+			} else {
+				list, resp, err = h.c.gh.Organizations.ListHookDeliveries(ctx, h.hook.Org, h.hook.ID, opts)
+			}
+			return resp, err
+		})
+		if err != nil {
+			return fmt.Errorf("list the deliveries of %s: %w", h.hook, err)
+		}
+		out := make([]trigger.HookDelivery, 0, len(list))
+		for _, d := range list {
+			out = append(out, trigger.HookDelivery{
+				ID: d.GetID(), GUID: d.GetGUID(), Event: d.GetEvent(), Action: d.GetAction(),
+				Status: d.GetStatus(), StatusCode: d.GetStatusCode(), Redelivery: d.GetRedelivery(),
+				DeliveredAt: d.GetDeliveredAt().Time,
+			})
+		}
+		if !page(out) || resp.Cursor == "" || len(list) == 0 {
+			return nil
+		}
+		opts.Cursor = resp.Cursor
+	}
+}
+
+// Get fetches one delivery's request: its headers and payload.
+func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) {
+	var d *github.HookDelivery
+	err := h.c.call(ctx, true, func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		if h.hook.App() {
+			d, resp, err = h.c.gh.Apps.GetHookDelivery(ctx, id)
+		} else {
+			d, resp, err = h.c.gh.Organizations.GetHookDelivery(ctx, h.hook.Org, h.hook.ID, id)
+		}
+		return resp, err
+	})
+	if err != nil {
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, h.hook, err)
+	}
+	if d.Request == nil || d.Request.RawPayload == nil {
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload (%w)", id, h.hook, trigger.ErrPermanent)
+	}
+	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload}, nil
+}
+
+// Redeliver asks GitHub to deliver id again (POST …/attempts). It is not
+// retried on a 5xx: the attempt may be under way.
+func (h *Hooks) Redeliver(ctx context.Context, id int64) error {
+	err := h.c.call(ctx, false, func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		if h.hook.App() {
+			_, resp, err = h.c.gh.Apps.RedeliverHookDelivery(ctx, id)
+		} else {
+			_, resp, err = h.c.gh.Organizations.RedeliverHookDelivery(ctx, h.hook.Org, h.hook.ID, id)
+		}
+		var accepted *github.AcceptedError
+		if errors.As(err, &accepted) { // 202: the attempt is queued
+			return resp, nil
+		}
+		return resp, err
+	})
+	if err != nil {
+		return fmt.Errorf("redeliver delivery %d of %s: %w", id, h.hook, err)
+	}
+	return nil
+}
+
+// FindOrgHook returns the id of org's webhook whose URL is url.
+func (c *Client) FindOrgHook(ctx context.Context, org, url string) (int64, error) {
+	opts := &github.ListOptions{PerPage: 100}
+	for {
+		var hooks []*github.Hook
+		var resp *github.Response
+		err := c.call(ctx, true, func() (*github.Response, error) {
+			var err error
+			hooks, resp, err = c.gh.Organizations.ListHooks(ctx, org, opts)
+			return resp, err
+		})
+		if err != nil {
+			return 0, fmt.Errorf("list the webhooks of organization %s: %w", org, err)
+		}
+		for _, h := range hooks {
+			if h.GetConfig().GetURL() == url {
+				return h.GetID(), nil
+			}
+		}
+		if resp.NextPage == 0 {
+			return 0, fmt.Errorf("organization %s has no webhook with the URL %s: pass --github-hook-id", org, url)
+		}
+		opts.Page = resp.NextPage
+	}
+}
+
+// capAnswers bounds the answers read through t (MaxDeliveryAnswer).
+func capAnswers(t http.RoundTripper) http.RoundTripper {
+	if t == nil {
+		t = http.DefaultTransport
+	}
+	return capTransport{t}
+}
+
+type capTransport struct{ base http.RoundTripper }
+
+func (t capTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: MaxDeliveryAnswer + 1} // one more: an answer of exactly the cap reads to its end
+	return resp, nil
+}
+
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+var errAnswerTooLarge = fmt.Errorf("GitHub's answer is larger than %d bytes", MaxDeliveryAnswer)
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, errAnswerTooLarge
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }

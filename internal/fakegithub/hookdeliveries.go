@@ -297,4 +297,3 @@ func (g *GitHub) appJWT(r *http.Request) bool {
 	var c struct{ Exp int64 }
 	return json.Unmarshal(claims, &c) == nil && time.Now().Unix() < c.Exp
 }
-

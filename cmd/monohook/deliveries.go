@@ -25,7 +25,7 @@ func newDeliveries() *cobra.Command {
 starts (and what CodePipeline answered). These commands read the same database
 as serve: --database, or the SQLite file in --data-dir.`,
 	}
-	cmd.AddCommand(newDeliveriesList(), newDeliveriesShow(), newDeliveriesReplay())
+	cmd.AddCommand(newDeliveriesList(), newDeliveriesShow(), newDeliveriesReplay(), newDeliveriesRecover())
 	return cmd
 }
 

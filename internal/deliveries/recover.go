@@ -198,10 +198,12 @@ func later(a, b time.Time) time.Time {
 
 // missing lists the deliveries since rec.Since, page by page, and returns
 // the ones to fetch, oldest first: of events monohook acts on, each GUID
-// once (a redelivery is listed with its original's GUID), and not in the
-// database.
+// once (a redelivery is listed with its original's GUID; the original's
+// time is kept), and not in the database.
 func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOptions) ([]trigger.HookDelivery, error) {
-	seen := map[string]bool{}
+	// The first attempt of each GUID handled: a redelivery is listed
+	// before (newer than) its original.
+	first := map[string]time.Time{}
 	var missed []trigger.HookDelivery
 	var lookupErr error
 	err := r.gh.List(ctx, func(page []trigger.HookDelivery) bool {
@@ -216,10 +218,16 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 			if rec.newest.Before(d.DeliveredAt) {
 				rec.newest = d.DeliveredAt
 			}
-			if seen[d.GUID] || !r.opts.Handles(d.Event, d.Action) {
+			if !r.opts.Handles(d.Event, d.Action) {
 				continue
 			}
-			seen[d.GUID] = true
+			if t, seen := first[d.GUID]; seen {
+				if d.DeliveredAt.Before(t) {
+					first[d.GUID] = d.DeliveredAt
+				}
+				continue
+			}
+			first[d.GUID] = d.DeliveredAt
 			candidates = append(candidates, d)
 		}
 		absent, err := r.q.absent(ctx, candidates)
@@ -245,7 +253,10 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 	if err != nil {
 		return nil, err
 	}
-	slices.Reverse(missed)
+	for i := range missed {
+		missed[i].DeliveredAt = first[missed[i].GUID]
+	}
+	slices.SortStableFunc(missed, func(a, b trigger.HookDelivery) int { return a.DeliveredAt.Compare(b.DeliveredAt) })
 	return missed, nil
 }
 

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/monohook/monohook/internal/deliveries"
+	"github.com/monohook/monohook/internal/githubapi"
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/metrics"
+)
+
+// recoverFlags say which webhook's deliveries are reconciled, and how.
+type recoverFlags struct {
+	org       string
+	hookID    int64
+	appHook   bool
+	publicURL string
+	window    time.Duration
+	overlap   time.Duration
+}
+
+func (f *recoverFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.org, "github-org", "", "organization whose webhook's failed deliveries are recovered from GitHub's deliveries API (needs a token with admin:org_hook, or an App installation with the organization's webhooks permission)")
+	fs.Int64Var(&f.hookID, "github-hook-id", 0, "id of the organization webhook to reconcile (default: the one whose URL is --public-url)")
+	fs.BoolVar(&f.appHook, "github-app-hook", false, "reconcile the GitHub App's own webhook (/app/hook/deliveries, with the App's JWT: --github-app-id and --github-app-key-file) instead of an organization webhook")
+	fs.StringVar(&f.publicURL, "public-url", "", "the URL GitHub posts this server's webhooks to, e.g. https://monohook.example.com/webhook: finds the organization webhook when --github-hook-id is not given")
+	fs.DurationVar(&f.window, "recover-window", 72*time.Hour, "how far back GitHub keeps a webhook's deliveries, and so the furthest a reconciliation looks (3 days on github.com; GitHub Enterprise Server may keep another span)")
+	fs.DurationVar(&f.overlap, "recover-overlap", 10*time.Minute, "how far before the newest delivery the last reconciliation listed the next one starts listing again (for deliveries GitHub lists late)")
+}
+
+// enabled reports whether a webhook to reconcile is named.
+func (f *recoverFlags) enabled() bool { return f.org != "" || f.appHook }
+
+// howToEnable is the startup log's hint when reconciliation is off.
+const howToEnable = "set --github-org (MONOHOOK_GITHUB_ORG) with --github-hook-id or --public-url, and a --github-token with admin:org_hook (or a GitHub App installation allowed to read the organization's webhooks); or --github-app-hook with the App's id and key for a GitHub App's own webhook"
+
+// reconciler builds the reconciler of q for the named webhook; nil (and
+// the reason, for the log) when no webhook is named or no credentials
+// are there to read it with.
+func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliveries.Queue, m *metrics.Recovery, log *slog.Logger) (*deliveries.Reconciler, githubapi.Hook, string, error) {
+	if !f.enabled() {
+		return nil, githubapi.Hook{}, "no webhook to reconcile named", nil
+	}
+	if f.org != "" && f.appHook {
+		return nil, githubapi.Hook{}, "", errors.New("--github-org and --github-app-hook name two webhooks: pass one")
+	}
+	if f.window <= 0 || f.overlap < 0 {
+		return nil, githubapi.Hook{}, "", errors.New("--recover-window must be positive and --recover-overlap not negative")
+	}
+	cfg, err := tf.githubConfig()
+	if err != nil {
+		return nil, githubapi.Hook{}, "", err
+	}
+	if cfg.Token == "" && cfg.App == 0 {
+		return nil, githubapi.Hook{}, "no GitHub credentials", nil
+	}
+	hook := githubapi.Hook{Org: f.org, ID: f.hookID}
+	if f.org != "" && f.hookID == 0 {
+		if f.publicURL == "" {
+			return nil, hook, "", errors.New("--github-org needs --github-hook-id, or --public-url to find the webhook by its URL")
+		}
+		gh, err := githubapi.New(cfg)
+		if err != nil {
+			return nil, hook, "", err
+		}
+		if hook.ID, err = gh.FindOrgHook(ctx, f.org, f.publicURL); err != nil {
+			return nil, hook, "", err
+		}
+	}
+	hooks, err := githubapi.NewHooks(cfg, hook)
+	if err != nil {
+		return nil, hook, "", err
+	}
+	r, err := deliveries.NewReconciler(q, hooks, deliveries.RecoverOptions{
+		Window: f.window, Overlap: f.overlap, Handles: githubhook.Handles, Admit: githubhook.Recovered, Metrics: m,
+	}, log)
+	return r, hook, "", err
+}
+
+// reconcileLoop reconciles at once, then every every until ctx ends.
+// Each replica runs it; the lease lets one reconcile at a time, and a
+// replica skips its turn when another reconciled less than every/2 ago.
+func reconcileLoop(ctx context.Context, r *deliveries.Reconciler, every time.Duration, log *slog.Logger) {
+	run := func(fresh time.Duration) {
+		rec, err := r.Run(ctx, deliveries.RunOptions{Fresh: fresh})
+		switch {
+		case errors.Is(err, deliveries.ErrReconciling):
+			log.Debug("reconciliation skipped: another replica reconciles, or just did")
+		case err != nil && ctx.Err() != nil:
+		case err != nil:
+			log.Warn("reconciliation failed; the next one lists the window again", "err", err, "listed", rec.Listed, "missing", rec.Missing, "recovered", rec.Recovered)
+		default:
+			log.Info("reconciled with GitHub's deliveries", "since", rec.Since.UTC().Format(time.RFC3339), "listed", rec.Listed, "missing", rec.Missing,
+				"recovered", rec.Recovered, "arrived_meanwhile", rec.Arrived, "ignored", rec.Ignored, "took", rec.Finished.Sub(rec.Started).Round(time.Millisecond))
+		}
+	}
+	run(0)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			run(every / 2)
+		}
+	}
+}
+
+// startReconciling runs reconcileLoop in the background; the function
+// returned stops it and waits for it.
+func startReconciling(ctx context.Context, r *deliveries.Reconciler, every time.Duration, log *slog.Logger) func(context.Context) error {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); reconcileLoop(ctx, r, every, log) }()
+	return func(context.Context) error { cancel(); wg.Wait(); return nil }
+}
+
+// progress prints a reconciliation's progress to w, at most once a
+// second, and once at the end.
+type progress struct {
+	w    io.Writer
+	last time.Time
+}
+
+func (p *progress) update(rec deliveries.Reconciliation) {
+	if time.Since(p.last) < time.Second {
+		return
+	}
+	p.last = time.Now()
+	p.print(rec)
+}
+
+func (p *progress) print(rec deliveries.Reconciliation) {
+	printf(p.w, "listed %d deliveries since %s: %d missing, %d recovered\n", rec.Listed, rec.Since.UTC().Format(time.RFC3339), rec.Missing, rec.Recovered)
+}
+
+
+func newDeliveriesRecover() *cobra.Command {
+	var f deliveriesFlags
+	var rf recoverFlags
+	var tf targetFlags
+	var since, retention time.Duration
+	var dryRun, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "recover",
+		Short: "Find the deliveries GitHub failed to deliver and ingest them",
+		Long: `recover lists the webhook's deliveries through GitHub's deliveries API, back
+--since (at most --recover-window), and finds those whose delivery id the
+database does not hold, whatever GitHub recorded for them (a refused
+connection, a timeout, a 5xx). Without --dry-run it fetches each one's original
+headers and payload from GitHub and stores it as serve stores a webhook (same
+parsing, same deduplication by delivery id), marked recovered: a running serve
+evaluates it and starts its pipelines. A progress line goes to stderr every
+second. serve does the same at start and every --recover-every; one
+reconciliation runs at a time, so this waits for nobody: it fails while one runs.
+
+The webhook is --github-org with --github-hook-id (or --public-url), or
+--github-app-hook; the token needs admin:org_hook.`,
+		Example: `  monohook deliveries recover --github-org acme --github-hook-id 12345 --since 24h --dry-run
+  monohook deliveries recover --github-org acme --public-url https://monohook.example.com/webhook --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !rf.enabled() {
+				return errors.New("name the webhook: " + howToEnable)
+			}
+			if since < 0 {
+				return fmt.Errorf("--since %s: must be positive", since)
+			}
+			q, done, err := openQueueRetained(cmd.Context(), &f, retention)
+			if err != nil {
+				return err
+			}
+			defer done()
+			log, err := f.log.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
+			r, _, off, err := rf.reconciler(cmd.Context(), &tf, q, nil, log)
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				return errors.New("recover: " + off + ": " + howToEnable)
+			}
+			p := &progress{w: cmd.ErrOrStderr(), last: time.Now()}
+			rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: since, DryRun: dryRun, Progress: p.update})
+			if errors.Is(err, deliveries.ErrReconciling) {
+				return errors.New("a reconciliation is running (serve's, or another recover): try again when it ends")
+			}
+			if err != nil {
+				return fmt.Errorf("recover: %w", err)
+			}
+			if asJSON {
+				return writeJSON(cmd, rec)
+			}
+			printRecovered(cmd.OutOrStdout(), rec, dryRun)
+			return nil
+		},
+	}
+	f.register(cmd)
+	rf.register(cmd.Flags())
+	tf.registerGitHub(cmd.Flags())
+	cmd.Flags().DurationVar(&since, "since", 0, "look back this far, e.g. 24h (default: to the newest delivery the last reconciliation listed, at most --recover-window)")
+	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "serve's --retention: deliveries older than it are deleted, so older ones are not looked for")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what is missing; fetch and store nothing")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reconciliation as JSON")
+	return cmd
+}
+
+// openQueueRetained is openQueue with serve's retention, which bounds
+// how far back a reconciliation looks.
+func openQueueRetained(ctx context.Context, f *deliveriesFlags, retention time.Duration) (*deliveries.Queue, func(), error) {
+	log, err := f.log.logger(os.Stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := f.db.openExisting(ctx, f.dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := deliveries.New(d, nil, nil, deliveries.Options{Retention: retention}, log)
+	if err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	return q, func() { _ = q.Close(context.Background()); d.Close() }, nil
+}
+
+func printRecovered(w io.Writer, rec deliveries.Reconciliation, dryRun bool) {
+	if dryRun {
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		printf(tw, "DELIVERED\tDELIVERY\tGITHUB-ID\tEVENT\tACTION\tGITHUB-STATUS\n")
+		for _, m := range rec.Missed {
+			printf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", m.DeliveredAt.Local().Format(time.DateTime), m.GUID, m.ID, m.Event, m.Action, m.Status)
+		}
+		_ = tw.Flush()
+		printf(w, "%d deliveries listed since %s, %d missing (dry run: none fetched)\n", rec.Listed, rec.Since.Local().Format(time.DateTime), rec.Missing)
+		return
+	}
+	printf(w, "%d deliveries listed since %s, %d missing: %d recovered, %d arrived meanwhile, %d ignored (as the webhook would)\n",
+		rec.Listed, rec.Since.Local().Format(time.DateTime), rec.Missing, rec.Recovered, rec.Arrived, rec.Ignored)
+}

@@ -1,0 +1,211 @@
+package main_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/monohook/monohook/internal/fakeaws"
+	"github.com/monohook/monohook/internal/fakegithub"
+	"github.com/monohook/monohook/internal/githubhook"
+	"github.com/monohook/monohook/internal/pgtest"
+	"github.com/monohook/monohook/internal/trigger"
+)
+
+// missedPush records in the fake a push delivery GitHub tried minutesAgo
+// and that got code (0: no connection), with the headers it was sent with.
+func missedPush(g *fakegithub.GitHub, guid string, code, minutesAgo int, redelivery bool) {
+	sig256, sig1 := githubhook.Sign("recover-secret", []byte(pushPayload))
+	g.AddHookDelivery("acme", 42, fakegithub.HookDelivery{
+		GUID: guid, Event: "push", StatusCode: code, Redelivery: redelivery,
+		DeliveredAt: time.Now().Add(-time.Duration(minutesAgo) * time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": guid, "X-GitHub-Event": "push", "Content-Type": "application/json",
+			"X-Hub-Signature-256": sig256, "X-Hub-Signature": sig1, "User-Agent": "GitHub-Hookshot/abc"},
+		Payload: json.RawMessage(pushPayload),
+	})
+}
+
+type reconciled struct {
+	Listed    int `json:"listed"`
+	Missing   int `json:"missing"`
+	Recovered int `json:"recovered"`
+	Arrived   int `json:"arrived_meanwhile"`
+	Missed    []struct {
+		GUID string `json:"GUID"`
+	} `json:"missed"`
+}
+
+func recoverCLI(t *testing.T, env []string, args ...string) reconciled {
+	t.Helper()
+	out, errOut, code := run(t, env, append([]string{"deliveries", "recover", "--json"}, args...)...)
+	var r reconciled
+	if code != 0 || json.Unmarshal([]byte(out), &r) != nil {
+		t.Fatalf("deliveries recover --json %v: exit %d %s %s", args, code, out, errOut)
+	}
+	return r
+}
+
+// fetchedGUIDs is the GUIDs of the deliveries the fake served one by one.
+func fetchedGUIDs(g *fakegithub.GitHub) []string {
+	var out []string
+	for _, id := range g.Fetched() {
+		out = append(out, fmt.Sprint(id))
+	}
+	return out
+}
+
+// TestRecoverAfterDowntime: pushes GitHub could not deliver while
+// monohook was stopped are recovered when it starts, each started once;
+// the one it had are not fetched; a delivery that also arrives live
+// during the recovery starts once.
+func TestRecoverAfterDowntime(t *testing.T) {
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	dataDir := t.TempDir()
+	rules := "file://" + filepath.ToSlash(t.TempDir()) + "?metadata=skip"
+	env := append(awsEnv(fake), "MONOHOOK_STORE="+rules, "MONOHOOK_WEBHOOK_SECRET=recover-secret", "MONOHOOK_DATA_DIR="+dataDir)
+	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "api", "--match", ".*"); code != 0 {
+		t.Fatal(errOut)
+	}
+	first := startServe(t, env, "--listen", "127.0.0.1:0")
+	waitFor(t, "the startup log saying how to turn recovery on", func() bool {
+		return strings.Contains(first.log(), "recovery of missed deliveries off") && strings.Contains(first.log(), "admin:org_hook")
+	})
+	if code := postSigned(first.url, "recover-secret", "live-1", pushPayload); code != 202 {
+		t.Fatalf("live delivery: %d", code)
+	}
+	waitFor(t, "the live delivery's start", func() bool { return len(fake.Calls()) == 1 })
+	first.terminate(t)
+
+	// GitHub's record: live-1 reached monohook; down-1…down-4 did not
+	// (down-2 was redelivered by hand, and failed again); both failed, and
+	// is delivered again while monohook recovers it.
+	missedPush(g, "live-1", 202, 30, false)
+	for i := 1; i <= 4; i++ {
+		missedPush(g, fmt.Sprintf("down-%d", i), 0, 20-i, false)
+	}
+	missedPush(g, "down-2", 502, 10, true)
+	missedPush(g, "both", 0, 5, false)
+	ghEnv := append(env, "MONOHOOK_GITHUB_API_URL="+g.URL, "MONOHOOK_GITHUB_TOKEN=gh-token", "MONOHOOK_GITHUB_ORG=acme", "MONOHOOK_GITHUB_HOOK_ID=42")
+
+	dry := recoverCLI(t, ghEnv, "--dry-run")
+	var dryGUIDs []string
+	for _, m := range dry.Missed {
+		dryGUIDs = append(dryGUIDs, m.GUID)
+	}
+	if want := []string{"down-1", "down-2", "down-3", "down-4", "both"}; !slices.Equal(dryGUIDs, want) || len(g.Fetched()) != 0 {
+		t.Fatalf("dry run lists %v, fetched %v; want %v and nothing fetched", dryGUIDs, g.Fetched(), want)
+	}
+
+	var serverURL atomic.Value
+	g.OnGetDelivery(func(guid string) {
+		if guid != "both" {
+			return
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for serverURL.Load() == nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if code := postSigned(serverURL.Load().(string), "recover-secret", "both", pushPayload); code != 202 {
+			t.Errorf("the live copy of a delivery being recovered: %d", code)
+		}
+	})
+	second := startServe(t, ghEnv, "--listen", "127.0.0.1:0")
+	serverURL.Store(second.url)
+	waitFor(t, "the reconciliation at start", func() bool { return strings.Contains(second.log(), "reconciled with GitHub") })
+	waitFor(t, "six starts", func() bool { return len(fake.Calls()) >= 6 })
+	time.Sleep(500 * time.Millisecond) // a second start would come now
+	log := second.log()
+	if !strings.Contains(log, "missing=5") || !strings.Contains(log, "recovered=4") || !strings.Contains(log, "arrived_meanwhile=1") {
+		t.Errorf("reconciliation log:\n%s", log)
+	}
+	perToken := map[string]int{}
+	for _, c := range fake.Calls() {
+		perToken[c.Token]++
+	}
+	for _, id := range []string{"live-1", "down-1", "down-2", "down-3", "down-4", "both"} {
+		if n := perToken[trigger.StartToken(id, 0, "api")]; n != 1 {
+			t.Errorf("%s: started %d times, want once", id, n)
+		}
+	}
+	if len(fake.Calls()) != 6 {
+		t.Errorf("%d starts, want 6", len(fake.Calls()))
+	}
+	if n := len(g.Fetched()); n != 5 {
+		t.Errorf("fetched %d deliveries (%v), want the 5 missing ones: not live-1, down-2 once", n, fetchedGUIDs(g))
+	}
+	out, _, _ := run(t, env, "deliveries", "show", "down-3", "--json")
+	if !strings.Contains(out, `"recovered"`) {
+		t.Errorf("down-3 is not marked recovered: %s", out)
+	}
+	if out, _, _ := run(t, env, "deliveries", "show", "live-1", "--json"); strings.Contains(out, `"recovered"`) {
+		t.Errorf("live-1 is marked recovered: %s", out)
+	}
+
+	// The next reconciliation finds nothing.
+	fetched := len(g.Fetched())
+	again := recoverCLI(t, ghEnv)
+	if again.Missing != 0 || again.Recovered != 0 || len(g.Fetched()) != fetched {
+		t.Errorf("second reconciliation %+v, fetched %d more", again, len(g.Fetched())-fetched)
+	}
+	second.terminate(t)
+}
+
+// TestRecoverWithTwoReplicasOnPostgreSQL: two serve processes reconcile
+// the same webhook on one database, one at a time: each missing delivery
+// is fetched once and its pipeline started once.
+func TestRecoverWithTwoReplicasOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	fake := fakeaws.NewCodePipeline()
+	defer fake.Close()
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	g.AddOrgHook("acme", 42, "https://monohook.example/webhook")
+	const n = 150
+	for i := range n {
+		missedPush(g, fmt.Sprintf("missed-%03d", i), 0, 100-i/2, false)
+	}
+	rules := "file://" + filepath.ToSlash(t.TempDir()) + "?metadata=skip"
+	env := append(awsEnv(fake), "MONOHOOK_DATABASE="+dsn, "MONOHOOK_STORE="+rules, "MONOHOOK_WEBHOOK_SECRET=recover-secret",
+		"MONOHOOK_GITHUB_API_URL="+g.URL, "MONOHOOK_GITHUB_TOKEN=gh-token", "MONOHOOK_GITHUB_ORG=acme",
+		"MONOHOOK_PUBLIC_URL=https://monohook.example/webhook", "MONOHOOK_RECOVER_EVERY=1s")
+	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "api", "--match", ".*"); code != 0 {
+		t.Fatal(errOut)
+	}
+	replicas := []*daemon{
+		startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()),
+		startServe(t, env, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()),
+	}
+	waitFor(t, "the recovered starts", func() bool { return len(fake.Calls()) >= n })
+	// Let both replicas take a few turns.
+	time.Sleep(3 * time.Second)
+	perToken := map[string]int{}
+	for _, c := range fake.Calls() {
+		perToken[c.Token]++
+	}
+	for i := range n {
+		if c := perToken[trigger.StartToken(fmt.Sprintf("missed-%03d", i), 0, "api")]; c != 1 {
+			t.Errorf("missed-%03d: started %d times", i, c)
+		}
+	}
+	seen := map[int64]int{}
+	for _, id := range g.Fetched() {
+		seen[id]++
+	}
+	if len(seen) != n || len(g.Fetched()) != n {
+		t.Errorf("fetched %d deliveries, %d distinct; want each of the %d once", len(g.Fetched()), len(seen), n)
+	}
+	for _, r := range replicas {
+		if !strings.Contains(r.log(), "webhook 42 of organization acme") {
+			t.Errorf("a replica did not find the webhook by its URL:\n%s", r.log())
+		}
+		r.terminate(t)
+	}
+}

@@ -147,7 +147,6 @@ func (p *progress) print(rec deliveries.Reconciliation) {
 	printf(p.w, "listed %d deliveries since %s: %d missing, %d recovered\n", rec.Listed, rec.Since.UTC().Format(time.RFC3339), rec.Missing, rec.Recovered)
 }
 
-
 func newDeliveriesRecover() *cobra.Command {
 	var f deliveriesFlags
 	var rf recoverFlags

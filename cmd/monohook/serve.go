@@ -382,7 +382,7 @@ func (s *server) logStart(ctx context.Context) {
 	if s.reconciler != nil {
 		log.Info("recovering deliveries GitHub failed to deliver: reconciling now and every --recover-every", "webhook", s.hook.String(), "every", s.c.recoverEvery, "window", s.c.recover.window)
 	} else {
-		log.Info("recovery of missed deliveries off ("+s.recoverOff+"): "+howToEnable)
+		log.Info("recovery of missed deliveries off (" + s.recoverOff + "): " + howToEnable)
 	}
 	if s.db.SyncCommitRaised() {
 		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", s.db.Where)

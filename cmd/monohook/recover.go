@@ -52,40 +52,51 @@ func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliv
 	if !f.enabled() {
 		return nil, githubapi.Hook{}, "no webhook to reconcile named", nil
 	}
-	if f.org != "" && f.appHook {
-		return nil, githubapi.Hook{}, "", errors.New("--github-org and --github-app-hook name two webhooks: pass one")
-	}
 	if f.window <= 0 || f.overlap < 0 {
 		return nil, githubapi.Hook{}, "", errors.New("--recover-window must be positive and --recover-overlap not negative")
 	}
-	cfg, err := tf.githubConfig()
-	if err != nil {
-		return nil, githubapi.Hook{}, "", err
-	}
-	if cfg.Token == "" && cfg.App == 0 {
+	hooks, err := f.hooks(ctx, tf)
+	if errors.Is(err, errNoCredentials) {
 		return nil, githubapi.Hook{}, "no GitHub credentials", nil
 	}
-	hook := githubapi.Hook{Org: f.org, ID: f.hookID}
-	if f.org != "" && f.hookID == 0 {
-		if f.publicURL == "" {
-			return nil, hook, "", errors.New("--github-org needs --github-hook-id, or --public-url to find the webhook by its URL")
-		}
-		gh, err := githubapi.New(cfg)
-		if err != nil {
-			return nil, hook, "", err
-		}
-		if hook.ID, err = gh.FindOrgHook(ctx, f.org, f.publicURL); err != nil {
-			return nil, hook, "", err
-		}
-	}
-	hooks, err := githubapi.NewHooks(cfg, hook)
 	if err != nil {
-		return nil, hook, "", err
+		return nil, githubapi.Hook{}, "", err
 	}
 	r, err := deliveries.NewReconciler(q, hooks, deliveries.RecoverOptions{
 		Window: f.window, Overlap: f.overlap, Handles: githubhook.Handles, Admit: githubhook.Recovered, Metrics: m,
 	}, log)
-	return r, hook, "", err
+	return r, hooks.Hook(), "", err
+}
+
+var errNoCredentials = errors.New("no GitHub credentials: --github-token, or --github-app-id with --github-app-key-file")
+
+// hooks is the reader of the named webhook's deliveries; an organization
+// webhook without --github-hook-id is found by its URL (--public-url).
+func (f *recoverFlags) hooks(ctx context.Context, tf *targetFlags) (*githubapi.Hooks, error) {
+	if f.org != "" && f.appHook {
+		return nil, errors.New("--github-org and --github-app-hook name two webhooks: pass one")
+	}
+	cfg, err := tf.githubConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Token == "" && cfg.App == 0 {
+		return nil, errNoCredentials
+	}
+	hook := githubapi.Hook{Org: f.org, ID: f.hookID}
+	if f.org != "" && f.hookID == 0 {
+		if f.publicURL == "" {
+			return nil, errors.New("--github-org needs --github-hook-id, or --public-url to find the webhook by its URL")
+		}
+		gh, err := githubapi.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if hook.ID, err = gh.FindOrgHook(ctx, f.org, f.publicURL); err != nil {
+			return nil, err
+		}
+	}
+	return githubapi.NewHooks(cfg, hook)
 }
 
 // reconcileLoop reconciles at once, then every every until ctx ends.

@@ -90,6 +90,9 @@ func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
 	return &Hooks{c: &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, hook: hook}, nil
 }
 
+// Hook is the webhook h reads.
+func (h *Hooks) Hook() Hook { return h.hook }
+
 // List lists the deliveries newest first, 100 a page, following GitHub's
 // cursors.
 func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool) error {

@@ -3,6 +3,11 @@ package main_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -70,7 +75,7 @@ func TestRecoverAfterDowntime(t *testing.T) {
 	defer g.Close()
 	dataDir := t.TempDir()
 	rules := "file://" + filepath.ToSlash(t.TempDir()) + "?metadata=skip"
-	env := append(awsEnv(fake), "MONOHOOK_STORE="+rules, "MONOHOOK_WEBHOOK_SECRET=recover-secret", "MONOHOOK_DATA_DIR="+dataDir)
+	env := append(awsEnv(fake), "MONOHOOK_STORE="+rules, "MONOHOOK_WEBHOOK_SECRET=recover-secret", "MONOHOOK_DATA_DIR="+dataDir, "MONOHOOK_ADMIN_TOKEN="+recoverAdmin)
 	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "api", "--match", ".*"); code != 0 {
 		t.Fatal(errOut)
 	}
@@ -149,6 +154,29 @@ func TestRecoverAfterDowntime(t *testing.T) {
 		t.Errorf("live-1 is marked recovered: %s", out)
 	}
 
+	// Metrics and the dashboard tell of it.
+	base := strings.TrimSuffix(second.url, "/webhook")
+	m := scrape(t, base+"/metrics")
+	if v := value(m, "monohook_recovered_deliveries_total", nil); v != 4 {
+		t.Errorf("monohook_recovered_deliveries_total %v, want 4", v)
+	}
+	if v := value(m, "monohook_recover_missing_deliveries_total", nil); v != 5 {
+		t.Errorf("monohook_recover_missing_deliveries_total %v, want 5", v)
+	}
+	if v := value(m, "monohook_recover_last_success_timestamp_seconds", nil); v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Errorf("monohook_recover_last_success_timestamp_seconds %v", v)
+	}
+	page := dashboard(t, base, "/")
+	if !regexp.MustCompile(`id="reconciliation">Last reconciliation with GitHub's deliveries: [-0-9: Z]+: 7 listed, 5 missing, 4 recovered`).MatchString(page) {
+		t.Errorf("the dashboard does not show the last reconciliation:\n%s", page)
+	}
+	if n := strings.Count(page, `<span class="recovered"`); n != 4 {
+		t.Errorf("the dashboard marks %d deliveries recovered, want 4", n)
+	}
+	if !strings.Contains(dashboard(t, base, "/delivery?id=down-1"), `id="recovered"`) {
+		t.Error("the delivery page does not say down-1 was recovered")
+	}
+
 	// The next reconciliation finds nothing.
 	fetched := len(g.Fetched())
 	again := recoverCLI(t, ghEnv)
@@ -208,4 +236,23 @@ func TestRecoverWithTwoReplicasOnPostgreSQL(t *testing.T) {
 		}
 		r.terminate(t)
 	}
+}
+
+const recoverAdmin = "recover-admin-token-0123456789"
+
+// dashboard logs in to the dashboard at base and returns the page at path.
+func dashboard(t *testing.T, base, path string) string {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {recoverAdmin}, "next": {path}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard %s: %d %s", path, resp.StatusCode, b)
+	}
+	return string(b)
 }

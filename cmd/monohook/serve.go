@@ -294,6 +294,9 @@ func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	if s.c.dryRun {
 		ui.Notice = "Dry run: pipelines are decided and recorded, never started."
 	}
+	if s.reconciler != nil {
+		ui.Recovery = s.queue
+	}
 	handler := httpserver.Handler(httpserver.Config{
 		Dashboard: ui.Handler(),
 		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},

@@ -203,17 +203,20 @@ func capAnswers(t http.RoundTripper) http.RoundTripper {
 	if t == nil {
 		t = http.DefaultTransport
 	}
-	return capTransport{t}
+	return capTransport{t, MaxDeliveryAnswer}
 }
 
-type capTransport struct{ base http.RoundTripper }
+type capTransport struct {
+	base http.RoundTripper
+	max  int64
+}
 
 func (t capTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.base.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &cappedBody{rc: resp.Body, left: MaxDeliveryAnswer + 1} // one more: an answer of exactly the cap reads to its end
+	resp.Body = &cappedBody{rc: resp.Body, left: t.max + 1} // one more: an answer of exactly the cap reads to its end
 	return resp, nil
 }
 
@@ -222,7 +225,8 @@ type cappedBody struct {
 	left int64
 }
 
-var errAnswerTooLarge = fmt.Errorf("GitHub's answer is larger than %d bytes", MaxDeliveryAnswer)
+// errAnswerTooLarge is an answer past the cap.
+var errAnswerTooLarge = errors.New("GitHub's answer is larger than monohook reads")
 
 func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {

@@ -7,7 +7,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +158,26 @@ func TestFindOrgHookByURL(t *testing.T) {
 	if _, err := c.FindOrgHook(context.Background(), "acme", "https://nowhere.example/"); err == nil || !strings.Contains(err.Error(), "--github-hook-id") {
 		t.Errorf("no such hook: %v", err)
 	}
+}
+
+func TestAnswersAreBounded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(strings.Repeat("x", 2000)))
+	}))
+	defer srv.Close()
+	c := &http.Client{Transport: capTransport{http.DefaultTransport, 1000}}
+	resp, err := c.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); !errors.Is(err, errAnswerTooLarge) || len(b) > 1001 {
+		t.Errorf("read %d bytes, %v; want the cap's error", len(b), err)
+	}
+	c.Transport = capTransport{http.DefaultTransport, 2000}
+	resp, _ = c.Get(srv.URL)
+	if b, err := io.ReadAll(resp.Body); err != nil || len(b) != 2000 {
+		t.Errorf("an answer of the cap's size: %d bytes, %v", len(b), err)
+	}
+	resp.Body.Close()
 }

@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/monohook/monohook/internal/metrics"
 	"github.com/monohook/monohook/internal/trigger"
@@ -45,6 +48,9 @@ type Reconciler struct {
 	opts   RecoverOptions
 	log    *slog.Logger
 	holder string
+	// renewed is when the lease was last taken or renewed (see renew);
+	// one Run at a time uses it.
+	renewed time.Time
 }
 
 // NewReconciler returns a reconciler of q's deliveries with gh's.
@@ -153,19 +159,57 @@ func (r *Reconciler) reconcile(ctx context.Context, rec *Reconciliation, ro RunO
 		rec.Missed = missed
 		return nil
 	}
-	for _, m := range missed {
-		if err := r.renew(ctx); err != nil {
-			return err
-		}
-		if err := r.recover(ctx, m, rec); err != nil {
-			return err
-		}
-		if ro.Progress != nil {
-			ro.Progress(*rec)
-		}
-	}
-	return nil
+	return r.recoverAll(ctx, missed, rec, ro)
 }
+
+// fetchers is how many missing deliveries are fetched and accepted at
+// once: each fetch waits on GitHub, and accepts made together share a
+// commit.
+const fetchers = 8
+
+// recoverAll fetches and accepts missed, fetchers at a time, in order.
+func (r *Reconciler) recoverAll(ctx context.Context, missed []trigger.HookDelivery, rec *Reconciliation, ro RunOptions) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(fetchers)
+	var mu sync.Mutex
+	for _, m := range missed {
+		if gctx.Err() != nil {
+			break
+		}
+		if err := r.renew(gctx); err != nil {
+			g.Go(func() error { return err })
+			break
+		}
+		g.Go(func() error {
+			o, err := r.recover(gctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			switch o {
+			case recovered:
+				rec.Recovered++
+			case arrived:
+				rec.Arrived++
+			case ignored:
+				rec.Ignored++
+			}
+			if ro.Progress != nil {
+				ro.Progress(*rec)
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// What became of one missing delivery.
+type outcomeOfMissing int
+
+const (
+	failed    outcomeOfMissing = iota // not fetched or not accepted: the reconciliation fails
+	recovered                         // accepted, marked recovered
+	arrived                           // arrived as a webhook meanwhile
+	ignored                           // gone, or the webhook would have ignored or refused it
+)
 
 // since is where the listing stops: the newest delivery the last
 // reconciliation listed, less the overlap (or back), never before the
@@ -261,40 +305,35 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 }
 
 // recover fetches one missing delivery and accepts it.
-func (r *Reconciler) recover(ctx context.Context, m trigger.HookDelivery, rec *Reconciliation) error {
+func (r *Reconciler) recover(ctx context.Context, m trigger.HookDelivery) (outcomeOfMissing, error) {
 	log := r.log.With("delivery", m.GUID, "github_id", m.ID, "event", m.Event, "github_status", m.Status)
 	req, err := r.gh.Get(ctx, m.ID)
 	if errors.Is(err, trigger.ErrPermanent) {
 		// Gone since it was listed (past GitHub's 3 days), or unreadable.
 		log.Warn("missing delivery not recovered: GitHub does not give it", "err", err)
-		rec.Ignored++
-		return nil
+		return ignored, nil
 	}
 	if err != nil {
-		return err
+		return failed, err
 	}
-	d, ignored, err := r.opts.Admit(m.GUID, req, m.DeliveredAt)
+	d, why, err := r.opts.Admit(m.GUID, req, m.DeliveredAt)
 	switch {
 	case err != nil:
 		log.Warn("missing delivery not recovered: the webhook would have refused it", "err", err)
-		rec.Ignored++
-		return nil
-	case ignored != "":
-		log.Info("missing delivery starts nothing", "why", ignored)
-		rec.Ignored++
-		return nil
+		return ignored, nil
+	case why != "":
+		log.Info("missing delivery starts nothing", "why", why)
+		return ignored, nil
 	}
 	switch err := r.accept(ctx, d); {
 	case errors.Is(err, trigger.ErrDuplicate):
 		log.Info("missing delivery arrived as a webhook meanwhile; processed once")
-		rec.Arrived++
+		return arrived, nil
 	case err != nil:
-		return fmt.Errorf("accept recovered delivery %s: %w", m.GUID, err)
-	default:
-		rec.Recovered++
-		log.Info("delivery recovered", "repo", d.Push.Repo, "ref", d.Push.Ref, "sha", d.Push.ShortSHA())
+		return failed, fmt.Errorf("accept recovered delivery %s: %w", m.GUID, err)
 	}
-	return nil
+	log.Info("delivery recovered", "repo", d.Push.Repo, "ref", d.Push.Ref, "sha", d.Push.ShortSHA())
+	return recovered, nil
 }
 
 // accept accepts d through the webhook's own path (Accept: the same
@@ -357,6 +396,7 @@ func (r *Reconciler) acquire(ctx context.Context, now time.Time, fresh time.Dura
 		return false, fmt.Errorf("reconciliation lease: %w", err)
 	}
 	ms := now.UnixMilli()
+	r.renewed = now
 	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE monohook_reconcile SET holder = ?, lease_until = ?, started_at = ?
 		WHERE k = 1 AND (lease_until < ? OR holder = ?) AND finished_at <= ?`),
 		r.holder, now.Add(lease).UnixMilli(), ms, ms, r.holder, now.Add(-fresh).UnixMilli())
@@ -367,18 +407,24 @@ func (r *Reconciler) acquire(ctx context.Context, now time.Time, fresh time.Dura
 	return n == 1, err
 }
 
-// renew extends the lease; it fails when the lease was lost (this process
-// stalled past it, and another took it).
+// renew extends the lease once a quarter of it has passed (each renewal
+// is a commit); it fails when the lease was lost (this process stalled
+// past it, and another took it).
 func (r *Reconciler) renew(ctx context.Context) error {
+	now := time.Now()
+	if now.Sub(r.renewed) < lease/4 {
+		return nil
+	}
 	db := r.q.db
 	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE monohook_reconcile SET lease_until = ? WHERE k = 1 AND holder = ?`),
-		time.Now().Add(lease).UnixMilli(), r.holder)
+		now.Add(lease).UnixMilli(), r.holder)
 	if err != nil {
 		return fmt.Errorf("renew the reconciliation lease: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return fmt.Errorf("the reconciliation lease was lost to another process (%w)", ErrReconciling)
 	}
+	r.renewed = now
 	return nil
 }
 

@@ -70,6 +70,16 @@ func (g *GitHub) AddHookDelivery(org string, id int64, ds ...HookDelivery) {
 		g.lastDeliveryID = max(g.lastDeliveryID, d.ID)
 		g.hookDeliveries[k] = append(g.hookDeliveries[k], d)
 	}
+	list := g.hookDeliveries[k]
+	sort.SliceStable(list, func(i, j int) bool { return newer(list[i], list[j]) })
+}
+
+// newer orders deliveries as GitHub lists them: newest first.
+func newer(a, b HookDelivery) bool {
+	if !a.DeliveredAt.Equal(b.DeliveredAt) {
+		return a.DeliveredAt.After(b.DeliveredAt)
+	}
+	return a.ID > b.ID
 }
 
 // Redelivered returns the ids of the deliveries a redelivery was asked for.
@@ -145,24 +155,14 @@ func (g *GitHub) listOrgHooks(w http.ResponseWriter, org string) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// kept returns key's deliveries GitHub still keeps, newest first.
+// kept returns key's deliveries GitHub still keeps, newest first (kept
+// sorted by AddHookDelivery). The slice is shared: read only.
 func (g *GitHub) kept(key string) []HookDelivery {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	edge := time.Now().Add(-Kept)
-	var out []HookDelivery
-	for _, d := range g.hookDeliveries[key] {
-		if d.DeliveredAt.After(edge) {
-			out = append(out, d)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].DeliveredAt.Equal(out[j].DeliveredAt) {
-			return out[i].DeliveredAt.After(out[j].DeliveredAt)
-		}
-		return out[i].ID > out[j].ID
-	})
-	return out
+	all := g.hookDeliveries[key]
+	return all[:sort.Search(len(all), func(i int) bool { return !all[i].DeliveredAt.After(edge) })]
 }
 
 // listDeliveries lists newest first; per_page up to 100 (default 30); the
@@ -233,9 +233,10 @@ func (g *GitHub) find(key, id string) (HookDelivery, bool) {
 	if err != nil {
 		return HookDelivery{}, false
 	}
-	for _, d := range g.kept(key) {
-		if d.ID == n {
-			return d, true
+	kept := g.kept(key)
+	for i := range kept { // newest first: recovery fetches recent ones
+		if kept[i].ID == n {
+			return kept[i], true
 		}
 	}
 	return HookDelivery{}, false

@@ -140,7 +140,7 @@ func startReconciling(ctx context.Context, r *deliveries.Reconciler, every time.
 }
 
 // progress prints a reconciliation's progress to w, at most once a
-// second, and once at the end.
+// second (update), and at the end (print).
 type progress struct {
 	w    io.Writer
 	last time.Time
@@ -207,6 +207,7 @@ The webhook is --github-org with --github-hook-id (or --public-url), or
 			}
 			p := &progress{w: cmd.ErrOrStderr(), last: time.Now()}
 			rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: since, DryRun: dryRun, Progress: p.update})
+			p.print(rec)
 			if errors.Is(err, deliveries.ErrReconciling) {
 				return errors.New("a reconciliation is running (serve's, or another recover): try again when it ends")
 			}

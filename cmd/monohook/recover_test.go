@@ -146,8 +146,7 @@ func TestRecoverAfterDowntime(t *testing.T) {
 	if n := len(g.Fetched()); n != 5 {
 		t.Errorf("fetched %d deliveries (%v), want the 5 missing ones: not live-1, down-2 once", n, fetchedGUIDs(g))
 	}
-	out, _, _ := run(t, env, "deliveries", "show", "down-3", "--json")
-	if !strings.Contains(out, `"recovered"`) {
+	if out, _, _ := run(t, env, "deliveries", "show", "down-3", "--json"); !strings.Contains(out, `"recovered"`) {
 		t.Errorf("down-3 is not marked recovered: %s", out)
 	}
 	if out, _, _ := run(t, env, "deliveries", "show", "live-1", "--json"); strings.Contains(out, `"recovered"`) {
@@ -183,6 +182,15 @@ func TestRecoverAfterDowntime(t *testing.T) {
 	if again.Missing != 0 || again.Recovered != 0 || len(g.Fetched()) != fetched {
 		t.Errorf("second reconciliation %+v, fetched %d more", again, len(g.Fetched())-fetched)
 	}
+
+	// One more missed while serve runs (its next turn is 5 minutes away):
+	// the CLI stores it, with a progress line, and serve starts it.
+	missedPush(g, "down-5", 0, 0, false)
+	out, errOut, code := run(t, ghEnv, "deliveries", "recover")
+	if code != 0 || !strings.Contains(out, "1 missing: 1 recovered") || !regexp.MustCompile(`listed \d+ deliveries since .*: 1 missing, 1 recovered`).MatchString(errOut) {
+		t.Errorf("deliveries recover: exit %d\n%s\n%s", code, out, errOut)
+	}
+	waitFor(t, "the CLI's recovered delivery's start", func() bool { return len(fake.Calls()) == 7 })
 	second.terminate(t)
 }
 

@@ -246,3 +246,71 @@ func TestOneReconcilerAtATime(t *testing.T) {
 		}
 	})
 }
+
+// TestReconcileLooksNoFurtherThanTheWindowOrRetention: a delivery older
+// than the window (GitHub Enterprise Server keeping less than 3 days), or
+// older than retention (deleted here: it would look missing), is not
+// fetched; --since looks back less.
+func TestReconcileLooksNoFurtherThanTheWindowOrRetention(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Retention: 2 * time.Hour})
+	h := newHooked(t)
+	h.add("recent", "push", 0, 20, false)
+	h.add("hour-old", "push", 0, 90, false)
+	h.add("past-retention", "push", 0, 150, false)
+	run := func(window time.Duration, ro deliveries.RunOptions) []string {
+		r, err := deliveries.NewReconciler(q, h.hooks, deliveries.RecoverOptions{Window: window, Handles: githubhook.Handles, Admit: githubhook.Recovered}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ro.DryRun = true
+		rec, err := r.Run(context.Background(), ro)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range rec.Missed {
+			out = append(out, m.GUID)
+		}
+		return out
+	}
+	if got := run(72*time.Hour, deliveries.RunOptions{}); !slices.Equal(got, []string{"hour-old", "recent"}) {
+		t.Errorf("with 2 hours' retention: %v", got)
+	}
+	if got := run(time.Hour, deliveries.RunOptions{}); !slices.Equal(got, []string{"recent"}) {
+		t.Errorf("with a 1-hour window: %v", got)
+	}
+	if got := run(72*time.Hour, deliveries.RunOptions{Since: 30 * time.Minute}); !slices.Equal(got, []string{"recent"}) {
+		t.Errorf("since 30 minutes: %v", got)
+	}
+}
+
+// TestLeaseOfADeadProcessExpires: a lease held by a process that died
+// keeps others out until it expires, then the next takes it.
+func TestLeaseOfADeadProcessExpires(t *testing.T) {
+	eachDB(t, func(t *testing.T, dsn string) {
+		e := newEnv(t)
+		q := e.open(t, dsn, deliveries.Options{})
+		db, err := deliveries.OpenDB(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		h := newHooked(t)
+		h.add("m1", "push", 0, 5, false)
+		r := h.reconciler(t, q)
+		if err := deliveries.SetLease(context.Background(), db, "dead", time.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Run(context.Background(), deliveries.RunOptions{}); !errors.Is(err, deliveries.ErrReconciling) {
+			t.Errorf("while another holds the lease: %v", err)
+		}
+		if err := deliveries.SetLease(context.Background(), db, "dead", time.Now().Add(-time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := r.Run(context.Background(), deliveries.RunOptions{}); err != nil || rec.Recovered != 1 {
+			t.Errorf("after the dead process's lease expired: %+v, %v", rec, err)
+		}
+	})
+}

@@ -17,7 +17,7 @@ func TestSAMTemplateRecoverFunction(t *testing.T) {
 	if !ok {
 		t.Fatal("no GitHubRecoverFunction")
 	}
-	cond, _ := raw["Conditions"].(map[string]any)["RecoverOn"]
+	cond := raw["Conditions"].(map[string]any)["RecoverOn"]
 	c, _ := json.Marshal(cond)
 	if fnRaw["Condition"] != "RecoverOn" || resources["GitHubRecoverLogs"].(map[string]any)["Condition"] != "RecoverOn" ||
 		!strings.Contains(string(c), `"GitHubRecoverToken"`) || !strings.Contains(string(c), "Fn::Not") {

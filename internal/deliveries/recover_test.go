@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -313,4 +314,40 @@ func TestLeaseOfADeadProcessExpires(t *testing.T) {
 			t.Errorf("after the dead process's lease expired: %+v, %v", rec, err)
 		}
 	})
+}
+
+// TestFailedReconciliationIsRecordedAndRetried: a rate limit that resets
+// later than a call may wait fails the reconciliation, which says so; the
+// next lists the same window again and recovers what is missing. One
+// that resets soon is waited out.
+func TestFailedReconciliationIsRecordedAndRetried(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	for i := range 3 {
+		h.add(fmt.Sprintf("m%d", i), "push", 0, 30-i, false)
+	}
+	h.gh.RateLimitNext(1, time.Hour)
+	rec, err := h.reconciler(t, q).Run(context.Background(), deliveries.RunOptions{})
+	if err == nil || rec.Recovered != 0 {
+		t.Fatalf("with GitHub's rate limit an hour away: %+v, %v", rec, err)
+	}
+	last, _ := q.LastReconciliation(context.Background())
+	if !strings.Contains(last.Error, "rate limit") || last.Finished.IsZero() || !last.Succeeded.IsZero() {
+		t.Errorf("the failed reconciliation recorded as %+v", last)
+	}
+	// The next process (this one's client refuses calls until the reset).
+	h.gh.RateLimitNext(1, time.Second)
+	h.hooks, err = githubapi.NewHooks(githubapi.Config{URL: h.gh.URL, Token: "gh-token"}, githubapi.Hook{Org: "acme", ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err = h.reconciler(t, q).Run(context.Background(), deliveries.RunOptions{})
+	if err != nil || rec.Recovered != 3 {
+		t.Errorf("the next one, after a short rate limit: %+v, %v", rec, err)
+	}
+	if last, _ := q.LastReconciliation(context.Background()); last.Error != "" || last.Succeeded.IsZero() {
+		t.Errorf("after it: %+v", last)
+	}
 }

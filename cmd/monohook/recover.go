@@ -162,7 +162,8 @@ func newDeliveriesRecover() *cobra.Command {
 	var f deliveriesFlags
 	var rf recoverFlags
 	var tf targetFlags
-	var since, retention time.Duration
+	var since string
+	var retention time.Duration
 	var dryRun, asJSON bool
 	cmd := &cobra.Command{
 		Use:   "recover",
@@ -174,8 +175,8 @@ connection, a timeout, a 5xx). Without --dry-run it fetches each one's original
 headers and payload from GitHub and stores it as serve stores a webhook (same
 parsing, same deduplication by delivery id), marked recovered: a running serve
 evaluates it and starts its pipelines. A progress line goes to stderr every
-second. serve does the same at start and every --recover-every; one
-reconciliation runs at a time, so this waits for nobody: it fails while one runs.
+second. serve does the same at start and every --recover-every. One
+reconciliation runs at a time: this one fails, saying so, while another runs.
 
 The webhook is --github-org with --github-hook-id (or --public-url), or
 --github-app-hook; the token needs admin:org_hook.`,
@@ -186,8 +187,16 @@ The webhook is --github-org with --github-hook-id (or --public-url), or
 			if !rf.enabled() {
 				return errors.New("name the webhook: " + howToEnable)
 			}
-			if since < 0 {
-				return fmt.Errorf("--since %s: must be positive", since)
+			var back time.Duration
+			if since != "" {
+				now := time.Now()
+				from, err := parseSince(since, now)
+				if err != nil {
+					return err
+				}
+				if back = now.Sub(from); back <= 0 {
+					return fmt.Errorf("--since %s: must be in the past", since)
+				}
 			}
 			q, done, err := openQueueRetained(cmd.Context(), &f, retention)
 			if err != nil {
@@ -206,7 +215,7 @@ The webhook is --github-org with --github-hook-id (or --public-url), or
 				return errors.New("recover: " + off + ": " + howToEnable)
 			}
 			p := &progress{w: cmd.ErrOrStderr(), last: time.Now()}
-			rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: since, DryRun: dryRun, Progress: p.update})
+			rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: back, DryRun: dryRun, Progress: p.update})
 			p.print(rec)
 			if errors.Is(err, deliveries.ErrReconciling) {
 				return errors.New("a reconciliation is running (serve's, or another recover): try again when it ends")
@@ -224,7 +233,7 @@ The webhook is --github-org with --github-hook-id (or --public-url), or
 	f.register(cmd)
 	rf.register(cmd.Flags())
 	tf.registerGitHub(cmd.Flags())
-	cmd.Flags().DurationVar(&since, "since", 0, "look back this far, e.g. 24h (default: to the newest delivery the last reconciliation listed, at most --recover-window)")
+	cmd.Flags().StringVar(&since, "since", "", "look back this far (90m, 24h, 3d) or to this time (2026-01-31, RFC 3339); default: to the newest delivery the last reconciliation listed; never past --recover-window")
 	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "serve's --retention: deliveries older than it are deleted, so older ones are not looked for")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what is missing; fetch and store nothing")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reconciliation as JSON")

@@ -100,7 +100,7 @@ func TestRecoverAfterDowntime(t *testing.T) {
 	missedPush(g, "both", 0, 5, false)
 	ghEnv := append(env, "MONOHOOK_GITHUB_API_URL="+g.URL, "MONOHOOK_GITHUB_TOKEN=gh-token", "MONOHOOK_GITHUB_ORG=acme", "MONOHOOK_GITHUB_HOOK_ID=42")
 
-	dry := recoverCLI(t, ghEnv, "--dry-run")
+	dry := recoverCLI(t, ghEnv, "--dry-run", "--since", "1d")
 	var dryGUIDs []string
 	for _, m := range dry.Missed {
 		dryGUIDs = append(dryGUIDs, m.GUID)

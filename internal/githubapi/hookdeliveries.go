@@ -21,6 +21,11 @@ import (
 // re-serializes (escapes can make it longer).
 const MaxDeliveryAnswer = 64 << 20
 
+// MaxListed bounds the deliveries one listing reads: an organization
+// with 10,000 deliveries a day has 30,000 in GitHub's 3 days. A listing
+// that goes on past it (an API that never stops giving pages) fails.
+const MaxListed = 1_000_000
+
 // Hook names a webhook whose deliveries are read: an organization's hook
 // (Org and ID), or, with neither, the GitHub App's own webhook
 // (/app/hook/deliveries, authenticated with the App's JWT).
@@ -41,8 +46,9 @@ func (h Hook) String() string {
 
 // Hooks reads one webhook's deliveries (trigger.HookDeliveries).
 type Hooks struct {
-	c    *Client
-	hook Hook
+	c         *Client
+	hook      Hook
+	maxListed int // MaxListed
 }
 
 // NewHooks returns a reader of hook's deliveries. An organization hook
@@ -63,7 +69,7 @@ func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
 		base := c.gh.BaseURL
 		c.gh = github.NewClient(hc)
 		c.gh.BaseURL = base
-		return &Hooks{c: c, hook: hook}, nil
+		return &Hooks{c: c, hook: hook, maxListed: MaxListed}, nil
 	}
 	if cfg.App == 0 || len(cfg.Key) == 0 {
 		return nil, errors.New("the GitHub App's webhook needs the App's id and private key")
@@ -87,7 +93,7 @@ func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
 	if maxWait <= 0 {
 		maxWait = 30 * time.Second
 	}
-	return &Hooks{c: &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, hook: hook}, nil
+	return &Hooks{c: &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, hook: hook, maxListed: MaxListed}, nil
 }
 
 // Hook is the webhook h reads.
@@ -97,7 +103,7 @@ func (h *Hooks) Hook() Hook { return h.hook }
 // cursors.
 func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool) error {
 	opts := &github.ListCursorOptions{PerPage: 100}
-	for {
+	for listed := 0; ; {
 		var list []*github.HookDelivery
 		var resp *github.Response
 		err := h.c.call(ctx, true, func() (*github.Response, error) {
@@ -122,6 +128,9 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 		}
 		if !page(out) || resp.Cursor == "" || len(list) == 0 {
 			return nil
+		}
+		if listed += len(list); listed >= h.maxListed {
+			return fmt.Errorf("the deliveries of %s: more than %d listed, and GitHub gives more pages: list a shorter window", h.hook, h.maxListed)
 		}
 		opts.Cursor = resp.Cursor
 	}

@@ -181,3 +181,19 @@ func TestAnswersAreBounded(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestListingIsBounded(t *testing.T) {
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	fill(g, "acme", 42, 350)
+	h, err := NewHooks(Config{URL: g.URL, Token: "gh-token"}, Hook{Org: "acme", ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.maxListed = 200
+	pages := 0
+	err = h.List(context.Background(), func([]trigger.HookDelivery) bool { pages++; return true })
+	if err == nil || !strings.Contains(err.Error(), "more than 200") || pages != 2 {
+		t.Errorf("%d pages, %v", pages, err)
+	}
+}

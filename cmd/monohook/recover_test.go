@@ -149,6 +149,9 @@ func TestRecoverAfterDowntime(t *testing.T) {
 	if out, _, _ := run(t, env, "deliveries", "show", "down-3", "--json"); !strings.Contains(out, `"recovered"`) {
 		t.Errorf("down-3 is not marked recovered: %s", out)
 	}
+	if out, _, _ := run(t, env, "deliveries", "show", "down-3"); !strings.Contains(out, "GitHub failed to deliver it") {
+		t.Errorf("deliveries show down-3 does not say it was recovered: %s", out)
+	}
 	if out, _, _ := run(t, env, "deliveries", "show", "live-1", "--json"); strings.Contains(out, `"recovered"`) {
 		t.Errorf("live-1 is marked recovered: %s", out)
 	}

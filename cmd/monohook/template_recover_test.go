@@ -7,7 +7,7 @@ import (
 )
 
 // TestSAMTemplateRecoverFunction: the recover function exists only when
-// the GitHub credentials parameter is set, runs on an EventBridge
+// the GitHub credentials parameter (and the organization) is set, runs on an EventBridge
 // schedule, one at a time, with the environment its role reads, and may
 // do nothing on AWS beyond its logs.
 func TestSAMTemplateRecoverFunction(t *testing.T) {
@@ -20,7 +20,7 @@ func TestSAMTemplateRecoverFunction(t *testing.T) {
 	cond := raw["Conditions"].(map[string]any)["RecoverOn"]
 	c, _ := json.Marshal(cond)
 	if fnRaw["Condition"] != "RecoverOn" || resources["GitHubRecoverLogs"].(map[string]any)["Condition"] != "RecoverOn" ||
-		!strings.Contains(string(c), `"GitHubRecoverToken"`) || !strings.Contains(string(c), "Fn::Not") {
+		!strings.Contains(string(c), `"GitHubRecoverToken"`) || !strings.Contains(string(c), `"GitHubOrganization"`) || !strings.Contains(string(c), "Fn::Not") {
 		t.Errorf("the recover function is not conditional on GitHubRecoverToken being set: condition %v, RecoverOn %s", fnRaw["Condition"], c)
 	}
 	tmpl := samTemplate(t)

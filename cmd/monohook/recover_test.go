@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -266,4 +267,26 @@ func dashboard(t *testing.T, base, path string) string {
 		t.Fatalf("dashboard %s: %d %s", path, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// TestRecoverMisconfigured: a webhook named incompletely, or twice, is an
+// error at start, with a non-zero exit; recover without a webhook says
+// how to name one.
+func TestRecoverMisconfigured(t *testing.T) {
+	data := t.TempDir()
+	env := append(os.Environ(), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_GITHUB_TOKEN=x", "MONOHOOK_GITHUB_API_URL=http://127.0.0.1:1/")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme"}, "--github-hook-id, or --public-url"},
+		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--github-app-hook"}, "name two webhooks"},
+		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--github-hook-id", "1", "--recover-every", "0s"}, "--recover-every must be positive"},
+		{[]string{"deliveries", "recover"}, "--github-org"},
+	} {
+		_, errOut, code := run(t, env, c.args...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, %s; want an error naming %q", c.args, code, errOut, c.want)
+		}
+	}
 }

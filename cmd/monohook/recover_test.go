@@ -1,7 +1,11 @@
 package main_test
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -289,4 +293,39 @@ func TestRecoverMisconfigured(t *testing.T) {
 			t.Errorf("%v: exit %d, %s; want an error naming %q", c.args, code, errOut, c.want)
 		}
 	}
+}
+
+// TestRecoverAppWebhook: a GitHub App's own webhook is reconciled through
+// /app/hook/deliveries with the App's JWT.
+func TestRecoverAppWebhook(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := fakegithub.New("installation-token")
+	defer g.Close()
+	g.AppKey, g.InstallationToken = &key.PublicKey, "installation-token"
+	sig256, _ := githubhook.Sign("recover-secret", []byte(pushPayload))
+	g.AddHookDelivery("", 0, fakegithub.HookDelivery{GUID: "app-missed", Event: "push", DeliveredAt: time.Now().Add(-time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": "app-missed", "X-GitHub-Event": "push", "Content-Type": "application/json", "X-Hub-Signature-256": sig256},
+		Payload: json.RawMessage(pushPayload)})
+	data := t.TempDir()
+	env := append(os.Environ(), "MONOHOOK_DATA_DIR="+data, "MONOHOOK_WEBHOOK_SECRET=recover-secret", "MONOHOOK_GITHUB_API_URL="+g.URL,
+		"MONOHOOK_GITHUB_APP_ID=12345", "MONOHOOK_GITHUB_INSTALLATION_ID=678", "MONOHOOK_GITHUB_APP_KEY_FILE="+keyFile, "MONOHOOK_GITHUB_APP_HOOK=true")
+	if _, errOut, code := run(t, env, "rules", "put", "--repo", "monorepo", "--branch", "feature/login", "--pipeline", "api", "--match", ".*"); code != 0 {
+		t.Fatal(errOut)
+	}
+	d := startServe(t, env, "--dry-run", "--listen", "127.0.0.1:0")
+	waitFor(t, "the App webhook's reconciliation", func() bool { return strings.Contains(d.log(), "delivery recovered") })
+	if !strings.Contains(d.log(), "the GitHub App's webhook") {
+		t.Errorf("the startup log does not name the App's webhook:\n%s", d.log())
+	}
+	if out, _, _ := run(t, env, "deliveries", "show", "app-missed", "--json"); !strings.Contains(out, `"recovered"`) {
+		t.Errorf("app-missed not recovered: %s", out)
+	}
+	d.terminate(t)
 }

@@ -45,10 +45,11 @@ func (f *recoverFlags) enabled() bool { return f.org != "" || f.appHook }
 // howToEnable is the startup log's hint when reconciliation is off.
 const howToEnable = "set --github-org (MONOHOOK_GITHUB_ORG) with --github-hook-id or --public-url, and a --github-token with admin:org_hook (or a GitHub App installation allowed to read the organization's webhooks); or --github-app-hook with the App's id and key for a GitHub App's own webhook"
 
-// reconciler builds the reconciler of q for the named webhook; nil (and
+// reconciler builds the reconciler of q for the named webhook, its
+// metrics registered with m (nil: none); nil (and
 // the reason, for the log) when no webhook is named or no credentials
 // are there to read it with.
-func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliveries.Queue, m *metrics.Recovery, log *slog.Logger) (*deliveries.Reconciler, githubapi.Hook, string, error) {
+func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliveries.Queue, m *metrics.Metrics, log *slog.Logger) (*deliveries.Reconciler, githubapi.Hook, string, error) {
 	if !f.enabled() {
 		return nil, githubapi.Hook{}, "no webhook to reconcile named", nil
 	}
@@ -62,8 +63,10 @@ func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliv
 	if err != nil {
 		return nil, githubapi.Hook{}, "", err
 	}
+	// The metrics exist only when recovery is on: one of something off
+	// would read as a reconciliation that never succeeds.
 	r, err := deliveries.NewReconciler(q, hooks, deliveries.RecoverOptions{
-		Window: f.window, Overlap: f.overlap, Handles: githubhook.Handles, Admit: githubhook.Recovered, Metrics: m,
+		Window: f.window, Overlap: f.overlap, Handles: githubhook.Handles, Admit: githubhook.Recovered, Metrics: m.Recovery(q.LastSucceeded),
 	}, log)
 	return r, hooks.Hook(), "", err
 }

@@ -247,6 +247,12 @@ func TestRecoverWithTwoReplicasOnPostgreSQL(t *testing.T) {
 		t.Errorf("fetched %d deliveries, %d distinct; want each of the %d once", len(g.Fetched()), len(seen), n)
 	}
 	for _, r := range replicas {
+		// Every replica tells of the last complete reconciliation,
+		// whichever ran it.
+		m := scrape(t, strings.TrimSuffix(r.url, "/webhook")+"/metrics")
+		if v := value(m, "monohook_recover_last_success_timestamp_seconds", nil); v < float64(time.Now().Add(-time.Minute).Unix()) {
+			t.Errorf("a replica reports the last success at %v", v)
+		}
 		if !strings.Contains(r.log(), "webhook 42 of organization acme") {
 			t.Errorf("a replica did not find the webhook by its URL:\n%s", r.log())
 		}

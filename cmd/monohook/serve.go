@@ -277,7 +277,7 @@ func (s *server) openRecover(ctx context.Context) error {
 		return errors.New("--recover-every must be positive")
 	}
 	var err error
-	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(ctx, &s.c.targets, s.queue, s.metrics.Recovery(), s.log)
+	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(ctx, &s.c.targets, s.queue, s.metrics, s.log)
 	return err
 }
 

@@ -133,7 +133,7 @@ func (r *Reconciler) Run(ctx context.Context, ro RunOptions) (Reconciliation, er
 	if ro.DryRun {
 		return rec, err
 	}
-	r.opts.Metrics.Reconciled(rec.Missing, rec.Recovered, err == nil, rec.Finished)
+	r.opts.Metrics.Reconciled(rec.Missing, rec.Recovered, err == nil)
 	// Recorded even when ctx ended: the lease is freed for the next.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -455,6 +455,13 @@ func clipError(s string) string {
 		return strings.ToValidUTF8(s[:1000], "") + "…"
 	}
 	return s
+}
+
+// LastSucceeded is when the last reconciliation that went through its
+// whole window ended (zero: none yet), for the metrics.
+func (q *Queue) LastSucceeded(ctx context.Context) (time.Time, error) {
+	rec, err := q.LastReconciliation(ctx)
+	return rec.Succeeded, err
 }
 
 // LastReconciliation returns the last reconciliation recorded (zero when

@@ -161,13 +161,18 @@ func (p *progress) print(rec deliveries.Reconciliation) {
 	printf(p.w, "listed %d deliveries since %s: %d missing, %d recovered\n", rec.Listed, rec.Since.UTC().Format(time.RFC3339), rec.Missing, rec.Recovered)
 }
 
+// recoverCommand is deliveries recover's flags.
+type recoverCommand struct {
+	f              deliveriesFlags
+	rf             recoverFlags
+	tf             targetFlags
+	since          string
+	retention      time.Duration
+	dryRun, asJSON bool
+}
+
 func newDeliveriesRecover() *cobra.Command {
-	var f deliveriesFlags
-	var rf recoverFlags
-	var tf targetFlags
-	var since string
-	var retention time.Duration
-	var dryRun, asJSON bool
+	var c recoverCommand
 	cmd := &cobra.Command{
 		Use:   "recover",
 		Short: "Find the deliveries GitHub failed to deliver and ingest them",
@@ -186,61 +191,62 @@ The webhook is --github-org with --github-hook-id (or --public-url), or
 		Example: `  monohook deliveries recover --github-org acme --github-hook-id 12345 --since 24h --dry-run
   monohook deliveries recover --github-org acme --public-url https://monohook.example.com/webhook --json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if !rf.enabled() {
-				return errors.New("name the webhook: " + howToEnable)
-			}
-			var back time.Duration
-			if since != "" {
-				now := time.Now()
-				from, err := parseSince(since, now)
-				if err != nil {
-					return err
-				}
-				if back = now.Sub(from); back <= 0 {
-					return fmt.Errorf("--since %s: must be in the past", since)
-				}
-			}
-			q, done, err := openQueueRetained(cmd.Context(), &f, retention)
-			if err != nil {
-				return err
-			}
-			defer done()
-			log, err := f.log.logger(cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			r, _, off, err := rf.reconciler(cmd.Context(), &tf, q, nil, log)
-			if err != nil {
-				return err
-			}
-			if r == nil {
-				return errors.New("recover: " + off + ": " + howToEnable)
-			}
-			p := &progress{w: cmd.ErrOrStderr(), last: time.Now()}
-			rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: back, DryRun: dryRun, Progress: p.update})
-			p.print(rec)
-			if errors.Is(err, deliveries.ErrReconciling) {
-				return errors.New("a reconciliation is running (serve's, or another recover): try again when it ends")
-			}
-			if err != nil {
-				return fmt.Errorf("recover: %w", err)
-			}
-			if asJSON {
-				return writeJSON(cmd, rec)
-			}
-			printRecovered(cmd.OutOrStdout(), rec, dryRun)
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return c.run(cmd) },
 	}
-	f.register(cmd)
-	rf.register(cmd.Flags())
-	tf.registerGitHub(cmd.Flags())
-	cmd.Flags().StringVar(&since, "since", "", "look back this far (90m, 24h, 3d) or to this time (2026-01-31, RFC 3339); default: to the newest delivery the last reconciliation listed; never past --recover-window")
-	cmd.Flags().DurationVar(&retention, "retention", 30*24*time.Hour, "serve's --retention: deliveries older than it are deleted, so older ones are not looked for")
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "list what is missing; fetch and store nothing")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the reconciliation as JSON")
+	c.f.register(cmd)
+	c.rf.register(cmd.Flags())
+	c.tf.registerGitHub(cmd.Flags())
+	cmd.Flags().StringVar(&c.since, "since", "", "look back this far (90m, 24h, 3d) or to this time (2026-01-31, RFC 3339); default: to the newest delivery the last reconciliation listed; never past --recover-window")
+	cmd.Flags().DurationVar(&c.retention, "retention", 30*24*time.Hour, "serve's --retention: deliveries older than it are deleted, so older ones are not looked for")
+	cmd.Flags().BoolVar(&c.dryRun, "dry-run", false, "list what is missing; fetch and store nothing")
+	cmd.Flags().BoolVar(&c.asJSON, "json", false, "print the reconciliation as JSON")
 	return cmd
+}
+
+func (c *recoverCommand) run(cmd *cobra.Command) error {
+	if !c.rf.enabled() {
+		return errors.New("name the webhook: " + howToEnable)
+	}
+	var back time.Duration
+	if c.since != "" {
+		now := time.Now()
+		from, err := parseSince(c.since, now)
+		if err != nil {
+			return err
+		}
+		if back = now.Sub(from); back <= 0 {
+			return fmt.Errorf("--since %s: must be in the past", c.since)
+		}
+	}
+	q, done, err := openQueueRetained(cmd.Context(), &c.f, c.retention)
+	if err != nil {
+		return err
+	}
+	defer done()
+	log, err := c.f.log.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	r, _, off, err := c.rf.reconciler(cmd.Context(), &c.tf, q, nil, log)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		return errors.New("recover: " + off + ": " + howToEnable)
+	}
+	p := &progress{w: cmd.ErrOrStderr(), last: time.Now()}
+	rec, err := r.Run(cmd.Context(), deliveries.RunOptions{Since: back, DryRun: c.dryRun, Progress: p.update})
+	p.print(rec)
+	switch {
+	case errors.Is(err, deliveries.ErrReconciling):
+		return errors.New("a reconciliation is running (serve's, or another recover): try again when it ends")
+	case err != nil:
+		return fmt.Errorf("recover: %w", err)
+	case c.asJSON:
+		return writeJSON(cmd, rec)
+	}
+	printRecovered(cmd.OutOrStdout(), rec, c.dryRun)
+	return nil
 }
 
 // openQueueRetained is openQueue with serve's retention, which bounds

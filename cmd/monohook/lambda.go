@@ -83,7 +83,7 @@ func runLambda() error {
 	}
 	ctx := context.Background()
 	if env.Role == "recover" {
-		r, err := lambdaRedeliver(ctx, log)
+		r, err := lambdaRedeliver(log)
 		if err != nil {
 			return err
 		}
@@ -144,7 +144,7 @@ func runLambda() error {
 // environment the template sets: the GitHub credentials, the webhook
 // (MONOHOOK_GITHUB_ORG with MONOHOOK_GITHUB_HOOK_ID or MONOHOOK_PUBLIC_URL,
 // or MONOHOOK_GITHUB_APP_HOOK=true) and MONOHOOK_RECOVER_WINDOW.
-func lambdaRedeliver(ctx context.Context, log *slog.Logger) (*lambda.Redeliver, error) {
+func lambdaRedeliver(log *slog.Logger) (*lambda.Redeliver, error) {
 	tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
 		githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE")}
 	rf := recoverFlags{org: os.Getenv("MONOHOOK_GITHUB_ORG"), appHook: os.Getenv("MONOHOOK_GITHUB_APP_HOOK") == "true", publicURL: os.Getenv("MONOHOOK_PUBLIC_URL"), window: 24 * time.Hour}
@@ -164,7 +164,7 @@ func lambdaRedeliver(ctx context.Context, log *slog.Logger) (*lambda.Redeliver, 
 			return nil, fmt.Errorf("MONOHOOK_RECOVER_WINDOW %q: a positive duration such as 24h", v)
 		}
 	}
-	hooks, err := rf.hooks(ctx, &tf)
+	hooks, err := rf.hooks(&tf)
 	if err != nil {
 		return nil, err
 	}

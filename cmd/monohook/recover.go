@@ -49,14 +49,14 @@ const howToEnable = "set --github-org (MONOHOOK_GITHUB_ORG) with --github-hook-i
 // metrics registered with m (nil: none); nil (and
 // the reason, for the log) when no webhook is named or no credentials
 // are there to read it with.
-func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliveries.Queue, m *metrics.Metrics, log *slog.Logger) (*deliveries.Reconciler, githubapi.Hook, string, error) {
+func (f *recoverFlags) reconciler(tf *targetFlags, q *deliveries.Queue, m *metrics.Metrics, log *slog.Logger) (*deliveries.Reconciler, githubapi.Hook, string, error) {
 	if !f.enabled() {
 		return nil, githubapi.Hook{}, "no webhook to reconcile named", nil
 	}
 	if f.window <= 0 || f.overlap < 0 {
 		return nil, githubapi.Hook{}, "", errors.New("--recover-window must be positive and --recover-overlap not negative")
 	}
-	hooks, err := f.hooks(ctx, tf)
+	hooks, err := f.hooks(tf)
 	if errors.Is(err, errNoCredentials) {
 		return nil, githubapi.Hook{}, "no GitHub credentials", nil
 	}
@@ -74,8 +74,9 @@ func (f *recoverFlags) reconciler(ctx context.Context, tf *targetFlags, q *deliv
 var errNoCredentials = errors.New("no GitHub credentials: --github-token, or --github-app-id with --github-app-key-file")
 
 // hooks is the reader of the named webhook's deliveries; an organization
-// webhook without --github-hook-id is found by its URL (--public-url).
-func (f *recoverFlags) hooks(ctx context.Context, tf *targetFlags) (*githubapi.Hooks, error) {
+// webhook without --github-hook-id is found by its URL (--public-url) when
+// first used.
+func (f *recoverFlags) hooks(tf *targetFlags) (*githubapi.Hooks, error) {
 	if f.org != "" && f.appHook {
 		return nil, errors.New("--github-org and --github-app-hook name two webhooks: pass one")
 	}
@@ -86,20 +87,10 @@ func (f *recoverFlags) hooks(ctx context.Context, tf *targetFlags) (*githubapi.H
 	if cfg.Token == "" && cfg.App == 0 {
 		return nil, errNoCredentials
 	}
-	hook := githubapi.Hook{Org: f.org, ID: f.hookID}
-	if f.org != "" && f.hookID == 0 {
-		if f.publicURL == "" {
-			return nil, errors.New("--github-org needs --github-hook-id, or --public-url to find the webhook by its URL")
-		}
-		gh, err := githubapi.New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		if hook.ID, err = gh.FindOrgHook(ctx, f.org, f.publicURL); err != nil {
-			return nil, err
-		}
+	if f.org != "" && f.hookID == 0 && f.publicURL == "" {
+		return nil, errors.New("--github-org needs --github-hook-id, or --public-url to find the webhook by its URL")
 	}
-	return githubapi.NewHooks(cfg, hook)
+	return githubapi.NewHooks(cfg, githubapi.Hook{Org: f.org, ID: f.hookID, URL: f.publicURL})
 }
 
 // reconcileLoop reconciles at once, then every every until ctx ends.
@@ -227,7 +218,7 @@ func (c *recoverCommand) run(cmd *cobra.Command) error {
 	if err != nil {
 		return err
 	}
-	r, _, off, err := c.rf.reconciler(cmd.Context(), &c.tf, q, nil, log)
+	r, _, off, err := c.rf.reconciler(&c.tf, q, nil, log)
 	if err != nil {
 		return err
 	}

@@ -253,8 +253,8 @@ func TestRecoverWithTwoReplicasOnPostgreSQL(t *testing.T) {
 		if v := value(m, "monohook_recover_last_success_timestamp_seconds", nil); v < float64(time.Now().Add(-time.Minute).Unix()) {
 			t.Errorf("a replica reports the last success at %v", v)
 		}
-		if !strings.Contains(r.log(), "webhook 42 of organization acme") {
-			t.Errorf("a replica did not find the webhook by its URL:\n%s", r.log())
+		if !strings.Contains(r.log(), "the webhook of organization acme whose URL is https://monohook.example/webhook") {
+			t.Errorf("a replica does not say which webhook it reconciles:\n%s", r.log())
 		}
 		r.terminate(t)
 	}
@@ -299,6 +299,14 @@ func TestRecoverMisconfigured(t *testing.T) {
 			t.Errorf("%v: exit %d, %s; want an error naming %q", c.args, code, errOut, c.want)
 		}
 	}
+	// GitHub's API unreachable at start: serve serves all the same, and
+	// says the reconciliation failed.
+	d := startServe(t, env, "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--public-url", "https://monohook.example/webhook")
+	waitFor(t, "the failed reconciliation's log line", func() bool { return strings.Contains(d.log(), "reconciliation failed") })
+	if code := postSigned(d.url, "", "after-start", pushPayload); code != 403 {
+		t.Errorf("the webhook answers %d, want 403 for an unsigned delivery: serve is not serving", code)
+	}
+	d.terminate(t)
 }
 
 // TestRecoverAppWebhook: a GitHub App's own webhook is reconciled through

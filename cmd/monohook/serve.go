@@ -272,12 +272,12 @@ func (s *server) openQueue(ctx context.Context) error {
 
 // openRecover prepares the reconciliation with GitHub's deliveries, when
 // a webhook and credentials are configured; run starts it.
-func (s *server) openRecover(ctx context.Context) error {
+func (s *server) openRecover(context.Context) error {
 	if s.c.recoverEvery <= 0 {
 		return errors.New("--recover-every must be positive")
 	}
 	var err error
-	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(ctx, &s.c.targets, s.queue, s.metrics, s.log)
+	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(&s.c.targets, s.queue, s.metrics, s.log)
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bradleyfalzon/ghinstallation/v2"
@@ -27,19 +28,24 @@ const MaxDeliveryAnswer = 64 << 20
 const MaxListed = 1_000_000
 
 // Hook names a webhook whose deliveries are read: an organization's hook
-// (Org and ID), or, with neither, the GitHub App's own webhook
-// (/app/hook/deliveries, authenticated with the App's JWT).
+// (Org, and its ID or the URL GitHub posts to, by which it is found), or,
+// with no Org, the GitHub App's own webhook (/app/hook/deliveries,
+// authenticated with the App's JWT).
 type Hook struct {
 	Org string
 	ID  int64
+	URL string
 }
 
 // App reports whether h is the GitHub App's own webhook.
 func (h Hook) App() bool { return h.Org == "" }
 
 func (h Hook) String() string {
-	if h.App() {
+	switch {
+	case h.App():
 		return "the GitHub App's webhook"
+	case h.ID == 0:
+		return fmt.Sprintf("the webhook of organization %s whose URL is %s", h.Org, h.URL)
 	}
 	return fmt.Sprintf("webhook %d of organization %s", h.ID, h.Org)
 }
@@ -47,8 +53,9 @@ func (h Hook) String() string {
 // Hooks reads one webhook's deliveries (trigger.HookDeliveries).
 type Hooks struct {
 	c         *Client
-	hook      Hook
 	maxListed int // MaxListed
+	mu        sync.Mutex
+	hook      Hook // its ID found on first use, when only its URL was given
 }
 
 // NewHooks returns a reader of hook's deliveries. An organization hook
@@ -56,8 +63,8 @@ type Hooks struct {
 // App's own webhook takes the App's id and key.
 func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
 	if !hook.App() {
-		if hook.ID <= 0 {
-			return nil, errors.New("an organization webhook needs its id")
+		if hook.ID <= 0 && hook.URL == "" {
+			return nil, errors.New("an organization webhook needs its id, or its URL to be found by")
 		}
 		c, err := New(cfg)
 		if err != nil {
@@ -96,27 +103,51 @@ func NewHooks(cfg Config, hook Hook) (*Hooks, error) {
 	return &Hooks{c: &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, hook: hook, maxListed: MaxListed}, nil
 }
 
-// Hook is the webhook h reads.
-func (h *Hooks) Hook() Hook { return h.hook }
+// Hook is the webhook h reads (its ID 0 until found by its URL).
+func (h *Hooks) Hook() Hook {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.hook
+}
+
+// target is the webhook, its id found by its URL the first time (not at
+// start: serve receives webhooks whether GitHub's API answers or not).
+func (h *Hooks) target(ctx context.Context) (Hook, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.hook.App() || h.hook.ID != 0 {
+		return h.hook, nil
+	}
+	id, err := h.c.FindOrgHook(ctx, h.hook.Org, h.hook.URL)
+	if err != nil {
+		return h.hook, err
+	}
+	h.hook.ID = id
+	return h.hook, nil
+}
 
 // List lists the deliveries newest first, 100 a page, following GitHub's
 // cursors.
 func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool) error {
+	hook, err := h.target(ctx)
+	if err != nil {
+		return err
+	}
 	opts := &github.ListCursorOptions{PerPage: 100}
 	for listed := 0; ; {
 		var list []*github.HookDelivery
 		var resp *github.Response
 		err := h.c.call(ctx, true, func() (*github.Response, error) {
 			var err error
-			if h.hook.App() {
+			if hook.App() {
 				list, resp, err = h.c.gh.Apps.ListHookDeliveries(ctx, opts)
 			} else {
-				list, resp, err = h.c.gh.Organizations.ListHookDeliveries(ctx, h.hook.Org, h.hook.ID, opts)
+				list, resp, err = h.c.gh.Organizations.ListHookDeliveries(ctx, hook.Org, hook.ID, opts)
 			}
 			return resp, err
 		})
 		if err != nil {
-			return fmt.Errorf("list the deliveries of %s: %w", h.hook, err)
+			return fmt.Errorf("list the deliveries of %s: %w", hook, err)
 		}
 		out := make([]trigger.HookDelivery, 0, len(list))
 		for _, d := range list {
@@ -130,7 +161,7 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 			return nil
 		}
 		if listed += len(list); listed >= h.maxListed {
-			return fmt.Errorf("the deliveries of %s: more than %d listed, and GitHub gives more pages: list a shorter window", h.hook, h.maxListed)
+			return fmt.Errorf("the deliveries of %s: more than %d listed, and GitHub gives more pages: list a shorter window", hook, h.maxListed)
 		}
 		opts.Cursor = resp.Cursor
 	}
@@ -138,22 +169,26 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 
 // Get fetches one delivery's request: its headers and payload.
 func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) {
+	hook, err := h.target(ctx)
+	if err != nil {
+		return trigger.HookRequest{}, err
+	}
 	var d *github.HookDelivery
-	err := h.c.call(ctx, true, func() (*github.Response, error) {
+	err = h.c.call(ctx, true, func() (*github.Response, error) {
 		var resp *github.Response
 		var err error
-		if h.hook.App() {
+		if hook.App() {
 			d, resp, err = h.c.gh.Apps.GetHookDelivery(ctx, id)
 		} else {
-			d, resp, err = h.c.gh.Organizations.GetHookDelivery(ctx, h.hook.Org, h.hook.ID, id)
+			d, resp, err = h.c.gh.Organizations.GetHookDelivery(ctx, hook.Org, hook.ID, id)
 		}
 		return resp, err
 	})
 	if err != nil {
-		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, h.hook, err)
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, hook, err)
 	}
 	if d.Request == nil || d.Request.RawPayload == nil {
-		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload (%w)", id, h.hook, trigger.ErrPermanent)
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload (%w)", id, hook, trigger.ErrPermanent)
 	}
 	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload}, nil
 }
@@ -161,13 +196,17 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 // Redeliver asks GitHub to deliver id again (POST …/attempts). It is not
 // retried on a 5xx: the attempt may be under way.
 func (h *Hooks) Redeliver(ctx context.Context, id int64) error {
-	err := h.c.call(ctx, false, func() (*github.Response, error) {
+	hook, err := h.target(ctx)
+	if err != nil {
+		return err
+	}
+	err = h.c.call(ctx, false, func() (*github.Response, error) {
 		var resp *github.Response
 		var err error
-		if h.hook.App() {
+		if hook.App() {
 			_, resp, err = h.c.gh.Apps.RedeliverHookDelivery(ctx, id)
 		} else {
-			_, resp, err = h.c.gh.Organizations.RedeliverHookDelivery(ctx, h.hook.Org, h.hook.ID, id)
+			_, resp, err = h.c.gh.Organizations.RedeliverHookDelivery(ctx, hook.Org, hook.ID, id)
 		}
 		var accepted *github.AcceptedError
 		if errors.As(err, &accepted) { // 202: the attempt is queued
@@ -176,7 +215,7 @@ func (h *Hooks) Redeliver(ctx context.Context, id int64) error {
 		return resp, err
 	})
 	if err != nil {
-		return fmt.Errorf("redeliver delivery %d of %s: %w", id, h.hook, err)
+		return fmt.Errorf("redeliver delivery %d of %s: %w", id, hook, err)
 	}
 	return nil
 }

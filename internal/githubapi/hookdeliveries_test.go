@@ -158,6 +158,18 @@ func TestFindOrgHookByURL(t *testing.T) {
 	if _, err := c.FindOrgHook(context.Background(), "acme", "https://nowhere.example/"); err == nil || !strings.Contains(err.Error(), "--github-hook-id") {
 		t.Errorf("no such hook: %v", err)
 	}
+	// Hooks named by their URL find their id on first use.
+	fill(g, "acme", 9, 5)
+	h, err := NewHooks(Config{URL: g.URL, Token: "gh-token"}, Hook{Org: "acme", URL: "https://monohook.example/webhook"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all := listAll(t, h); len(all) != 5 || h.Hook().ID != 9 {
+		t.Errorf("listed %d of hook %+v", len(all), h.Hook())
+	}
+	if _, err := NewHooks(Config{URL: g.URL, Token: "gh-token"}, Hook{Org: "acme"}); err == nil {
+		t.Error("an organization webhook without id or URL was accepted")
+	}
 }
 
 func TestAnswersAreBounded(t *testing.T) {

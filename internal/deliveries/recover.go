@@ -308,9 +308,9 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 func (r *Reconciler) recover(ctx context.Context, m trigger.HookDelivery) (outcomeOfMissing, error) {
 	log := r.log.With("delivery", m.GUID, "github_id", m.ID, "event", m.Event, "github_status", m.Status)
 	req, err := r.gh.Get(ctx, m.ID)
-	if errors.Is(err, trigger.ErrPermanent) {
-		// Gone since it was listed (past GitHub's 3 days), or unreadable.
-		log.Warn("missing delivery not recovered: GitHub does not give it", "err", err)
+	if errors.Is(err, trigger.ErrDeliveryGone) {
+		// Gone since it was listed: past GitHub's 3 days.
+		log.Warn("missing delivery not recovered: GitHub no longer has it", "err", err)
 		return ignored, nil
 	}
 	if err != nil {

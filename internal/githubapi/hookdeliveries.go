@@ -174,6 +174,7 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 		return trigger.HookRequest{}, err
 	}
 	var d *github.HookDelivery
+	gone := false
 	err = h.c.call(ctx, true, func() (*github.Response, error) {
 		var resp *github.Response
 		var err error
@@ -182,8 +183,12 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 		} else {
 			d, resp, err = h.c.gh.Organizations.GetHookDelivery(ctx, hook.Org, hook.ID, id)
 		}
+		gone = resp != nil && (resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusGone)
 		return resp, err
 	})
+	if gone {
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w: %w", id, hook, trigger.ErrDeliveryGone, err)
+	}
 	if err != nil {
 		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, hook, err)
 	}

@@ -112,7 +112,7 @@ func TestHookDeliveriesWaitOutTheRateLimit(t *testing.T) {
 	if len(waits) != 1 {
 		t.Errorf("waits %v, want one until the reset", waits)
 	}
-	if _, err := h.Get(context.Background(), 999999); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := h.Get(context.Background(), 999999); !errors.Is(err, trigger.ErrDeliveryGone) || !strings.Contains(err.Error(), "404") {
 		t.Errorf("unknown delivery: %v", err)
 	}
 }

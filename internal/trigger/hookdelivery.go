@@ -2,8 +2,13 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"time"
 )
+
+// ErrDeliveryGone is GitHub answering that it no longer has a delivery
+// (past the days it keeps them).
+var ErrDeliveryGone = errors.New("GitHub no longer has this delivery")
 
 // HookDelivery is one delivery of the webhook as GitHub lists it. A
 // redelivery is an entry of its own with its original's GUID.

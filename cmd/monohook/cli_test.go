@@ -26,6 +26,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 		{"rules", "list"}, {"rules", "get", "mono-repo/config/x.json"}, {"rules", "validate"}, {"rules", "rm", "mono-repo/config/x.json"},
 		{"rules", "convert", "mono-repo/config/x.json", "--owner", "acme"}, {"eval", payload},
 		{"deliveries", "list"}, {"deliveries", "show", "x"}, {"deliveries", "replay", "x"},
+		{"deliveries", "recover", "--github-org", "acme", "--github-hook-id", "1", "--github-token", "x", "--github-api-url", "http://127.0.0.1:1/"},
 	} {
 		_, errOut, code := run(t, os.Environ(), append(args, "--data-dir", missing)...)
 		if code == 0 || !strings.Contains(errOut, missing) || !strings.Contains(errOut, "--data-dir") {

@@ -25,7 +25,7 @@ func newDeliveries() *cobra.Command {
 starts (and what CodePipeline answered). These commands read the same database
 as serve: --database, or the SQLite file in --data-dir.`,
 	}
-	cmd.AddCommand(newDeliveriesList(), newDeliveriesShow(), newDeliveriesReplay())
+	cmd.AddCommand(newDeliveriesList(), newDeliveriesShow(), newDeliveriesReplay(), newDeliveriesRecover())
 	return cmd
 }
 
@@ -230,6 +230,9 @@ func printDelivery(w io.Writer, s deliveries.Summary) error {
 	printf(tw, "delivery\t%s\n", s.ID)
 	printf(tw, "event\t%s\n", s.Event)
 	printf(tw, "received\t%s\n", s.Received.Format(time.RFC3339))
+	if s.Recovered != nil {
+		printf(tw, "recovered\t%s (GitHub failed to deliver it; fetched from GitHub's deliveries API)\n", s.Recovered.Format(time.RFC3339))
+	}
 	printf(tw, "repository\t%s\n", s.Repo)
 	printf(tw, "ref\t%s\n", s.Ref)
 	printf(tw, "commit\t%s\n", s.SHA)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 // lambdaEnv is the configuration of a Lambda function, set by the SAM
 // template (deploy/aws/template.yaml).
 type lambdaEnv struct {
-	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval or cfn
+	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval, cfn or recover
 	Store         string // MONOHOOK_STORE: s3://bucket
 	Prefix        string // MONOHOOK_PREFIX
 	Secrets       string // MONOHOOK_WEBHOOK_SECRET (webhook)
@@ -52,14 +53,20 @@ func readLambdaEnv() (lambdaEnv, error) {
 			missing = append(missing, name)
 		}
 	}
-	need("MONOHOOK_STORE", e.Store)
+	if e.Role != "recover" { // it calls GitHub alone
+		need("MONOHOOK_STORE", e.Store)
+	}
 	switch e.Role {
 	case "webhook":
 		need("MONOHOOK_WEBHOOK_SECRET", e.Secrets)
 		need("MONOHOOK_EVAL_FUNCTION", e.EvalFunction)
 	case "eval", "cfn":
+	case "recover":
+		if os.Getenv("MONOHOOK_GITHUB_ORG") == "" && os.Getenv("MONOHOOK_GITHUB_APP_HOOK") != "true" {
+			missing = append(missing, "MONOHOOK_GITHUB_ORG (or MONOHOOK_GITHUB_APP_HOOK=true)")
+		}
 	default:
-		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval or cfn", e.Role)
+		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval, cfn or recover", e.Role)
 	}
 	if len(missing) > 0 {
 		return e, fmt.Errorf("%s function: missing environment: %s", e.Role, strings.Join(missing, ", "))
@@ -75,6 +82,14 @@ func runLambda() error {
 		return err
 	}
 	ctx := context.Background()
+	if env.Role == "recover" {
+		r, err := lambdaRedeliver(log)
+		if err != nil {
+			return err
+		}
+		awslambdastart.Start(r.Handle)
+		return errors.New("lambda runtime returned")
+	}
 	st, err := rulestore.Open(ctx, env.Store, env.Prefix, log)
 	if err != nil {
 		return err
@@ -123,4 +138,35 @@ func runLambda() error {
 		awslambdastart.Start(lambda.NewWebhook(h).Handle)
 	}
 	return errors.New("lambda runtime returned")
+}
+
+// lambdaRedeliver is the recover role's handler, configured from the
+// environment the template sets: the GitHub credentials, the webhook
+// (MONOHOOK_GITHUB_ORG with MONOHOOK_GITHUB_HOOK_ID or MONOHOOK_PUBLIC_URL,
+// or MONOHOOK_GITHUB_APP_HOOK=true) and MONOHOOK_RECOVER_WINDOW.
+func lambdaRedeliver(log *slog.Logger) (*lambda.Redeliver, error) {
+	tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
+		githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE")}
+	rf := recoverFlags{org: os.Getenv("MONOHOOK_GITHUB_ORG"), appHook: os.Getenv("MONOHOOK_GITHUB_APP_HOOK") == "true", publicURL: os.Getenv("MONOHOOK_PUBLIC_URL"), window: 24 * time.Hour}
+	var err error
+	if v := os.Getenv("MONOHOOK_GITHUB_APP_ID"); v != "" {
+		if tf.githubApp, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, fmt.Errorf("MONOHOOK_GITHUB_APP_ID: %w", err)
+		}
+	}
+	if v := os.Getenv("MONOHOOK_GITHUB_HOOK_ID"); v != "" {
+		if rf.hookID, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return nil, fmt.Errorf("MONOHOOK_GITHUB_HOOK_ID: %w", err)
+		}
+	}
+	if v := os.Getenv("MONOHOOK_RECOVER_WINDOW"); v != "" {
+		if rf.window, err = time.ParseDuration(v); err != nil || rf.window <= 0 {
+			return nil, fmt.Errorf("MONOHOOK_RECOVER_WINDOW %q: a positive duration such as 24h", v)
+		}
+	}
+	hooks, err := rf.hooks(&tf)
+	if err != nil {
+		return nil, err
+	}
+	return &lambda.Redeliver{GitHub: hooks, Window: rf.window, Handles: githubhook.Handles, Log: log}, nil
 }

@@ -46,6 +46,8 @@ type serveConfig struct {
 	targets       targetFlags
 	bodyMemory    int64
 	allowCIDR     string
+	recover       recoverFlags
+	recoverEvery  time.Duration
 }
 
 func newServe() *cobra.Command {
@@ -87,6 +89,8 @@ webhook secret is generated there on first start.`,
 	c.log.register(f, "info")
 	f.Int64Var(&c.bodyMemory, "max-body-memory", githubhook.DefaultBodyMemory>>20, "MiB of webhook request bodies held in memory at once, before and after their signature is checked; past it a request gets 503 with Retry-After (at least 50: a body growing as it arrives holds up to twice its size for a moment)")
 	f.StringVar(&c.allowCIDR, "webhook-allow-cidr", "", "comma-separated networks (CIDR) whose connections may post webhooks, others get 403; empty lets every address through (behind a load balancer, filter there instead)")
+	c.recover.register(f)
+	f.DurationVar(&c.recoverEvery, "recover-every", 5*time.Minute, "how often the webhook's deliveries are reconciled with GitHub's list of them (and once at start), recovering those GitHub failed to deliver; needs --github-org or --github-app-hook")
 	return cmd
 }
 
@@ -150,6 +154,10 @@ type server struct {
 	adminToken string
 	listener   net.Listener
 	http       *http.Server
+	// reconciler recovers missed deliveries (nil: off, for recoverOff).
+	reconciler *deliveries.Reconciler
+	recoverOff string
+	hook       githubapi.Hook
 }
 
 // onClose registers how the part just opened is closed.
@@ -181,7 +189,7 @@ func (s *server) open(ctx context.Context) error {
 	if err := os.MkdirAll(s.c.store.dataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	for _, step := range []func(context.Context) error{s.openRules, s.openStarter, s.openQueue} {
+	for _, step := range []func(context.Context) error{s.openRules, s.openStarter, s.openQueue, s.openRecover} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -269,6 +277,17 @@ func (s *server) openQueue(ctx context.Context) error {
 	return nil
 }
 
+// openRecover prepares the reconciliation with GitHub's deliveries, when
+// a webhook and credentials are configured; run starts it.
+func (s *server) openRecover(context.Context) error {
+	if s.c.recoverEvery <= 0 {
+		return errors.New("--recover-every must be positive")
+	}
+	var err error
+	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(&s.c.targets, s.queue, s.metrics, s.log)
+	return err
+}
+
 func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	var err error
 	if s.adminToken, err = s.c.resolveAdminToken(); err != nil {
@@ -282,6 +301,9 @@ func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	ui.GitHubWeb = web.GitHubWebRoot(s.c.targets.githubURL)
 	if s.c.dryRun {
 		ui.Notice = "Dry run: pipelines are decided and recorded, never started."
+	}
+	if s.reconciler != nil {
+		ui.Recovery = s.queue
 	}
 	handler := httpserver.Handler(httpserver.Config{
 		Dashboard: ui.Handler(),
@@ -320,6 +342,9 @@ func (s *server) run(ctx context.Context, stop func()) error {
 	s.logStart(ctx)
 	served := make(chan error, 1)
 	go func() { served <- s.http.Serve(s.listener) }()
+	if s.reconciler != nil {
+		s.onClose(startReconciling(ctx, s.reconciler, s.c.recoverEvery, s.log))
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("serve: %w", err)
@@ -364,6 +389,11 @@ func (s *server) logStart(ctx context.Context) {
 	}
 	if strings.HasSuffix(s.secretFrom, "(generated)") {
 		log.Info("a webhook secret was generated: in the GitHub organization's Settings → Webhooks, set the payload URL to this server's /webhook, the content type to application/json, and the secret to the contents of the file", "secret_file", strings.TrimSuffix(s.secretFrom, " (generated)"), "webhook_url", webhookURL)
+	}
+	if s.reconciler != nil {
+		log.Info("recovering deliveries GitHub failed to deliver: reconciling now and every --recover-every", "webhook", s.hook.String(), "every", s.c.recoverEvery, "window", s.c.recover.window)
+	} else {
+		log.Info("recovery of missed deliveries off (" + s.recoverOff + "): " + howToEnable)
 	}
 	if s.db.SyncCommitRaised() {
 		log.Warn("PostgreSQL's synchronous_commit is off for this database or role; monohook's sessions set it on, so that an acknowledged delivery is flushed before its answer", "database", s.db.Where)

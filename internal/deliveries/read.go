@@ -29,6 +29,18 @@ type Delivery struct {
 	EvaluatedAt *time.Time      `json:"evaluated_at,omitempty"`
 	Result      *trigger.Result `json:"result,omitempty"`
 	Starts      []Start         `json:"starts,omitempty"`
+	// Recovered is when the delivery was fetched from GitHub's deliveries
+	// API, GitHub having failed to deliver it (nil: it came as a webhook).
+	Recovered *time.Time `json:"recovered,omitempty"`
+}
+
+// recoveredAt is the recovered_at column as Delivery.Recovered.
+func recoveredAt(ms int64) *time.Time {
+	if ms == 0 {
+		return nil
+	}
+	t := time.UnixMilli(ms)
+	return &t
 }
 
 // Start is one pipeline start of a delivery and what the target answered.
@@ -58,7 +70,7 @@ type Start struct {
 
 // List returns the newest deliveries first, at most limit.
 func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
-	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, received_at, repo, ref, sha, paths, status, duplicates, round
+	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, received_at, repo, ref, sha, paths, status, duplicates, round, recovered_at
 		FROM monohook_delivery ORDER BY received_at DESC, id LIMIT ?`), limit)
 	if err != nil {
 		return nil, fmt.Errorf("list deliveries: %w", err)
@@ -67,11 +79,11 @@ func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
 	var out []Delivery
 	for rows.Next() {
 		var d Delivery
-		var received int64
-		if err := rows.Scan(&d.ID, &d.Event, &received, &d.Repo, &d.Ref, &d.SHA, &d.Paths, &d.Status, &d.Duplicates, &d.Round); err != nil {
+		var received, recovered int64
+		if err := rows.Scan(&d.ID, &d.Event, &received, &d.Repo, &d.Ref, &d.SHA, &d.Paths, &d.Status, &d.Duplicates, &d.Round, &recovered); err != nil {
 			return nil, fmt.Errorf("list deliveries: %w", err)
 		}
-		d.Received = time.UnixMilli(received)
+		d.Received, d.Recovered = time.UnixMilli(received), recoveredAt(recovered)
 		out = append(out, d)
 	}
 	return out, rows.Err()
@@ -87,19 +99,19 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // read-only: nothing to commit
 	d := Delivery{ID: id}
-	var received int64
+	var received, recovered int64
 	var evaluated sql.NullInt64
 	var result sql.NullString
-	err = tx.QueryRowContext(ctx, q.db.q(`SELECT event, received_at, repo, ref, sha, paths, status, duplicates, round, evaluated_at, result
+	err = tx.QueryRowContext(ctx, q.db.q(`SELECT event, received_at, repo, ref, sha, paths, status, duplicates, round, evaluated_at, result, recovered_at
 		FROM monohook_delivery WHERE id = ?`), id).
-		Scan(&d.Event, &received, &d.Repo, &d.Ref, &d.SHA, &d.Paths, &d.Status, &d.Duplicates, &d.Round, &evaluated, &result)
+		Scan(&d.Event, &received, &d.Repo, &d.Ref, &d.SHA, &d.Paths, &d.Status, &d.Duplicates, &d.Round, &evaluated, &result, &recovered)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, fmt.Errorf("%s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return Delivery{}, fmt.Errorf("read delivery %s: %w", id, err)
 	}
-	d.Received = time.UnixMilli(received)
+	d.Received, d.Recovered = time.UnixMilli(received), recoveredAt(recovered)
 	if evaluated.Valid {
 		t := time.UnixMilli(evaluated.Int64)
 		d.EvaluatedAt = &t
@@ -204,7 +216,7 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	if err != nil {
 		return Page{}, err
 	}
-	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round FROM monohook_delivery d`
+	query := `SELECT d.id, d.event, d.received_at, d.repo, d.ref, d.sha, d.paths, d.status, d.duplicates, d.round, d.recovered_at FROM monohook_delivery d`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -223,12 +235,12 @@ func (q *Queue) Find(ctx context.Context, f Filter) (Page, error) {
 	var page Page
 	for rows.Next() {
 		var s Summary
-		var received int64
-		if err := rows.Scan(&s.ID, &s.Event, &received, &s.Repo, &s.Ref, &s.SHA, &s.Paths, &s.Status, &s.Duplicates, &s.Round); err != nil {
+		var received, recovered int64
+		if err := rows.Scan(&s.ID, &s.Event, &received, &s.Repo, &s.Ref, &s.SHA, &s.Paths, &s.Status, &s.Duplicates, &s.Round, &recovered); err != nil {
 			rows.Close()
 			return Page{}, fmt.Errorf("find deliveries: %w", err)
 		}
-		s.Received = time.UnixMilli(received)
+		s.Received, s.Recovered = time.UnixMilli(received), recoveredAt(recovered)
 		page.Deliveries = append(page.Deliveries, s)
 	}
 	rows.Close()

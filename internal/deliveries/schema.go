@@ -69,6 +69,21 @@ CREATE TABLE IF NOT EXISTS monohook_session (
 	expires_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS monohook_session_expiry ON monohook_session (expires_at);
+-- The reconciliation with GitHub's list of deliveries (see recover.go):
+-- one row, k = 1: who holds it (a lease), and how the last one went.
+CREATE TABLE IF NOT EXISTS monohook_reconcile (
+	k           INTEGER PRIMARY KEY,
+	holder      TEXT NOT NULL DEFAULT '',
+	lease_until BIGINT NOT NULL DEFAULT 0,
+	started_at  BIGINT NOT NULL DEFAULT 0,
+	finished_at BIGINT NOT NULL DEFAULT 0,
+	succeeded_at BIGINT NOT NULL DEFAULT 0,
+	newest_at   BIGINT NOT NULL DEFAULT 0,
+	listed      INTEGER NOT NULL DEFAULT 0,
+	missing     INTEGER NOT NULL DEFAULT 0,
+	recovered   INTEGER NOT NULL DEFAULT 0,
+	error       TEXT NOT NULL DEFAULT ''
+);
 ` + probeSchema
 
 // addLaterColumns adds the columns of both databases added after the first
@@ -83,6 +98,9 @@ func addLaterColumns(ctx context.Context, db *sql.DB, count string) error {
 		{"monohook_start", "result_detail", "TEXT NOT NULL DEFAULT ''"},
 		{"monohook_start", "finished_at", "BIGINT NOT NULL DEFAULT 0"},
 		{"monohook_start", "check_id", "BIGINT NOT NULL DEFAULT 0"},
+		// When a delivery was recovered from GitHub's deliveries API
+		// (0: it came as a webhook).
+		{"monohook_delivery", "recovered_at", "BIGINT NOT NULL DEFAULT 0"},
 	} {
 		if err := addColumn(ctx, db, count, c.table, c.column, c.decl); err != nil {
 			return err

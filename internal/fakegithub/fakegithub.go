@@ -46,6 +46,13 @@ type GitHub struct {
 	requests     []string
 	tokensIssued int
 	runs         runs // workflow runs (runs.go)
+
+	orgHooks       map[string][]orgHook
+	hookDeliveries map[string][]HookDelivery
+	lastDeliveryID int64
+	redelivered    []int64
+	fetched        []int64
+	onGet          func(guid string)
 }
 
 // New starts the fake.
@@ -133,6 +140,9 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.mu.Unlock()
+	if g.serveHooks(w, r) {
+		return
+	}
 
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	if r.Method == http.MethodPost && len(parts) == 4 && parts[0] == "app" && parts[1] == "installations" && parts[3] == "access_tokens" {

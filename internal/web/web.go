@@ -43,6 +43,15 @@ type UI struct {
 	// says that nothing is started).
 	Notice string
 	Log    *slog.Logger
+	// Recovery, when set (serve recovers missed deliveries), tells the
+	// last reconciliation with GitHub's deliveries, shown above the list.
+	Recovery Reconciliations
+}
+
+// Reconciliations reads the last reconciliation with GitHub's list of
+// the webhook's deliveries.
+type Reconciliations interface {
+	LastReconciliation(ctx context.Context) (deliveries.Reconciliation, error)
 }
 
 // Deliveries is what the dashboard reads, and replays, of the stored
@@ -295,10 +304,19 @@ func (h *handlers) deliveries(w http.ResponseWriter, r *http.Request, session st
 		}
 		older = "/?" + v.Encode()
 	}
-	h.render(w, http.StatusOK, "deliveries", map[string]any{
+	data := map[string]any{
 		"CSRF": h.s.csrf(session), "Nav": "deliveries", "Filter": f, "Page": page, "Repos": repos,
 		"Statuses": deliveries.Statuses, "Older": older, "Notice": h.ui.Notice,
-	})
+	}
+	if h.ui.Recovery != nil {
+		last, err := h.ui.Recovery.LastReconciliation(r.Context())
+		if err != nil {
+			h.internal(w, r, err)
+			return
+		}
+		data["Recovery"] = last
+	}
+	h.render(w, http.StatusOK, "deliveries", data)
 }
 
 // ruleView is one rule's decision with the rule's expressions, for the

@@ -1,0 +1,167 @@
+package githubapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/go-github/v75/github"
+)
+
+// CheckRun is a check run as monohook writes it (see internal/report).
+type CheckRun struct {
+	Name       string
+	HeadSHA    string
+	ExternalID string
+	Status     string // queued, in_progress, completed
+	Conclusion string // with completed
+	Title      string
+	Summary    string
+	DetailsURL string
+}
+
+func (cr CheckRun) output() *github.CheckRunOutput {
+	return &github.CheckRunOutput{Title: github.Ptr(cr.Title), Summary: github.Ptr(cr.Summary)}
+}
+
+func optional(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func (cr CheckRun) completedAt() *github.Timestamp {
+	if cr.Status != "completed" {
+		return nil
+	}
+	return &github.Timestamp{Time: time.Now()}
+}
+
+// CreateCheckRun creates a check run in repository (owner/name) and
+// returns its id. A 5xx is not retried here (the run may exist): the
+// report job's retry finds it by its external id first.
+func (c *Client) CreateCheckRun(ctx context.Context, repository string, cr CheckRun) (int64, error) {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return 0, err
+	}
+	opts := github.CreateCheckRunOptions{Name: cr.Name, HeadSHA: cr.HeadSHA, ExternalID: optional(cr.ExternalID),
+		Status: optional(cr.Status), Conclusion: optional(cr.Conclusion), DetailsURL: optional(cr.DetailsURL),
+		CompletedAt: cr.completedAt(), Output: cr.output()}
+	var run *github.CheckRun
+	err = c.call(ctx, false, func() (*github.Response, error) {
+		var resp *github.Response
+		var err error
+		run, resp, err = c.gh.Checks.CreateCheckRun(ctx, owner, repo, opts)
+		return resp, err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("create check run %q on %s: %w", cr.Name, cr.HeadSHA, err)
+	}
+	return run.GetID(), nil
+}
+
+// UpdateCheckRun sets check run id of repository to cr.
+func (c *Client) UpdateCheckRun(ctx context.Context, repository string, id int64, cr CheckRun) error {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return err
+	}
+	opts := github.UpdateCheckRunOptions{Name: cr.Name, ExternalID: optional(cr.ExternalID), Status: optional(cr.Status),
+		Conclusion: optional(cr.Conclusion), DetailsURL: optional(cr.DetailsURL), CompletedAt: cr.completedAt(), Output: cr.output()}
+	err = c.call(ctx, true, func() (*github.Response, error) {
+		_, resp, err := c.gh.Checks.UpdateCheckRun(ctx, owner, repo, id, opts)
+		return resp, err
+	})
+	if err != nil {
+		return fmt.Errorf("update check run %d (%q): %w", id, cr.Name, err)
+	}
+	return nil
+}
+
+// maxCheckRunPages bounds the listing of one commit's check runs (100 a
+// page): a commit with more of them than that has its older ones unseen.
+const maxCheckRunPages = 20
+
+// CheckRunIDs returns the ids of the check runs of commit sha in
+// repository by their external id, this App's only: what a report job
+// finds after a crash between creating a check run and storing its id.
+func (c *Client) CheckRunIDs(ctx context.Context, repository, sha string) (map[string]int64, error) {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return nil, err
+	}
+	opts := &github.ListCheckRunsOptions{Filter: github.Ptr("all"), ListOptions: github.ListOptions{PerPage: 100}}
+	if c.appID != 0 {
+		opts.AppID = &c.appID
+	}
+	ids := map[string]int64{}
+	for range maxCheckRunPages {
+		var res *github.ListCheckRunsResults
+		var resp *github.Response
+		err := c.call(ctx, true, func() (*github.Response, error) {
+			var err error
+			res, resp, err = c.gh.Checks.ListCheckRunsForRef(ctx, owner, repo, sha, opts)
+			return resp, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("check runs of %s: %w", sha, err)
+		}
+		for _, run := range res.CheckRuns {
+			if ext := run.GetExternalID(); ext != "" {
+				ids[ext] = run.GetID()
+			}
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return ids, nil
+}
+
+// Status is a commit status as monohook writes it.
+type Status struct {
+	Context     string
+	State       string // pending, success, failure, error
+	Description string // at most 140 characters
+	TargetURL   string
+}
+
+// CreateStatus sets the status st.Context of commit sha in repository.
+// The latest status of a context is the one GitHub shows, so posting one
+// again is harmless and 5xx answers are retried.
+func (c *Client) CreateStatus(ctx context.Context, repository, sha string, st Status) error {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return err
+	}
+	s := &github.RepoStatus{State: github.Ptr(st.State), Context: github.Ptr(st.Context), Description: optional(st.Description), TargetURL: optional(st.TargetURL)}
+	err = c.call(ctx, true, func() (*github.Response, error) {
+		_, resp, err := c.gh.Repositories.CreateStatus(ctx, owner, repo, sha, s)
+		return resp, err
+	})
+	if err != nil {
+		return fmt.Errorf("status %q of %s: %w", st.Context, sha, err)
+	}
+	return nil
+}
+
+// RetryAt says, for an error of a call that hit a rate limit it could not
+// wait out, when to try again.
+func RetryAt(err error) (time.Time, bool) {
+	var rl *github.RateLimitError
+	if errors.As(err, &rl) {
+		return rl.Rate.Reset.Add(time.Second), true
+	}
+	var abuse *github.AbuseRateLimitError
+	if errors.As(err, &abuse) {
+		if abuse.RetryAfter != nil {
+			return time.Now().Add(*abuse.RetryAfter), true
+		}
+		return time.Now().Add(time.Minute), true
+	}
+	return time.Time{}, false
+}

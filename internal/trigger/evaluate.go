@@ -24,6 +24,10 @@ type Decision struct {
 	// incomplete change set under on_incomplete: run) or did not match
 	// although a path did (on_incomplete: skip).
 	Reason string `json:"reason,omitempty"`
+	// Check is the name of the GitHub check that reports the decision;
+	// set when the plan is reported (PlanInput.Report), empty when the
+	// rule's report is off.
+	Check string `json:"check,omitempty"`
 }
 
 // Result is what evaluation decided for one push.
@@ -48,6 +52,9 @@ type Result struct {
 	Incomplete string `json:"incomplete,omitempty"`
 	// Fetched are the changed paths the GitHub API added to the payload's.
 	Fetched []string `json:"fetched,omitempty"`
+	// Only, when set, is the one pipeline this round may start: a re-run
+	// of its check (PlanInput.Only).
+	Only string `json:"only,omitempty"`
 }
 
 // Skip reasons for pushes that start nothing whatever the rules say.

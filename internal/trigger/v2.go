@@ -40,7 +40,10 @@ type Spec struct {
 	// changed paths when the change set may be incomplete: "run" (the
 	// default: a watched path may be among the unknown ones) or "skip".
 	OnIncomplete string `json:"on_incomplete,omitempty"`
-	Target       Target `json:"target"`
+	// Report says how the rule's decisions are reported to GitHub (a
+	// check run or a commit status); nil: under the default name.
+	Report *ReportSpec `json:"report,omitempty"`
+	Target Target      `json:"target"`
 }
 
 // Target is what a rule starts: a kind of target (Type) and the kind's
@@ -318,6 +321,7 @@ func NewV2Rule(key string, s Spec, kinds TargetKinds) (Rule, error) {
 	}
 	v.Spec.Target, r.Pipeline, err = kinds.Check(s.Target)
 	add(err)
+	add(s.Report.validate())
 	if err := errors.Join(errs...); err != nil {
 		return Rule{}, err
 	}

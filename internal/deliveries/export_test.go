@@ -18,3 +18,32 @@ func SetFull(ctx context.Context, db *DB, full bool) error {
 	_, err := db.sql.ExecContext(ctx, fmt.Sprintf(`PRAGMA max_page_count = %d`, pages))
 	return err
 }
+
+// SetResult writes a start's result columns as following its execution
+// does, and reports the change, in one transaction.
+func SetResult(ctx context.Context, q *Queue, id string, round int, pipeline, result, detail, url string) error {
+	tx, err := q.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, q.db.q(`UPDATE monohook_start SET result = ?, result_detail = ?, url = ?, finished_at = 1
+		WHERE delivery_id = ? AND round = ? AND pipeline = ?`), result, detail, url, id, round, pipeline); err != nil {
+		return err
+	}
+	if err := q.startsChanged(ctx, tx, startKey{id, round, pipeline}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	q.wakeReports()
+	return nil
+}
+
+// ForgetChecks deletes what was recorded of the checks posted, as a crash
+// between a check run's creation and its record would leave it.
+func ForgetChecks(ctx context.Context, q *Queue) error {
+	_, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_check`)
+	return err
+}

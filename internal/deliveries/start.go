@@ -154,13 +154,20 @@ func (q *Queue) commitOutcomes(update string, group []outcome) error {
 		return fmt.Errorf("record outcomes: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	for _, o := range group {
+	keys := make([]startKey, len(group))
+	for i, o := range group {
 		if _, err := tx.ExecContext(ctx, update, o.args...); err != nil {
 			return fmt.Errorf("record outcome: %w", err)
 		}
+		// The key's columns end outcomeUpdate's arguments.
+		keys[i] = startKey{DeliveryID: o.args[6].(string), Round: o.args[7].(int), Pipeline: o.args[8].(string)}
+	}
+	if err := q.startsChanged(ctx, tx, keys...); err != nil {
+		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)
 	}
+	q.wakeReports()
 	return nil
 }

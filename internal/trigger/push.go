@@ -63,3 +63,13 @@ type Delivery struct {
 	Payload  []byte    // the JSON payload (a form-encoded body already decoded)
 	Push     *Push     // the parsed payload of a push event
 }
+
+// Rerun is a re-run GitHub asks for: a check run's (DeliveryID and
+// Pipeline, from its external id) or a check suite's (every delivery of
+// HeadSHA in the repository RepoName).
+type Rerun struct {
+	DeliveryID string
+	Pipeline   string
+	RepoName   string
+	HeadSHA    string
+}

@@ -10,7 +10,7 @@ import (
 
 func TestReportFieldIsValidated(t *testing.T) {
 	for doc, want := range map[string]string{
-		`report: {name: "ci/api", disabled: true}`:            "name and disabled",
+		`report: {name: "ci/api", disabled: true}`:           "name and disabled",
 		`report: {name: "` + strings.Repeat("x", 101) + `"}`: "at most 100",
 		`report: {name: "a\u0007b"}`:                         "control character",
 		`report: {name: " api"}`:                             "space",

@@ -40,6 +40,18 @@ type Options struct {
 	// Report, when set, reports every delivery's decisions and starts to
 	// GitHub (see report.go).
 	Report *ReportOptions
+	// Follower follows started executions to their result; nil follows
+	// nothing (a dry run): no follow job is queued, and none is worked,
+	// so a live run's follows wait for a live process.
+	Follower trigger.Follower
+	// FollowFor bounds following one execution: after it its result is
+	// timed_out (default 24 h).
+	FollowFor time.Duration
+	// FollowWorkers are the follows at once of this process (default 16).
+	FollowWorkers int
+	// FollowPoll is the wait before an execution's first poll; it doubles
+	// at each poll up to FollowPollMax (defaults 10 s, 5 min).
+	FollowPoll, FollowPollMax time.Duration
 }
 
 // Queue is the durable queue: Accept commits a delivery before it is
@@ -103,6 +115,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	if opts.JobTimeout <= 0 {
 		opts.JobTimeout = time.Minute
 	}
+	opts = followDefaults(opts)
 	if opts.Parse != nil && opts.MaxPayload <= 0 {
 		return nil, errors.New("queue: Options.MaxPayload is required with Options.Parse")
 	}
@@ -118,6 +131,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	river.AddWorker(workers, &startWorker{q: q})
 	river.AddWorker(workers, &retentionWorker{q: q})
 	river.AddWorker(workers, &reportWorker{q: q})
+	river.AddWorker(workers, &followWorker{q: q})
 	cfg := &river.Config{
 		// Evaluations are short database and CPU work: a few at once keep
 		// up with any push rate and leave the database to the group commit
@@ -151,6 +165,11 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 			river.NewPeriodicJob(river.PeriodicInterval(evaluateEvery),
 				func() (river.JobArgs, *river.InsertOpts) { return evaluateArgs{}, nil }, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
+	}
+	if opts.Follower != nil {
+		// Following waits on the targets' APIs: on a queue of its own, it
+		// never holds up an evaluation or a start.
+		cfg.Queues[followQueue] = river.QueueConfig{MaxWorkers: opts.FollowWorkers}
 	}
 	var err error
 	if q.river, err = river.NewClient[*sql.Tx](wakingDriver{Driver: db.driver, w: q.wakes}, cfg); err != nil {
@@ -217,7 +236,26 @@ var ErrClosed = errors.New("queue is shutting down")
 const (
 	evaluateQueue = "monohook_evaluate"
 	startQueue    = "monohook_start"
+	followQueue   = "monohook_follow"
 )
+
+// followDefaults fills in the follow options left unset.
+func followDefaults(opts Options) Options {
+	if opts.FollowFor <= 0 {
+		opts.FollowFor = 24 * time.Hour
+	}
+	if opts.FollowWorkers <= 0 {
+		opts.FollowWorkers = 16
+	}
+	if opts.FollowPoll <= 0 {
+		opts.FollowPoll = 10 * time.Second
+	}
+	if opts.FollowPollMax <= 0 {
+		opts.FollowPollMax = 5 * time.Minute
+	}
+	opts.FollowPollMax = max(opts.FollowPollMax, opts.FollowPoll)
+	return opts
+}
 
 // backoff is the retry policy: exponential from base, capped at max, with
 // "equal jitter" (half fixed, half random) so that many starts throttled

@@ -43,9 +43,10 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	// that the attempt was cut short, is what the dashboard must show.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	now := time.Now().UnixMilli()
+	o := outcome{key: startKey{a.DeliveryID, a.Round, a.Name}, target: target, attempts: job.Attempt, output: got.Output, at: time.Now().UnixMilli()}
 	if startErr == nil && got.DryRun {
-		if err := q.recordOutcome(ctx, "dry-run", job.Attempt, "", got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		o.status = "dry-run"
+		if err := q.recordOutcome(ctx, o); err != nil {
 			return fmt.Errorf("record dry run: %w", err)
 		}
 		log.Info("dry run: pipeline not started")
@@ -54,18 +55,26 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 	if startErr == nil {
 		// Should this not be recorded (a crash now), the job runs again,
 		// and the same token gets the same execution from CodePipeline.
-		if err := q.recordOutcome(ctx, "started", job.Attempt, got.ID, got.Output, "", now, a.DeliveryID, a.Round, a.Name); err != nil {
+		o.status, o.executionID, o.progress = "started", got.ID, got.Progress
+		if !got.Progress.Done && q.opts.Follower != nil {
+			o.follow = &followArgs{Key: o.key, Start: a.Start, Target: target, ExecutionID: got.ID, URL: got.Progress.URL, StartedAt: o.at}
+		}
+		if err := q.recordOutcome(ctx, o); err != nil {
 			return fmt.Errorf("record start: %w", err)
 		}
-		log.Info("pipeline started", "execution_id", got.ID)
+		log.Info("pipeline started", "execution_id", got.ID, "result", got.Progress.Conclusion)
 		q.opts.Metrics.Start(target, "started")
 		return nil
 	}
 	status, permanent := "retrying", errors.Is(startErr, trigger.ErrPermanent)
 	if permanent || job.Attempt >= job.MaxAttempts {
 		status = "failed"
+		// A start that failed for good ended: its result is a failure,
+		// so that every start that ends has one.
+		o.progress = trigger.Progress{Done: true, Conclusion: trigger.Failure, Detail: startErr.Error()}
 	}
-	if err := q.recordOutcome(ctx, status, job.Attempt, "", got.Output, startErr.Error(), now, a.DeliveryID, a.Round, a.Name); err != nil {
+	o.status, o.err = status, startErr.Error()
+	if err := q.recordOutcome(ctx, o); err != nil {
 		log.Error("could not record a failed start", "err", err)
 	}
 	q.opts.Metrics.Start(target, status)
@@ -79,95 +88,4 @@ func (w *startWorker) Work(ctx context.Context, job *river.Job[startArgs]) error
 		log.Warn("pipeline start failed; will retry", "err", startErr)
 	}
 	return startErr
-}
-
-// An outcome is one start's row update, recorded with those of the starts
-// that finished meanwhile: on SQLite a transaction of its own for each
-// start cost a flush of the one writer each, and under 300 pushes/s the
-// starts fell behind the pushes (BENCHMARKS.md, "Push to start").
-type outcome struct {
-	args []any
-	done chan error
-}
-
-// recordOutcome records a start's outcome (the columns of outcomeUpdate)
-// and returns once it is committed.
-func (q *Queue) recordOutcome(ctx context.Context, args ...any) error {
-	o := outcome{args: args, done: make(chan error, 1)}
-	// Under mu, as Close closes outcomes: a start job cut off at the
-	// shutdown deadline may still be finishing.
-	q.mu.RLock()
-	if q.outcomesClosed {
-		q.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case q.outcomes <- o:
-	case <-ctx.Done():
-		q.mu.RUnlock()
-		return ctx.Err()
-	}
-	q.mu.RUnlock()
-	select {
-	case err := <-o.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-const outcomeUpdate = `UPDATE monohook_start SET status = ?, attempts = ?, execution_id = ?, output = ?, error = ?, updated_at = ?
-	WHERE delivery_id = ? AND round = ? AND pipeline = ?`
-
-// outcomeLoop commits the outcomes that arrived while it was committing
-// the previous ones, in one transaction. It ends when Close closes
-// outcomes, after the start jobs have stopped.
-func (q *Queue) outcomeLoop() {
-	defer q.recorded.Done()
-	update := q.db.q(outcomeUpdate)
-	for o := range q.outcomes {
-		group := []outcome{o}
-	gather:
-		for len(group) < maxGroup {
-			select {
-			case o, ok := <-q.outcomes:
-				if !ok {
-					break gather
-				}
-				group = append(group, o)
-			default:
-				break gather
-			}
-		}
-		err := q.commitOutcomes(update, group)
-		for _, o := range group {
-			o.done <- err
-		}
-	}
-}
-
-func (q *Queue) commitOutcomes(update string, group []outcome) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tx, err := q.db.sql.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	keys := make([]startKey, len(group))
-	for i, o := range group {
-		if _, err := tx.ExecContext(ctx, update, o.args...); err != nil {
-			return fmt.Errorf("record outcome: %w", err)
-		}
-		// The key's columns end outcomeUpdate's arguments.
-		keys[i] = startKey{DeliveryID: o.args[6].(string), Round: o.args[7].(int), Pipeline: o.args[8].(string)}
-	}
-	if err := q.startsChanged(ctx, tx, keys...); err != nil {
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("record outcomes: %w", err)
-	}
-	q.wakeReports()
-	return nil
 }

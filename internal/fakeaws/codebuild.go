@@ -27,11 +27,17 @@ type CodeBuild struct {
 	builds   map[string]string // token -> build id
 	projects map[string]bool   // nil: every project exists
 	failures []string
+	// BatchGetBuilds (executions.go).
+	runs        map[string]*run // build id -> its run
+	scripts     map[string]Outcome
+	getFailures []string
+	batches     [][]string
+	gate        chan struct{} // Hold
 }
 
 // NewCodeBuild starts the fake.
 func NewCodeBuild() *CodeBuild {
-	f := &CodeBuild{builds: map[string]string{}}
+	f := &CodeBuild{builds: map[string]string{}, runs: map[string]*run{}, scripts: map[string]Outcome{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
 }
@@ -72,7 +78,12 @@ func (f *CodeBuild) serve(w http.ResponseWriter, r *http.Request) {
 		awsError(w, 403, "MissingAuthenticationTokenException", "request is not signed")
 		return
 	}
-	if target := r.Header.Get("X-Amz-Target"); target != "CodeBuild_20161006.StartBuild" {
+	switch target := r.Header.Get("X-Amz-Target"); target {
+	case "CodeBuild_20161006.StartBuild":
+	case "CodeBuild_20161006.BatchGetBuilds":
+		f.batchGetBuilds(w, r)
+		return
+	default:
 		awsError(w, 400, "UnknownOperationException", "unknown operation "+target)
 		return
 	}
@@ -107,6 +118,7 @@ func (f *CodeBuild) serve(w http.ResponseWriter, r *http.Request) {
 	if fail == "" && !repeat {
 		id = fmt.Sprintf("%s:build-%04d", in.ProjectName, len(f.builds)+1)
 		f.builds[in.IdempotencyToken] = id
+		f.runs[id] = &run{name: in.ProjectName}
 	}
 	f.mu.Unlock()
 	if fail != "" {

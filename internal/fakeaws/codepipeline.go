@@ -43,11 +43,17 @@ type CodePipeline struct {
 	pipelines  map[string]bool   // nil: every name exists
 	failures   map[string][]string
 	delay      time.Duration
+	// GetPipelineExecution (executions.go).
+	runs        map[string]*run // execution id -> its run
+	scripts     map[string]Outcome
+	getFailures []string
+	gets        int
 }
 
 // NewCodePipeline starts the fake. It is closed by the caller.
 func NewCodePipeline() *CodePipeline {
-	f := &CodePipeline{executions: make(map[string]string), failures: make(map[string][]string)}
+	f := &CodePipeline{executions: make(map[string]string), failures: make(map[string][]string),
+		runs: make(map[string]*run), scripts: make(map[string]Outcome)}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	return f
 }
@@ -120,7 +126,12 @@ func (f *CodePipeline) serve(w http.ResponseWriter, r *http.Request) {
 		awsError(w, 403, "MissingAuthenticationTokenException", "request is not signed")
 		return
 	}
-	if target != "CodePipeline_20150709.StartPipelineExecution" {
+	switch target {
+	case "CodePipeline_20150709.StartPipelineExecution":
+	case "CodePipeline_20150709.GetPipelineExecution":
+		f.getExecution(w, r)
+		return
+	default:
 		awsError(w, 400, "UnknownOperationException", "unknown operation "+target)
 		return
 	}
@@ -157,6 +168,7 @@ func (f *CodePipeline) serve(w http.ResponseWriter, r *http.Request) {
 	if fail == "" && !repeat {
 		id = fmt.Sprintf("exec-%04d-%s", len(f.executions)+1, in.Name)
 		f.executions[in.ClientRequestToken] = id
+		f.runs[id] = &run{name: in.Name}
 	}
 	f.mu.Unlock()
 	if delay > 0 {

@@ -24,6 +24,9 @@ type Metrics struct {
 	commit            prometheus.Histogram
 	commitSize        prometheus.Histogram
 	reports           *prometheus.CounterVec
+	// Followed executions (Result).
+	results      *prometheus.CounterVec
+	pushToResult *prometheus.HistogramVec
 }
 
 // New registers monohook's metrics and the Go runtime's.
@@ -63,6 +66,16 @@ func New() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, the largest group
 		}),
 	}
+	m.results = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "monohook_pipeline_results_total",
+		Help: "Pipeline results recorded, by target type and conclusion (success, failure, cancelled, timed_out, unknown).",
+	}, []string{"target", "conclusion"})
+	m.pushToResult = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "monohook_push_to_result_seconds",
+		Help:    "Time from a delivery's arrival to the result of a pipeline it started, by target type.",
+		Buckets: prometheus.ExponentialBuckets(1, 2, 18), // 1 s to about 36 h
+	}, []string{"target"})
+	m.registry.MustRegister(m.results, m.pushToResult)
 	// Every series a delivery can count under exists from the start, so
 	// that no request creates one (and /metrics stays the same size).
 	for event, outcomes := range deliverySeries() {
@@ -210,6 +223,16 @@ func (m *Metrics) Start(target, outcome string) {
 func (m *Metrics) Report(kind, outcome string) {
 	if m != nil {
 		m.reports.WithLabelValues(kind, outcome).Inc()
+	}
+}
+
+// Result counts one pipeline's result, recorded sincePush after its
+// delivery arrived. Target types and conclusions are monohook's own
+// small sets, never an outsider's words.
+func (m *Metrics) Result(target, conclusion string, sincePush time.Duration) {
+	if m != nil {
+		m.results.WithLabelValues(target, conclusion).Inc()
+		m.pushToResult.WithLabelValues(target).Observe(sincePush.Seconds())
 	}
 }
 

@@ -1,10 +1,10 @@
 // Package targets is the registry of the kinds of target a rule may
 // start. Each kind is a package of its own below this one (codepipeline,
 // codebuild, githubactions, httptarget, exectarget) that validates its
-// fields, starts it, and is where looking up the result of what it
-// started will go; render holds the templates they share. Registry
-// validates a rule's target for the domain (trigger.TargetKinds), and
-// Starters builds what a process starts them with. Adding a kind is a
+// fields, starts it, and follows what it started to its result; render
+// holds the templates they share. Registry validates a rule's target for
+// the domain (trigger.TargetKinds), Starters builds what a process starts
+// them with, and Followers what it follows them with. Adding a kind is a
 // package and a line in kinds.
 package targets
 
@@ -38,12 +38,16 @@ type Config struct {
 }
 
 // kind is one kind of target: how a rule's target of it is checked, and
-// its Starter as cfg configures it (nil: not in this process).
+// its Starter and Follower as cfg configures them (nil: not in this
+// process; a kind whose answer is its result has no Follower).
 type kind struct {
-	typ     string
-	check   func(trigger.Target) (trigger.Target, string, error)
-	starter func(cfg Config) trigger.Starter
+	typ      string
+	check    func(trigger.Target) (trigger.Target, string, error)
+	starter  func(cfg Config) trigger.Starter
+	follower func(cfg Config) trigger.Follower
 }
+
+func noFollower(Config) trigger.Follower { return nil }
 
 // kinds are every kind, in the order errors list them.
 var kinds = []kind{
@@ -52,28 +56,38 @@ var kinds = []kind{
 			return nil
 		}
 		return codepipeline.New(*cfg.AWS)
+	}, func(cfg Config) trigger.Follower {
+		if cfg.AWS == nil {
+			return nil
+		}
+		return codepipeline.NewFollower(*cfg.AWS)
 	}},
 	{codebuild.Type, codebuild.Check, func(cfg Config) trigger.Starter {
 		if cfg.AWS == nil {
 			return nil
 		}
 		return codebuild.New(*cfg.AWS)
+	}, func(cfg Config) trigger.Follower {
+		if cfg.AWS == nil {
+			return nil
+		}
+		return codebuild.NewFollower(*cfg.AWS)
 	}},
 	{githubactions.Type, githubactions.Check, func(cfg Config) trigger.Starter {
 		if cfg.GitHub == nil {
 			return nil
 		}
 		return githubactions.Starter{Client: cfg.GitHub}
-	}},
+	}, noFollower},
 	{httptarget.Type, httptarget.Check, func(cfg Config) trigger.Starter {
 		return &httptarget.Starter{SecretsDir: cfg.SecretsDir, Network: cfg.Network}
-	}},
+	}, noFollower},
 	{exectarget.Type, exectarget.Check, func(cfg Config) trigger.Starter {
 		if !cfg.Exec {
 			return nil
 		}
 		return &exectarget.Starter{}
-	}},
+	}, noFollower},
 }
 
 // Registry checks a rule's target by its kind: it is the domain's
@@ -102,4 +116,16 @@ func Starters(cfg Config) trigger.Starters {
 		}
 	}
 	return s
+}
+
+// Followers returns a Follower for each kind cfg configures that has one;
+// following a start of another kind fails for good (trigger.Followers).
+func Followers(cfg Config) trigger.Followers {
+	f := trigger.Followers{}
+	for _, k := range kinds {
+		if fl := k.follower(cfg); fl != nil {
+			f[k.typ] = fl
+		}
+	}
+	return f
 }

@@ -1,6 +1,9 @@
 package trigger
 
-import "context"
+import (
+	"context"
+	"fmt"
+)
 
 // Conclusions of an execution that ended, named as GitHub's check runs
 // name them.
@@ -29,4 +32,17 @@ type Progress struct {
 // doing. An error that asking again cannot fix wraps ErrPermanent.
 type Follower interface {
 	Follow(ctx context.Context, req StartRequest, started Started) (Progress, error)
+}
+
+// Followers sends each follow to the Follower of its target type.
+type Followers map[string]Follower
+
+// Follow implements Follower. A kind without a Follower cannot be
+// followed: that is permanent.
+func (f Followers) Follow(ctx context.Context, req StartRequest, started Started) (Progress, error) {
+	fl := f[req.Type()]
+	if fl == nil {
+		return Progress{}, fmt.Errorf("target type %s cannot be followed in this process (%w)", req.Type(), ErrPermanent)
+	}
+	return fl.Follow(ctx, req, started)
 }

@@ -6,6 +6,7 @@ package codebuild
 import (
 	"context"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 
@@ -54,11 +55,19 @@ var permanent = []string{"ResourceNotFoundException", "InvalidInputException"}
 // are retried by the SDK's standard retryer.
 type Starter struct {
 	client *codebuild.Client
+	region string
 }
 
 // New returns a Starter using cfg (AWS_ENDPOINT_URL_CODEBUILD applies).
 func New(cfg aws.Config) *Starter {
-	return &Starter{client: codebuild.NewFromConfig(cfg)}
+	return &Starter{client: codebuild.NewFromConfig(cfg), region: cfg.Region}
+}
+
+// consoleURL is the AWS console's page of a build (its id is
+// PROJECT:UUID).
+func consoleURL(region, project, id string) string {
+	return "https://" + region + ".console.aws.amazon.com/codesuite/codebuild/projects/" + url.PathEscape(project) +
+		"/build/" + url.PathEscape(id) + "/?region=" + url.QueryEscape(region)
 }
 
 // Start builds the target's project at the pushed commit (sourceVersion),
@@ -93,5 +102,5 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	if out.Build != nil {
 		id = aws.ToString(out.Build.Id)
 	}
-	return trigger.Started{ID: id}, nil
+	return trigger.Started{ID: id, Progress: trigger.Progress{URL: consoleURL(s.region, t.Project, id)}}, nil
 }

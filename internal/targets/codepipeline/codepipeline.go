@@ -7,6 +7,7 @@ package codepipeline
 import (
 	"context"
 	"maps"
+	"net/url"
 	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,12 +60,32 @@ var permanent = []string{"PipelineNotFoundException", "PipelineVersionNotFoundEx
 // transient errors are retried by the SDK's standard retryer.
 type Starter struct {
 	client *codepipeline.Client
+	region string
 }
 
 // New returns a Starter using cfg (from config.LoadDefaultConfig, so region,
 // profiles, roles and AWS_ENDPOINT_URL_CODEPIPELINE apply).
 func New(cfg aws.Config) *Starter {
-	return &Starter{client: codepipeline.NewFromConfig(cfg)}
+	return &Starter{client: codepipeline.NewFromConfig(cfg), region: cfg.Region}
+}
+
+// pipelineOf is the pipeline req starts: its target's, or for a seed
+// rule the start's name.
+func pipelineOf(req trigger.StartRequest) (string, error) {
+	var t Spec
+	if err := req.Target.Decode(&t); err != nil {
+		return "", err
+	}
+	if t.Pipeline != "" {
+		return t.Pipeline, nil
+	}
+	return req.Name, nil
+}
+
+// consoleURL is the AWS console's page of an execution.
+func consoleURL(region, pipeline, id string) string {
+	return "https://" + region + ".console.aws.amazon.com/codesuite/codepipeline/pipelines/" + url.PathEscape(pipeline) +
+		"/executions/" + url.PathEscape(id) + "/timeline?region=" + url.QueryEscape(region)
 }
 
 // Start starts the pipeline with the request's token as
@@ -77,9 +98,9 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	if err := req.Target.Decode(&t); err != nil {
 		return trigger.Started{}, err
 	}
-	pipeline := req.Name
-	if t.Pipeline != "" {
-		pipeline = t.Pipeline
+	pipeline, err := pipelineOf(req)
+	if err != nil {
+		return trigger.Started{}, err
 	}
 	in := &codepipeline.StartPipelineExecutionInput{
 		Name:               aws.String(pipeline),
@@ -103,5 +124,6 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	if err != nil {
 		return trigger.Started{}, awserr.Classify(err, "start pipeline "+pipeline, permanent...)
 	}
-	return trigger.Started{ID: aws.ToString(out.PipelineExecutionId)}, nil
+	id := aws.ToString(out.PipelineExecutionId)
+	return trigger.Started{ID: id, Progress: trigger.Progress{URL: consoleURL(s.region, pipeline, id)}}, nil
 }

@@ -129,6 +129,8 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	switch {
 	case err == nil:
 		answer.ID = "exit 0"
+		// The exit status is the result.
+		answer.Progress = trigger.Progress{Done: true, Conclusion: trigger.Success, Detail: "exit 0"}
 		return answer, nil
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return answer, fmt.Errorf("%s: timed out after %s (%w)", argv[0], timeout, trigger.ErrPermanent)

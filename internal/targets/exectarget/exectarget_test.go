@@ -32,6 +32,9 @@ func TestCommandSeesThePush(t *testing.T) {
 	if got.ID != "exit 0" || got.Output != want {
 		t.Errorf("got %+v\nwant output %q", got, want)
 	}
+	if p := got.Progress; !p.Done || p.Conclusion != trigger.Success {
+		t.Errorf("progress %+v: exit 0 is the result, a success", p)
+	}
 }
 
 func TestFailureIsPermanentWithOutput(t *testing.T) {

@@ -222,6 +222,9 @@ func (s *Starter) Start(ctx context.Context, req trigger.StartRequest) (trigger.
 	}
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
+		// The answer is the result: a receiver that runs a pipeline of its
+		// own says so at its Location, which is shown, not followed.
+		answer.Progress = trigger.Progress{Done: true, Conclusion: trigger.Success, Detail: resp.Status, URL: location(resp.Request.URL, resp.Header.Get("Location"), secrets)}
 		return answer, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return answer, fmt.Errorf("%s %s answered %s", method, redact(t.URL), resp.Status)
@@ -247,6 +250,24 @@ func (s *Starter) secret(name string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("secret %s is not configured: set MONOHOOK_SECRET_%s or put it in the secrets directory", name, name)
+}
+
+// location is where an answer's Location header points, resolved against
+// the request's URL: an http(s) URL without the request's query (a token
+// may be in it), or "" when there is none.
+func location(req *url.URL, loc string, secrets []string) string {
+	if loc == "" {
+		return ""
+	}
+	u, err := req.Parse(loc)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return ""
+	}
+	if u.RawQuery == req.RawQuery {
+		u.RawQuery = ""
+	}
+	u.User, u.Fragment = nil, ""
+	return redactAll(u.String(), secrets)
 }
 
 // redact drops the query of a URL template: it may carry a token.

@@ -67,6 +67,11 @@ func TestRequestFromTemplates(t *testing.T) {
 	if got.ID != "201 Created /queue/item/42/" || got.Output != "queued" {
 		t.Errorf("answer %+v", got)
 	}
+	// The answer is the result; its Location, resolved, is where to see
+	// it, without the request's query (the token).
+	if p := got.Progress; !p.Done || p.Conclusion != trigger.Success || p.Detail != "201 Created" || p.URL != srv.URL+"/queue/item/42/" {
+		t.Errorf("progress %+v", p)
+	}
 	c := calls()[0]
 	if c.method != "POST" || c.path != "/job/api/buildWithParameters" || c.query != "token=s3cr3t-jenkins&SHA=0123abcd" {
 		t.Errorf("request %s %s?%s", c.method, c.path, c.query)

@@ -32,6 +32,10 @@ type Input struct {
 	Result trigger.Result
 	// Starts are the round's starts, by pipeline.
 	Starts map[string]Start
+	// PathCount, when more than Event.Paths holds, is how many distinct
+	// paths changed: Event.Paths may keep only the first of them (the
+	// Lambda eval function's record of a start is bounded in size).
+	PathCount int `json:",omitempty"`
 }
 
 // Start is how one start of the round is doing, as its row says.

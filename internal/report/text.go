@@ -50,12 +50,12 @@ func summary(in Input, why, state string) string {
 		b.WriteString("\n\n" + state)
 	}
 	paths := uniq(in.Event.Paths)
-	fmt.Fprintf(&b, "\n\n**Changed paths** (%d):\n", len(paths))
+	fmt.Fprintf(&b, "\n\n**Changed paths** (%d):\n", max(len(paths), in.PathCount))
 	for _, p := range paths[:min(len(paths), maxPaths)] {
 		b.WriteString("- `" + code(p) + "`\n")
 	}
-	if len(paths) > maxPaths {
-		fmt.Fprintf(&b, "- and %d more\n", len(paths)-maxPaths)
+	if n := max(len(paths), in.PathCount); n > maxPaths {
+		fmt.Fprintf(&b, "- and %d more\n", n-min(len(paths), maxPaths))
 	}
 	switch {
 	case in.Result.Incomplete != "":

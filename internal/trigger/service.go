@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -103,6 +104,8 @@ type StartResult struct {
 	Output      string `json:"output,omitempty"`
 	Error       string `json:"error,omitempty"`
 	DryRun      bool   `json:"dry_run,omitempty"`
+	// URL is where a person sees the execution (Started.Progress.URL).
+	URL string `json:"url,omitempty"`
 }
 
 // Outcome is everything that happened for one push.
@@ -122,7 +125,10 @@ type Service struct {
 	// Changes, when set, completes change sets that a payload may list
 	// only in part (see ChangeSet).
 	Changes ChangeSource
-	Log     *slog.Logger
+	// Report makes Process's plans decide for reporting (PlanInput.Report):
+	// every rule of the repository, each with its check's name.
+	Report bool
+	Log    *slog.Logger
 }
 
 // LogDecision logs what a plan decided: one line, with why each matched
@@ -132,9 +138,12 @@ func (s *Service) LogDecision(p *Push, res Result) {
 	for _, pr := range res.Problems {
 		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
 	}
+	// A plan made for reporting decides every rule; the log says why
+	// of the matched ones.
+	matched := slices.DeleteFunc(slices.Clone(res.Decisions), func(d Decision) bool { return !d.Matched })
 	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
-		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems),
-		"incomplete", p.Incomplete, "why", explanation(res.Decisions))
+		"matched", len(matched), "pipelines", len(res.Start), "invalid_rules", len(res.Problems),
+		"incomplete", p.Incomplete, "why", explanation(matched))
 }
 
 // Load reads the rules p is evaluated against: the seed rules of its
@@ -199,7 +208,7 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs})
+	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs, Report: s.Report})
 	s.LogDecision(plan.Event, plan.Result)
 	log := s.logger().With("delivery", p.DeliveryID)
 	out := Outcome{Result: plan.Result, Starts: make([]StartResult, len(plan.Starts))}
@@ -222,7 +231,7 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 				log.Error("pipeline start failed", "pipeline", sr.Pipeline, "target", req.Type(), "token", sr.Token, "err", err)
 				return
 			}
-			sr.ExecutionID, sr.Output, sr.DryRun = got.ID, got.Output, got.DryRun
+			sr.ExecutionID, sr.Output, sr.DryRun, sr.URL = got.ID, got.Output, got.DryRun, got.Progress.URL
 			msg := "pipeline started"
 			if got.DryRun {
 				msg = "dry run: nothing started"

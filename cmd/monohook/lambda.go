@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/lambda"
@@ -24,13 +26,15 @@ import (
 // lambdaEnv is the configuration of a Lambda function, set by the SAM
 // template (deploy/aws/template.yaml).
 type lambdaEnv struct {
-	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval or cfn
+	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval, cfn or status
 	Store         string // MONOHOOK_STORE: s3://bucket
 	Prefix        string // MONOHOOK_PREFIX
 	Secrets       string // MONOHOOK_WEBHOOK_SECRET (webhook)
 	RequireSHA256 bool   // MONOHOOK_REQUIRE_SHA256 (webhook)
 	EvalFunction  string // MONOHOOK_EVAL_FUNCTION (webhook)
 	DryRun        bool   // MONOHOOK_DRY_RUN (eval)
+	GitHub        githubapi.Config
+	Report        string // MONOHOOK_GITHUB_REPORT (eval, status): checks, statuses, none or "" (by the credentials)
 }
 
 func readLambdaEnv() (lambdaEnv, error) {
@@ -46,6 +50,9 @@ func readLambdaEnv() (lambdaEnv, error) {
 	if e.Prefix == "" {
 		e.Prefix = rulestore.DefaultPrefix
 	}
+	if err := readGitHubEnv(&e); err != nil {
+		return e, err
+	}
 	var missing []string
 	need := func(name, v string) {
 		if v == "" {
@@ -58,8 +65,12 @@ func readLambdaEnv() (lambdaEnv, error) {
 		need("MONOHOOK_WEBHOOK_SECRET", e.Secrets)
 		need("MONOHOOK_EVAL_FUNCTION", e.EvalFunction)
 	case "eval", "cfn":
+	case "status":
+		if e.GitHub.Token == "" && e.GitHub.App == 0 {
+			missing = append(missing, "MONOHOOK_GITHUB_TOKEN or MONOHOOK_GITHUB_APP_ID")
+		}
 	default:
-		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval or cfn", e.Role)
+		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval, cfn or status", e.Role)
 	}
 	if len(missing) > 0 {
 		return e, fmt.Errorf("%s function: missing environment: %s", e.Role, strings.Join(missing, ", "))
@@ -67,7 +78,58 @@ func readLambdaEnv() (lambdaEnv, error) {
 	return e, nil
 }
 
-// runLambda runs the binary as one of the three Lambda functions.
+// readGitHubEnv reads the GitHub credentials of the eval and status
+// functions: MONOHOOK_GITHUB_TOKEN, or MONOHOOK_GITHUB_APP_ID with
+// MONOHOOK_GITHUB_INSTALLATION_ID and MONOHOOK_GITHUB_APP_KEY (the PEM
+// itself: a function has no key file), at MONOHOOK_GITHUB_API_URL.
+func readGitHubEnv(e *lambdaEnv) error {
+	e.GitHub = githubapi.Config{URL: os.Getenv("MONOHOOK_GITHUB_API_URL"), Token: os.Getenv("MONOHOOK_GITHUB_TOKEN"),
+		Key: []byte(os.Getenv("MONOHOOK_GITHUB_APP_KEY")), MaxWait: 30 * time.Second}
+	e.Report = os.Getenv("MONOHOOK_GITHUB_REPORT")
+	for name, dst := range map[string]*int64{"MONOHOOK_GITHUB_APP_ID": &e.GitHub.App, "MONOHOOK_GITHUB_INSTALLATION_ID": &e.GitHub.Installation} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("%s is %q: want a positive number", name, v)
+			}
+			*dst = n
+		}
+	}
+	return nil
+}
+
+// lambdaReporter returns the GitHub client (nil without credentials)
+// and how the checks are posted (nil: not at all): check runs with a
+// GitHub App, commit statuses with a token, unless MONOHOOK_GITHUB_REPORT
+// says otherwise.
+func lambdaReporter(env lambdaEnv) (*githubapi.Client, *lambda.Reporter, error) {
+	if env.GitHub.Token == "" && env.GitHub.App == 0 {
+		if env.Report == "checks" || env.Report == "statuses" {
+			return nil, nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT %s needs GitHub credentials (MONOHOOK_GITHUB_TOKEN, or MONOHOOK_GITHUB_APP_ID, _INSTALLATION_ID and _APP_KEY)", env.Report)
+		}
+		return nil, nil, nil
+	}
+	gh, err := githubapi.New(env.GitHub)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch env.Report {
+	case "":
+		return gh, &lambda.Reporter{GitHub: gh, Statuses: !gh.IsApp()}, nil
+	case "none":
+		return gh, nil, nil
+	case "statuses":
+		return gh, &lambda.Reporter{GitHub: gh, Statuses: true}, nil
+	case "checks":
+		if !gh.IsApp() {
+			return nil, nil, errors.New("MONOHOOK_GITHUB_REPORT checks needs a GitHub App: GitHub lets only Apps write check runs; with a token, use statuses")
+		}
+		return gh, &lambda.Reporter{GitHub: gh}, nil
+	}
+	return nil, nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT is %q: want checks, statuses or none", env.Report)
+}
+
+// runLambda runs the binary as one of the four Lambda functions.
 func runLambda() error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	env, err := readLambdaEnv()
@@ -96,19 +158,30 @@ func runLambda() error {
 		if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
 			tf.httpAllowCIDR = strings.Split(cidrs, ",")
 		}
-		gh, err := tf.github()
+		gh, rep, err := lambdaReporter(env)
 		if err != nil {
 			return err
 		}
 		if gh != nil {
 			svc.Changes = gh
 		}
+		eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
 		if !env.DryRun {
 			if svc.Starter, err = tf.starters(&awsCfg, gh); err != nil {
 				return err
 			}
+			eval.Reporter, svc.Report = rep, rep != nil
 		}
-		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
+		awslambdastart.Start(eval.Handle)
+	case "status":
+		_, rep, err := lambdaReporter(env)
+		if err != nil {
+			return err
+		}
+		if rep == nil {
+			return errors.New("status function: MONOHOOK_GITHUB_REPORT is none: it has nothing to do")
+		}
+		awslambdastart.Start((&lambda.Status{Reporter: rep, Bucket: st.Bucket(), Log: log}).Handle)
 	case "webhook":
 		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
 		if err != nil {

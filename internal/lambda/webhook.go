@@ -120,7 +120,11 @@ func (i *Invoker) Accept(ctx context.Context, d trigger.Delivery) error {
 type Eval struct {
 	Service *trigger.Service
 	Bucket  *blob.Bucket // where parked pushes are read
-	Log     *slog.Logger
+	// Reporter, when set, posts the push's checks and records the
+	// executions the status function completes (Service.Report is then
+	// set too, so that every rule of the repository is decided).
+	Reporter *Reporter
+	Log      *slog.Logger
 }
 
 // ErrStartsFailed is returned when a start failed, so that Lambda retries
@@ -147,6 +151,11 @@ func (e *Eval) Handle(ctx context.Context, ev EvalEvent) error {
 	out, err := e.Service.Process(ctx, push)
 	if err != nil {
 		return err
+	}
+	if e.Reporter != nil {
+		if err := e.Reporter.Report(ctx, e.Bucket, push, out, e.Log); err != nil {
+			return fmt.Errorf("report to GitHub: %w", err)
+		}
 	}
 	for _, s := range out.Starts {
 		if s.Error != "" {

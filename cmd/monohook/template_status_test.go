@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -138,5 +139,26 @@ func TestSAMTemplateStatusFunction(t *testing.T) {
 	}
 	if !expires {
 		t.Errorf("no lifecycle rule expires %s", lambda.ExecutionPrefix)
+	}
+}
+
+// TestMakefileBuildsEveryFunction: sam build (BuildMethod: makefile)
+// calls build-<LogicalId> of the Makefile for each function; one missing
+// fails the build of the stack.
+func TestMakefileBuildsEveryFunction(t *testing.T) {
+	b, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if head, _, ok := strings.Cut(line, ":"); ok && strings.HasPrefix(head, "build-") {
+			targets = append(targets, strings.Fields(head)...)
+		}
+	}
+	for id, r := range rawTemplate(t)["Resources"].(map[string]any) {
+		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" && !slices.Contains(targets, "build-"+id) {
+			t.Errorf("the Makefile has no target build-%s (it has %v)", id, targets)
+		}
 	}
 }

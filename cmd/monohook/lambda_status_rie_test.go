@@ -7,6 +7,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,10 @@ func newStatusSetup(t *testing.T) *statusSetup {
 	put(rulestore.SeedKey(rulestore.DefaultPrefix, "monorepo", "main", "docs"),
 		rulestore.Document{GitHubRepo: "monorepo", GitHubBranch: "main", ChangeMatchExpressions: "docs/.*", CodePipelineName: "docs"}.Marshal())
 	put("monohook/rules/web.yaml", []byte("repository: acme/monorepo\npaths: [\"web/**\"]\ntarget: {type: codebuild, project: web}\n"))
+	// An http target's answer is its result.
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusAccepted) }))
+	t.Cleanup(receiver.Close)
+	put("monohook/rules/hook.yaml", []byte("repository: acme/monorepo\npaths: [\"services/**\"]\nreport: {name: ci/hook}\ntarget: {type: http, url: '"+receiver.URL+"/hook'}\n"))
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -56,7 +62,7 @@ func newStatusSetup(t *testing.T) *statusSetup {
 	t.Cleanup(cb.Close)
 	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
 	env = append(env, "MONOHOOK_GITHUB_API_URL="+gh.URL, "MONOHOOK_GITHUB_APP_ID=42", "MONOHOOK_GITHUB_INSTALLATION_ID=7",
-		"MONOHOOK_GITHUB_APP_KEY="+string(pemKey), "AWS_ENDPOINT_URL_CODEPIPELINE="+cp.URL, "AWS_ENDPOINT_URL_CODEBUILD="+cb.URL)
+		"MONOHOOK_GITHUB_APP_KEY="+string(pemKey), "MONOHOOK_HTTP_ALLOW_PRIVATE=true", "AWS_ENDPOINT_URL_CODEPIPELINE="+cp.URL, "AWS_ENDPOINT_URL_CODEBUILD="+cb.URL)
 	return &statusSetup{s3: backend, gh: gh, cp: cp, cb: cb, env: env}
 }
 
@@ -120,8 +126,17 @@ func TestLambdaStatusUnderEmulator(t *testing.T) {
 	if web.Status != "in_progress" || !strings.Contains(web.DetailsURL, "/projects/web/build/web:build-0001/") {
 		t.Errorf("web, started: %+v", web)
 	}
+	if hook := runs["ci/hook"]; hook.Status != "completed" || hook.Conclusion != "success" {
+		t.Errorf("ci/hook, an http target answered 202: %+v", hook)
+	}
 	if _, err := s.s3.HeadObject("rules", "monohook/executions/codepipeline/api/exec-0001-api.json"); err != nil {
 		t.Errorf("no record of the api execution: %v", err)
+	}
+
+	// Lambda retries an invocation (and GitHub may deliver twice): the
+	// check runs are found by their external id and updated.
+	if out := eval(statusPush()); bytes.Contains(out, []byte("errorMessage")) || len(s.gh.CheckRuns()) != 4 {
+		t.Fatalf("eval again: %d check runs, want 4 (%s)", len(s.gh.CheckRuns()), out)
 	}
 
 	t0 := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
@@ -153,8 +168,8 @@ func TestLambdaStatusUnderEmulator(t *testing.T) {
 	if web = s.runs()["monohook/codebuild:web"]; web.Status != "completed" || web.Conclusion != "timed_out" || !strings.Contains(web.Title, "timed out") {
 		t.Errorf("web after TIMED_OUT: %+v", web)
 	}
-	if got := len(s.gh.CheckRuns()); got != 3 {
-		t.Errorf("%d check runs, want 3 (updated, never created twice)", got)
+	if got := len(s.gh.CheckRuns()); got != 4 {
+		t.Errorf("%d check runs, want 4 (updated, never created twice)", got)
 	}
 }
 

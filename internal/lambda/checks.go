@@ -165,7 +165,7 @@ func startOf(s trigger.StartResult) report.Start {
 	case s.DryRun:
 		return report.Start{Status: "dry-run"}
 	}
-	return report.Start{Status: "started", ExecutionID: s.ExecutionID, URL: s.URL}
+	return report.Start{Status: "started", ExecutionID: s.ExecutionID, URL: s.URL, Result: s.Result, ResultDetail: s.ResultDetail}
 }
 
 // narrowed is in with only what check c is made of.

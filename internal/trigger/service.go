@@ -106,6 +106,11 @@ type StartResult struct {
 	DryRun      bool   `json:"dry_run,omitempty"`
 	// URL is where a person sees the execution (Started.Progress.URL).
 	URL string `json:"url,omitempty"`
+	// Result is the execution's conclusion when the start's answer is
+	// its result (http, exec: Started.Progress.Done); ResultDetail says
+	// more.
+	Result       string `json:"result,omitempty"`
+	ResultDetail string `json:"result_detail,omitempty"`
 }
 
 // Outcome is everything that happened for one push.
@@ -232,6 +237,9 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 				return
 			}
 			sr.ExecutionID, sr.Output, sr.DryRun, sr.URL = got.ID, got.Output, got.DryRun, got.Progress.URL
+			if got.Progress.Done {
+				sr.Result, sr.ResultDetail = got.Progress.Conclusion, got.Progress.Detail
+			}
 			msg := "pipeline started"
 			if got.DryRun {
 				msg = "dry run: nothing started"

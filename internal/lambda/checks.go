@@ -114,8 +114,8 @@ func (r *Reporter) post(ctx context.Context, p *trigger.Push, c report.Check, id
 // retried invocation posted before are found by their external id and
 // updated, not created twice.
 func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.Push, out trigger.Outcome, log *slog.Logger) error {
-	if p.FullName == "" || p.After == "" {
-		log.Warn("no checks posted: the event names no repository or commit", "delivery", p.DeliveryID)
+	if p.Deleted || p.FullName == "" || p.After == "" {
+		log.Debug("no checks: the event names no commit to post them on", "delivery", p.DeliveryID)
 		return nil
 	}
 	in := report.Input{Event: out.Result.Recorded().Apply(p), Result: out.Result, Starts: map[string]report.Start{}}
@@ -123,14 +123,15 @@ func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.P
 	for _, s := range out.Starts {
 		in.Starts[s.Pipeline], results[s.Pipeline] = startOf(s), s
 	}
+	checks := report.Checks(in)
 	var ids map[string]int64
-	if !r.Statuses {
+	if !r.Statuses && len(checks) > 0 {
 		var err error
 		if ids, err = r.GitHub.CheckRunIDs(ctx, p.FullName, p.After); err != nil {
 			return err
 		}
 	}
-	for _, c := range report.Checks(in) {
+	for _, c := range checks {
 		id, err := r.post(ctx, p, c, ids[c.ExternalID])
 		if errors.Is(err, trigger.ErrPermanent) {
 			log.Error("GitHub refused a check; not retried", "check", c.Name, "err", err)
@@ -150,7 +151,12 @@ func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.P
 			continue
 		}
 		rec := execRecord{Repository: p.FullName, SHA: p.After, Check: c.Name, Pipeline: c.Pipeline, CheckRunID: id, Statuses: r.Statuses, Input: narrowed(in, c)}
-		if err := writeRecord(ctx, bucket, key, &rec); err != nil {
+		err = writeRecord(ctx, bucket, key, &rec)
+		if errors.Is(err, trigger.ErrPermanent) {
+			log.Error("no record of the execution: its check is not completed", "check", c.Name, "err", err)
+			continue
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -149,3 +149,15 @@ func TestStale(t *testing.T) {
 		}
 	}
 }
+
+// A deleted branch has no commit to post on: nothing is asked of GitHub.
+func TestNoChecksForADeletedBranch(t *testing.T) {
+	f := newStatusFixture(t)
+	f.rep.Statuses = false
+	p := push()
+	p.Deleted, p.After = true, "0000000000000000000000000000000000000000"
+	f.evaluate(t, p)
+	if r := f.gh.Requests(); len(r) != 0 {
+		t.Errorf("requests %v", r)
+	}
+}

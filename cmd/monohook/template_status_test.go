@@ -99,6 +99,17 @@ func TestSAMTemplateStatusFunction(t *testing.T) {
 	if len(want) != 0 {
 		t.Errorf("no rule for %v", want)
 	}
+	// Narrowed to the pipelines and projects named, when some are: the
+	// raw template, as goformation resolves the condition on the
+	// defaults (none named: every one).
+	rawEvents := rawTemplate(t)["Resources"].(map[string]any)["ExecutionStatusFunction"].(map[string]any)["Properties"].(map[string]any)["Events"]
+	b, _ := json.Marshal(rawEvents)
+	for _, scope := range []string{`"pipeline":{"Fn::If":["AllPipelines",{"Ref":"AWS::NoValue"},{"Ref":"StatusPipelines"}]}`,
+		`"project-name":{"Fn::If":["AllProjects",{"Ref":"AWS::NoValue"},{"Ref":"StatusProjects"}]}`} {
+		if !strings.Contains(string(b), scope) {
+			t.Errorf("the rules are not narrowed by %s: %s", scope, b)
+		}
+	}
 
 	// Least privilege: the records and nothing else.
 	records := "/" + lambda.ExecutionPrefix + "*"

@@ -157,6 +157,13 @@ func TestLambdaStatusUnderEmulator(t *testing.T) {
 	if got := len(s.gh.CheckEvents()); got != n || s.runs()["monohook/api"].Status != "completed" {
 		t.Errorf("a late STARTED: %d check writes (want %d), api %+v", got, n, s.runs()["monohook/api"])
 	}
+	// Nor does the eval function retried (after another start failed,
+	// say): the status function keeps a recorded execution's check.
+	eval(statusPush())
+	if api = s.runs()["monohook/api"]; api.Status != "completed" || api.Conclusion != "success" {
+		t.Errorf("api after the eval function ran again: %+v", api)
+	}
+	n = len(s.gh.CheckEvents())
 	// An execution monohook did not start has no record: nothing is posted.
 	invoke(pipelineEvent("other", "exec-9999", events.CodePipelineStateFailed, t0))
 	if got := len(s.gh.CheckEvents()); got != n {

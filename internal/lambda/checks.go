@@ -132,7 +132,22 @@ func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.P
 		}
 	}
 	for _, c := range checks {
-		id, err := r.post(ctx, p, c, ids[c.ExternalID])
+		if key, rec := r.recordOf(p, in, out, results, c); rec != nil {
+			// The record comes first, and only once: a retried invocation
+			// leaves a check whose execution is recorded to the status
+			// function, which may have completed it meanwhile.
+			written, err := writeRecord(ctx, bucket, key, rec, true)
+			if errors.Is(err, trigger.ErrPermanent) {
+				log.Error("no record of the execution: its check is not completed", "check", c.Name, "err", err)
+			} else if err != nil {
+				return err
+			}
+			if !written && err == nil {
+				log.Info("check left to the status function: its execution was recorded before", "check", c.Name, "key", key)
+				continue
+			}
+		}
+		_, err := r.post(ctx, p, c, ids[c.ExternalID])
 		if errors.Is(err, trigger.ErrPermanent) {
 			log.Error("GitHub refused a check; not retried", "check", c.Name, "err", err)
 			continue
@@ -140,27 +155,28 @@ func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.P
 		if err != nil {
 			return err
 		}
-		s, ok := results[c.Pipeline]
-		target := out.Targets[c.Pipeline]
-		kind := target.Type
-		if kind == "" {
-			kind = trigger.SeedTarget
-		}
-		key := recordKey(kind, s, target)
-		if !ok || s.Error != "" || s.DryRun || key == "" || c.Status == report.Completed {
-			continue
-		}
-		rec := execRecord{Repository: p.FullName, SHA: p.After, Check: c.Name, Pipeline: c.Pipeline, CheckRunID: id, Statuses: r.Statuses, Input: narrowed(in, c)}
-		err = writeRecord(ctx, bucket, key, &rec)
-		if errors.Is(err, trigger.ErrPermanent) {
-			log.Error("no record of the execution: its check is not completed", "check", c.Name, "err", err)
-			continue
-		}
-		if err != nil {
-			return err
-		}
 	}
 	return nil
+}
+
+// recordOf is the record of check c's execution, and its key; nil when
+// the status function does not complete c (c is complete, or its start
+// failed, was a dry run, or is of a kind EventBridge does not tell of).
+func (r *Reporter) recordOf(p *trigger.Push, in report.Input, out trigger.Outcome, results map[string]trigger.StartResult, c report.Check) (string, *execRecord) {
+	s, ok := results[c.Pipeline]
+	if !ok || s.Error != "" || s.DryRun || c.Status == report.Completed {
+		return "", nil
+	}
+	target := out.Targets[c.Pipeline]
+	kind := target.Type
+	if kind == "" {
+		kind = trigger.SeedTarget
+	}
+	key := recordKey(kind, s, target)
+	if key == "" {
+		return "", nil
+	}
+	return key, &execRecord{Repository: p.FullName, SHA: p.After, Check: c.Name, Pipeline: c.Pipeline, Statuses: r.Statuses, Input: narrowed(in, c)}
 }
 
 // startOf is how a start of Process went, as a check reports it.
@@ -187,12 +203,13 @@ func narrowed(in report.Input, c report.Check) report.Input {
 	return report.Input{Event: in.Event, Round: in.Round, Result: res, Starts: map[string]report.Start{c.Pipeline: in.Starts[c.Pipeline]}}
 }
 
-// writeRecord writes rec under key; a record over maxRecord keeps only
-// the paths its check shows.
-func writeRecord(ctx context.Context, bucket *blob.Bucket, key string, rec *execRecord) error {
+// writeRecord writes rec under key (with ifNew, only if there is none:
+// written is false when there is); a record over maxRecord keeps only the
+// paths its check shows.
+func writeRecord(ctx context.Context, bucket *blob.Bucket, key string, rec *execRecord, ifNew bool) (written bool, err error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
-		return fmt.Errorf("encode record %s: %w", key, err)
+		return false, fmt.Errorf("encode record %s: %w", key, err)
 	}
 	if len(b) > maxRecord {
 		ev := *rec.Input.Event
@@ -200,16 +217,20 @@ func writeRecord(ctx context.Context, bucket *blob.Bucket, key string, rec *exec
 		ev.Paths, rec.Input.PathCount = paths[:min(len(paths), 20)], len(paths)
 		rec.Input.Event, rec.Input.Result.Fetched = &ev, nil
 		if b, err = json.Marshal(rec); err != nil {
-			return fmt.Errorf("encode record %s: %w", key, err)
+			return false, fmt.Errorf("encode record %s: %w", key, err)
 		}
 		if len(b) > maxRecord {
-			return fmt.Errorf("record %s: %d bytes, more than %d (%w)", key, len(b), maxRecord, trigger.ErrPermanent)
+			return false, fmt.Errorf("record %s: %d bytes, more than %d (%w)", key, len(b), maxRecord, trigger.ErrPermanent)
 		}
 	}
-	if err := bucket.WriteAll(ctx, key, b, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("write record %s: %w", key, err)
+	err = bucket.WriteAll(ctx, key, b, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNew})
+	if ifNew && gcerrors.Code(err) == gcerrors.FailedPrecondition {
+		return false, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("write record %s: %w", key, err)
+	}
+	return true, nil
 }
 
 func uniq(paths []string) []string {

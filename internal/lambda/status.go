@@ -84,15 +84,39 @@ func (s *Status) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 	if check == nil {
 		return fmt.Errorf("record %s: no check %q in it", sc.key, rec.Check)
 	}
-	r := *s.Reporter
-	r.Statuses = rec.Statuses
-	p := &trigger.Push{FullName: rec.Repository, After: rec.SHA}
-	if rec.CheckRunID, err = r.post(ctx, p, *check, rec.CheckRunID); err != nil {
+	if err := s.post(ctx, rec, *check, sc.progress.Done, log); err != nil {
 		return err
 	}
-	log.Info("check brought up to date", "check", rec.Check, "status", check.Status, "conclusion", check.Conclusion)
 	rec.AppliedAt, rec.Ended = sc.at, sc.progress.Done
-	return writeRecord(ctx, s.Bucket, sc.key, rec)
+	_, err = writeRecord(ctx, s.Bucket, sc.key, rec, false)
+	return err
+}
+
+// post posts check as rec says: a commit status, or the check run,
+// found by its external id the first time (the eval function posts it
+// after writing the record) and its id kept in rec. A check run not
+// there yet is created only by a change that ends the execution; an
+// earlier one is left to the eval function, which is about to post it.
+func (s *Status) post(ctx context.Context, rec *execRecord, check report.Check, ends bool, log *slog.Logger) error {
+	r := *s.Reporter
+	r.Statuses = rec.Statuses
+	if !rec.Statuses && rec.CheckRunID == 0 {
+		ids, err := r.GitHub.CheckRunIDs(ctx, rec.Repository, rec.SHA)
+		if err != nil {
+			return err
+		}
+		if rec.CheckRunID = ids[check.ExternalID]; rec.CheckRunID == 0 && !ends {
+			log.Info("no check run yet: the eval function posts it", "check", rec.Check)
+			return nil
+		}
+	}
+	id, err := r.post(ctx, &trigger.Push{FullName: rec.Repository, After: rec.SHA}, check, rec.CheckRunID)
+	if err != nil {
+		return err
+	}
+	rec.CheckRunID = id
+	log.Info("check brought up to date", "check", rec.Check, "status", check.Status, "conclusion", check.Conclusion)
+	return nil
 }
 
 // stale says the check already shows a later state than sc: a change

@@ -96,6 +96,14 @@ func TestStatusesWithAToken(t *testing.T) {
 	if last.Context != "monohook/api" || last.State != "failure" || last.TargetURL != "https://console/e-1" || last.SHA != "abc123" {
 		t.Errorf("after FAILED: %+v", last)
 	}
+	// The eval function retried leaves the recorded execution's status
+	// to the status function.
+	f.evaluate(t, push("services/api/x.go"))
+	for _, st := range f.gh.Statuses()[len(all):] {
+		if st.Context == "monohook/api" {
+			t.Errorf("the retried eval function posted %+v", st)
+		}
+	}
 }
 
 // A push of more paths than a record holds keeps the paths its check

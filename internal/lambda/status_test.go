@@ -169,3 +169,27 @@ func TestNoChecksForADeletedBranch(t *testing.T) {
 		t.Errorf("requests %v", r)
 	}
 }
+
+// A v2 codepipeline target's execution is recorded under its pipeline;
+// kinds EventBridge does not tell of have no record.
+func TestRecordKey(t *testing.T) {
+	s := trigger.StartResult{Pipeline: "deploy", ExecutionID: "e-1"}
+	v2 := trigger.NewTarget("codepipeline", map[string]any{"pipeline": "deploy"})
+	for _, c := range []struct {
+		kind   string
+		target trigger.Target
+		want   string
+	}{
+		{"codepipeline", trigger.Target{}, ExecutionPrefix + "codepipeline/deploy/e-1.json"},
+		{"codepipeline", v2, ExecutionPrefix + "codepipeline/deploy/e-1.json"},
+		{"http", trigger.Target{}, ""},
+		{"github-actions", trigger.Target{}, ""},
+	} {
+		if got := recordKey(c.kind, s, c.target); got != c.want {
+			t.Errorf("%s %+v: %q, want %q", c.kind, c.target, got, c.want)
+		}
+	}
+	if got := recordKey("codebuild", trigger.StartResult{Pipeline: "codebuild:web", ExecutionID: "web:b-1"}, trigger.Target{}); got != ExecutionPrefix+"codebuild/web:b-1.json" {
+		t.Errorf("codebuild: %q", got)
+	}
+}

@@ -64,6 +64,7 @@ const (
 	SkipNotBranch = "the ref is not a branch"
 	// Seed rules never see pull requests.
 	SkipPullRequest = "no v2 rule of this repository takes pull_request events for its base branch"
+	SkipMergeGroup  = "no v2 rule of this repository takes merge_group events for its base branch"
 )
 
 // SkipReason says why p is not evaluated against branch rules, or "" when
@@ -144,8 +145,11 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 	}
 	v2 := r.V2.For(p)
 	if len(v2.Rules) == 0 {
-		if p.Event == "pull_request" {
+		switch p.Event {
+		case "pull_request":
 			res.Skipped = SkipPullRequest
+		case "merge_group":
+			res.Skipped = SkipMergeGroup
 		}
 		return res
 	}

@@ -86,7 +86,7 @@ func NewTemplateData(p *Push) TemplateData {
 	if t, ok := strings.CutPrefix(p.Ref, "refs/tags/"); ok {
 		d.Tag = t
 	}
-	if p.Event == "pull_request" {
+	if p.Event == "pull_request" || p.Event == "merge_group" {
 		d.Branch = p.BaseBranch
 	}
 	return d
@@ -163,7 +163,7 @@ func (s *Service) NewLoader() *Loader { return NewLoader(s.Rules) }
 // Load reads (or reuses) the rules p is evaluated against.
 func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
 	var r Rules
-	if SkipReason(p) == "" && p.Event != "pull_request" {
+	if SkipReason(p) == "" && p.Event != "pull_request" && p.Event != "merge_group" {
 		branch, _ := p.Branch()
 		key := [2]string{p.Repo, branch}
 		if r.Seed = l.seed[key]; r.Seed == nil {

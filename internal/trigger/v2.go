@@ -243,7 +243,7 @@ func (f filter) includes(s string) bool {
 type V2 struct {
 	Spec     Spec
 	push, pr bool
-	mg       bool // merge_group
+	mg       bool   // merge_group
 	branches filter // nil: not given
 	tags     filter
 	paths    filter // globs, in order, excludes included; nil with PathRegex or no paths

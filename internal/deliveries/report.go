@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -317,19 +318,11 @@ func (q *Queue) reportInput(ctx context.Context, a reportArgs) (*report.Input, m
 		// recorded decision is the latest round's, so only the checks
 		// posted for this round are brought up to date, as its starts say.
 		in.Result.Start, in.Result.Only = started, ""
-		in.Result.Decisions = slicesFilter(in.Result.Decisions, func(d trigger.Decision) bool { _, ok := done[d.Check]; return ok })
+		posted := func(d trigger.Decision) bool { _, ok := done[d.Check]; return ok }
+		in.Result.Decisions = slices.DeleteFunc(in.Result.Decisions, func(d trigger.Decision) bool { return !posted(d) })
+		in.Result.Unselected = slices.DeleteFunc(in.Result.Unselected, func(d trigger.Decision) bool { return !posted(d) })
 	}
 	return in, done, nil
-}
-
-func slicesFilter[T any](s []T, keep func(T) bool) []T {
-	var out []T
-	for _, x := range s {
-		if keep(x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 func (q *Queue) postedChecks(ctx context.Context, a reportArgs) (map[string]posted, error) {

@@ -65,7 +65,7 @@ type Check struct {
 // reports the pipeline selected, if either is.
 func Checks(in Input) []Check {
 	byName := map[string][]trigger.Decision{}
-	for _, d := range in.Result.Decisions {
+	for _, d := range slices.Concat(in.Result.Decisions, in.Result.Unselected) {
 		if d.Check == "" || (in.Result.Only != "" && d.Pipeline != in.Result.Only) {
 			continue
 		}

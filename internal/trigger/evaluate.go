@@ -52,6 +52,10 @@ type Result struct {
 	Incomplete string `json:"incomplete,omitempty"`
 	// Fetched are the changed paths the GitHub API added to the payload's.
 	Fetched []string `json:"fetched,omitempty"`
+	// Unselected are, in a plan made for reporting (PlanInput.Report),
+	// the decisions of the repository's rules that did not match, each
+	// with why (the Decisions stay the matched ones, as without it).
+	Unselected []Decision `json:"unselected,omitempty"`
 	// Only, when set, is the one pipeline this round may start: a re-run
 	// of its check (PlanInput.Only).
 	Only string `json:"only,omitempty"`

@@ -46,7 +46,7 @@ func TestMergeGroupIsDecidedOnItsBaseBranch(t *testing.T) {
 		t.Fatalf("starts %+v", plan.Starts)
 	}
 	var why string
-	for _, d := range plan.Result.Decisions {
+	for _, d := range plan.Result.Unselected {
 		if d.Pipeline == "web" {
 			why = d.Reason
 		}
@@ -56,7 +56,7 @@ func TestMergeGroupIsDecidedOnItsBaseBranch(t *testing.T) {
 	}
 	p.BaseBranch = "dev"
 	plan = trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{V2: trigger.NewV2Set([]trigger.Rule{queue}, nil)}, Report: true})
-	if len(plan.Starts) != 0 || len(plan.Result.Decisions) != 1 || !strings.Contains(plan.Result.Decisions[0].Reason, `base branch "dev"`) {
+	if len(plan.Starts) != 0 || len(plan.Result.Decisions) != 0 || len(plan.Result.Unselected) != 1 || !strings.Contains(plan.Result.Unselected[0].Reason, `base branch "dev"`) {
 		t.Errorf("merge group into dev: %+v", plan.Result)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -67,6 +68,22 @@ func readLambdaEnv() (lambdaEnv, error) {
 	return e, nil
 }
 
+// lambdaGitHubApp reads the GitHub App of the eval function from
+// MONOHOOK_GITHUB_APP_ID and MONOHOOK_GITHUB_INSTALLATION_ID (with
+// MONOHOOK_GITHUB_APP_KEY_FILE), as serve's flags' twins.
+func lambdaGitHubApp(tf *targetFlags) error {
+	for name, dst := range map[string]*int64{"MONOHOOK_GITHUB_APP_ID": &tf.githubApp, "MONOHOOK_GITHUB_INSTALLATION_ID": &tf.githubInstallation} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("%s %q: want a positive number", name, v)
+			}
+			*dst = n
+		}
+	}
+	return nil
+}
+
 // runLambda runs the binary as one of the three Lambda functions.
 func runLambda() error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -92,7 +109,10 @@ func runLambda() error {
 		// Targets as in serve, without exec; secrets and the GitHub token
 		// come from the environment.
 		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
-			httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true"}
+			httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true", githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE")}
+		if err := lambdaGitHubApp(&tf); err != nil {
+			return err
+		}
 		if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
 			tf.httpAllowCIDR = strings.Split(cidrs, ",")
 		}
@@ -108,7 +128,16 @@ func runLambda() error {
 				return err
 			}
 		}
-		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
+		mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, env.DryRun)
+		if err != nil {
+			return fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+		}
+		eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
+		if mode != reportNone {
+			svc.Report = true
+			eval.Checks = &lambda.Checks{GitHub: gh, Statuses: mode == reportStatuses}
+		}
+		awslambdastart.Start(eval.Handle)
 	case "webhook":
 		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
 		if err != nil {

@@ -41,9 +41,10 @@ func SetResult(ctx context.Context, q *Queue, id string, round int, pipeline, re
 	return nil
 }
 
-// ForgetChecks deletes what was recorded of the checks posted, as a crash
-// between a check run's creation and its record would leave it.
+// ForgetChecks leaves the record of the checks posted as a crash between
+// the creation of their check runs and the record of their ids would: an
+// intent to create each, nothing more.
 func ForgetChecks(ctx context.Context, q *Queue) error {
-	_, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_check`)
+	_, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_check SET check_id = -1, digest = ''`)
 	return err
 }

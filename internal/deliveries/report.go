@@ -156,6 +156,11 @@ func (q *Queue) reportKind() string {
 	return "check_run"
 }
 
+// unknownID marks a check run that a report job set out to create and
+// whose id it did not record (a crash, an answer lost): the commit's
+// check runs are listed to find it before anything is created again.
+const unknownID = -1
+
 // report posts the round's checks that differ from what was posted last;
 // more says it stopped at maxCallsPerRun with checks left.
 func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (more bool, err error) {
@@ -163,68 +168,80 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 	if err != nil || in == nil {
 		return false, err
 	}
-	var ids map[string]int64 // the commit's check runs, listed once if needed
-	calls := 0
+	var todo []postedCheck
+	for _, c := range report.Checks(*in) {
+		if digest := digestOf(c); done[c.Name].digest != digest {
+			todo = append(todo, postedCheck{c, posted{done[c.Name].id, digest}})
+		}
+	}
+	if len(todo) > maxCallsPerRun {
+		todo, more = todo[:maxCallsPerRun], true
+	}
+	ids, err := q.checkRunIDs(ctx, a, in.Event, todo)
+	if err != nil {
+		return false, err
+	}
 	var wrote []postedCheck
 	defer func() {
 		if serr := q.storePosted(a, wrote); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	for _, c := range report.Checks(*in) {
-		digest := digestOf(c)
-		prev := done[c.Name]
-		if prev.digest == digest {
-			continue
+	for _, t := range todo {
+		known := t.id
+		if known == unknownID {
+			known = ids[t.c.ExternalID]
 		}
-		if calls >= maxCallsPerRun {
-			return true, nil
-		}
-		if !q.opts.Report.Statuses && prev.id == 0 && ids == nil {
-			calls++
-			if ids, err = q.opts.Report.GitHub.CheckRunIDs(ctx, in.Event.FullName, in.Event.After); err != nil {
-				return false, err
-			}
-		}
-		calls++
-		id, err := q.post(ctx, in.Event, c, prev.id, ids)
+		id, err := q.post(ctx, in.Event, t.c, known)
 		switch {
 		case errors.Is(err, trigger.ErrPermanent):
 			// GitHub refuses it (no access, a validation): asking again
 			// cannot help, and the other checks still go.
-			log.Error("GitHub refused a check; not retried", "check", c.Name, "err", err)
+			log.Error("GitHub refused a check; not retried", "check", t.c.Name, "err", err)
 			q.opts.Metrics.Report(q.reportKind(), "refused")
 		case err != nil:
 			return false, err
+		case known == 0 && id != 0:
+			q.opts.Metrics.Report(q.reportKind(), "created")
 		default:
-			outcome := "updated"
-			if prev.id == 0 && id != 0 && ids[c.ExternalID] == 0 {
-				outcome = "created"
-			}
-			q.opts.Metrics.Report(q.reportKind(), outcome)
+			q.opts.Metrics.Report(q.reportKind(), "updated")
 		}
-		wrote = append(wrote, postedCheck{c, posted{id, digest}})
+		wrote = append(wrote, postedCheck{t.c, posted{max(id, 0), t.digest}})
 	}
-	return false, nil
+	return more, nil
 }
 
-// post posts c: a commit status, or a check run created (unless listed
-// in ids under its external id) or updated.
-func (q *Queue) post(ctx context.Context, p *trigger.Push, c report.Check, id int64, ids map[string]int64) (int64, error) {
-	gh := q.opts.Report.GitHub
+// checkRunIDs prepares the creation of todo's new check runs: it lists
+// the commit's check runs when an earlier creation's id went unrecorded
+// (one call per 100 runs), and records the intent to create the others
+// (unknownID), so that a crash from here on is seen by the next run.
+func (q *Queue) checkRunIDs(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck) (map[string]int64, error) {
 	if q.opts.Report.Statuses {
-		state, desc, url := c.CommitStatus()
-		return 0, gh.CreateStatus(ctx, p.FullName, p.After, githubapi.Status{Context: c.Name, State: state, Description: desc, TargetURL: url})
+		return nil, nil
 	}
-	run := githubapi.CheckRun{Name: c.Name, HeadSHA: p.After, ExternalID: c.ExternalID, Status: c.Status, Conclusion: c.Conclusion,
-		Title: c.Title, Summary: c.Summary, DetailsURL: c.DetailsURL}
-	if id == 0 {
-		id = ids[c.ExternalID]
+	var ids map[string]int64
+	var intents []postedCheck
+	for i := range todo {
+		switch todo[i].id {
+		case unknownID:
+			if ids == nil {
+				var err error
+				if ids, err = q.opts.Report.GitHub.CheckRunIDs(ctx, p.FullName, p.After); err != nil {
+					return nil, err
+				}
+			}
+		case 0:
+			todo[i].id = unknownID
+			intents = append(intents, postedCheck{todo[i].c, posted{unknownID, ""}})
+		}
 	}
-	if id == 0 {
-		return gh.CreateCheckRun(ctx, p.FullName, run)
-	}
-	return id, gh.UpdateCheckRun(ctx, p.FullName, id, run)
+	return ids, q.storePosted(a, intents)
+}
+
+// post posts c: a commit status, or a check run created (id 0) or
+// updated.
+func (q *Queue) post(ctx context.Context, p *trigger.Push, c report.Check, id int64) (int64, error) {
+	return q.opts.Report.GitHub.PostCheck(ctx, p, c, q.opts.Report.Statuses, id)
 }
 
 func digestOf(c report.Check) string {
@@ -258,7 +275,7 @@ func (q *Queue) storePosted(a reportArgs, wrote []postedCheck) error {
 		if _, err := tx.ExecContext(ctx, upsert, a.DeliveryID, a.Round, w.c.Name, w.id, w.digest); err != nil {
 			return fmt.Errorf("record check %s of %s: %w", w.c.Name, a.DeliveryID, err)
 		}
-		if w.id == 0 {
+		if w.id <= 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, start, w.id, a.DeliveryID, a.Round, w.c.Pipeline); err != nil {

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/go-github/v75/github"
+
+	"github.com/monohook/monohook/internal/report"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 // CheckRun is a check run as monohook writes it (see internal/report).
@@ -164,4 +167,20 @@ func RetryAt(err error) (time.Time, bool) {
 		return time.Now().Add(time.Minute), true
 	}
 	return time.Time{}, false
+}
+
+// PostCheck posts c on the commit p reports on (p.After in p.FullName):
+// as a commit status with statuses, else as a check run, created when id
+// is 0 and updated otherwise. It returns the check run's id.
+func (c *Client) PostCheck(ctx context.Context, p *trigger.Push, ch report.Check, statuses bool, id int64) (int64, error) {
+	if statuses {
+		state, desc, url := ch.CommitStatus()
+		return 0, c.CreateStatus(ctx, p.FullName, p.After, Status{Context: ch.Name, State: state, Description: desc, TargetURL: url})
+	}
+	run := CheckRun{Name: ch.Name, HeadSHA: p.After, ExternalID: ch.ExternalID, Status: ch.Status, Conclusion: ch.Conclusion,
+		Title: ch.Title, Summary: ch.Summary, DetailsURL: ch.DetailsURL}
+	if id == 0 {
+		return c.CreateCheckRun(ctx, p.FullName, run)
+	}
+	return id, c.UpdateCheckRun(ctx, p.FullName, id, run)
 }

@@ -122,7 +122,9 @@ type Service struct {
 	// Changes, when set, completes change sets that a payload may list
 	// only in part (see ChangeSet).
 	Changes ChangeSource
-	Log     *slog.Logger
+	// Report makes Process's plans for reporting (PlanInput.Report).
+	Report bool
+	Log    *slog.Logger
 }
 
 // LogDecision logs what a plan decided: one line, with why each matched
@@ -199,7 +201,7 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs})
+	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs, Report: s.Report})
 	s.LogDecision(plan.Event, plan.Result)
 	log := s.logger().With("delivery", p.DeliveryID)
 	out := Outcome{Result: plan.Result, Starts: make([]StartResult, len(plan.Starts))}

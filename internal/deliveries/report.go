@@ -177,22 +177,18 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 	if len(todo) > maxCallsPerRun {
 		todo, more = todo[:maxCallsPerRun], true
 	}
-	ids, err := q.checkRunIDs(ctx, a, in.Event, todo)
-	if err != nil {
-		return false, err
-	}
 	var wrote []postedCheck
 	defer func() {
 		if serr := q.storePosted(a, wrote); serr != nil && err == nil {
 			err = serr
 		}
 	}()
+	todo, wrote, err = q.prepare(ctx, a, in.Event, todo, len(done) == 0)
+	if err != nil {
+		return false, err
+	}
 	for _, t := range todo {
-		known := t.id
-		if known == unknownID {
-			known = ids[t.c.ExternalID]
-		}
-		id, err := q.post(ctx, in.Event, t.c, known)
+		id, err := q.post(ctx, in.Event, t.c, max(t.id, 0))
 		switch {
 		case errors.Is(err, trigger.ErrPermanent):
 			// GitHub refuses it (no access, a validation): asking again
@@ -201,7 +197,7 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 			q.opts.Metrics.Report(q.reportKind(), "refused")
 		case err != nil:
 			return false, err
-		case known == 0 && id != 0:
+		case t.id <= 0 && id != 0:
 			q.opts.Metrics.Report(q.reportKind(), "created")
 		default:
 			q.opts.Metrics.Report(q.reportKind(), "updated")
@@ -211,31 +207,56 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 	return more, nil
 }
 
-// checkRunIDs prepares the creation of todo's new check runs: it lists
-// the commit's check runs when an earlier creation's id went unrecorded
-// (one call per 100 runs), and records the intent to create the others
-// (unknownID), so that a crash from here on is seen by the next run.
-func (q *Queue) checkRunIDs(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck) (map[string]int64, error) {
-	if q.opts.Report.Statuses {
-		return nil, nil
+// prepare readies todo for posting. In the round's first run (first)
+// when a check is not selected, and whenever an earlier creation's id went
+// unrecorded, it lists what the commit has (one call per 100 checks): a
+// new check of a
+// pipeline not selected is not posted over another delivery's check of
+// its name (see report.Check.Posts; it goes to kept, recorded as posted),
+// and a check run whose id is unknown is updated under the id found. It
+// records the intent to create the new check runs (unknownID), so that a
+// crash from here on is seen by the next run.
+func (q *Queue) prepare(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck, first bool) (post, kept []postedCheck, err error) {
+	need := false
+	for _, t := range todo {
+		need = need || t.id == unknownID || (first && t.c.Conclusion == report.Skipped)
 	}
-	var ids map[string]int64
-	var intents []postedCheck
-	for i := range todo {
-		switch todo[i].id {
-		case unknownID:
-			if ids == nil {
-				var err error
-				if ids, err = q.opts.Report.GitHub.CheckRunIDs(ctx, p.FullName, p.After); err != nil {
-					return nil, err
-				}
-			}
-		case 0:
-			todo[i].id = unknownID
-			intents = append(intents, postedCheck{todo[i].c, posted{unknownID, ""}})
+	listed := githubapi.Listed{}
+	if need {
+		if listed, err = q.listed(ctx, p); err != nil {
+			return nil, nil, err
 		}
 	}
-	return ids, q.storePosted(a, intents)
+	var intents []postedCheck
+	for _, t := range todo {
+		ext, exists := listed.Names[t.c.Name]
+		switch {
+		case t.id == unknownID:
+			t.id = listed.IDs[t.c.ExternalID]
+		case t.id == 0 && !t.c.Posts(ext, exists):
+			kept = append(kept, postedCheck{t.c, posted{0, t.digest}})
+			continue
+		case t.id == 0 && !q.opts.Report.Statuses:
+			intents = append(intents, postedCheck{t.c, posted{unknownID, ""}})
+		}
+		post = append(post, t)
+	}
+	return post, kept, q.storePosted(a, intents)
+}
+
+// listed is what commit p.After has of monohook's: its check runs, or the
+// contexts of its statuses (their external ids unknown).
+func (q *Queue) listed(ctx context.Context, p *trigger.Push) (githubapi.Listed, error) {
+	gh := q.opts.Report.GitHub
+	if !q.opts.Report.Statuses {
+		return gh.CheckRuns(ctx, p.FullName, p.After)
+	}
+	contexts, err := gh.StatusContexts(ctx, p.FullName, p.After)
+	l := githubapi.Listed{Names: map[string]string{}}
+	for c := range contexts {
+		l.Names[c] = ""
+	}
+	return l, err
 }
 
 // post posts c: a commit status, or a check run created (id 0) or

@@ -197,3 +197,34 @@ func TestRerunOfOneCheck(t *testing.T) {
 		}
 	})
 }
+
+// A pipeline not selected by a later push of the same commit (a branch
+// created at it, a tag) does not cover the check of the push that
+// selected it; a selected one does post over a skipped one.
+func TestASkippedCheckNeverCoversAnotherDeliverysCheck(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "src/api/.*")
+	e.rule(t, "web", "src/web/.*")
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, false)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/api/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, g, "monohook/api", func(r fakegithub.CheckRun) bool { return r.Status == "in_progress" })
+	if err := q.Accept(ctx, delivery("d2", "src/web/a.ts")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return creates(g)["monohook/web"] == 2 })
+	waitStarts(t, q, "d2", 1)
+	var apis []fakegithub.CheckRun
+	for _, r := range g.CheckRuns() {
+		if r.Name == "monohook/api" {
+			apis = append(apis, r)
+		}
+	}
+	if len(apis) != 1 || apis[0].Status != "in_progress" {
+		t.Errorf("api's checks %+v: d2's skipped check covered d1's", apis)
+	}
+}

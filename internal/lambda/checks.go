@@ -45,18 +45,30 @@ func (e *Eval) postChecks(ctx context.Context, push *trigger.Push, out trigger.O
 		in.Starts[s.Pipeline] = st
 	}
 	log := e.Log.With("delivery", push.DeliveryID)
-	var ids map[string]int64
-	if !c.Statuses {
-		// A retried event (a failed start) posts again: the check runs of
-		// the first attempt are updated, not doubled.
-		var err error
-		if ids, err = c.GitHub.CheckRunIDs(ctx, in.Event.FullName, in.Event.After); err != nil {
-			log.Warn("GitHub checks not posted: the commit's check runs could not be listed", "err", err)
-			return
+	// A retried event (a failed start) posts again: the check runs of the
+	// first attempt are updated, not doubled; and a pipeline not selected
+	// never covers another push's check of its name (report.Check.Posts).
+	var listed githubapi.Listed
+	var err error
+	if c.Statuses {
+		var contexts map[string]bool
+		contexts, err = c.GitHub.StatusContexts(ctx, in.Event.FullName, in.Event.After)
+		listed.Names = map[string]string{}
+		for name := range contexts {
+			listed.Names[name] = ""
 		}
+	} else {
+		listed, err = c.GitHub.CheckRuns(ctx, in.Event.FullName, in.Event.After)
+	}
+	if err != nil {
+		log.Warn("GitHub checks not posted: the commit's checks could not be listed", "err", err)
+		return
 	}
 	for _, ch := range report.Checks(in) {
-		if _, err := c.GitHub.PostCheck(ctx, in.Event, ch, c.Statuses, ids[ch.ExternalID]); err != nil {
+		if ext, exists := listed.Names[ch.Name]; !ch.Posts(ext, exists) {
+			continue
+		}
+		if _, err := c.GitHub.PostCheck(ctx, in.Event, ch, c.Statuses, listed.IDs[ch.ExternalID]); err != nil {
 			log.Warn("GitHub check not posted", "check", ch.Name, "err", err)
 			if ctx.Err() != nil {
 				return

@@ -172,3 +172,12 @@ func bounded(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Posts reports whether c may be posted on a commit that has a check of
+// its name already (exists), written for externalID: a check of a
+// pipeline that was not selected never covers another delivery's check of
+// that name (a branch created at a commit that main's push is building, a
+// tag pushed on it), whose own result it is.
+func (c Check) Posts(externalID string, exists bool) bool {
+	return !exists || externalID == c.ExternalID || c.Conclusion != Skipped
+}

@@ -48,3 +48,11 @@ func ForgetChecks(ctx context.Context, q *Queue) error {
 	_, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_check SET check_id = -1, digest = ''`)
 	return err
 }
+
+// ChecksDone counts the checks of a delivery's rounds recorded as posted
+// (or kept), the ones still to create not counted.
+func ChecksDone(ctx context.Context, q *Queue, id string) int {
+	var n int
+	_ = q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT COUNT(*) FROM monohook_check WHERE delivery_id = ? AND digest <> ''`), id).Scan(&n)
+	return n
+}

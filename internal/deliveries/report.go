@@ -156,10 +156,15 @@ func (q *Queue) reportKind() string {
 	return "check_run"
 }
 
-// unknownID marks a check run that a report job set out to create and
-// whose id it did not record (a crash, an answer lost): the commit's
-// check runs are listed to find it before anything is created again.
-const unknownID = -1
+// Ids a check's row holds before its check run's: unknownID, a check run
+// a report job set out to create and whose id it did not record (a
+// crash, an answer lost): the commit's check runs are listed to find it
+// before anything is created again; toCreate, a check to create, which
+// the commit had no check of its name to keep when the round was listed.
+const (
+	unknownID = -1
+	toCreate  = -2
+)
 
 // report posts the round's checks that differ from what was posted last;
 // more says it stopped at maxCallsPerRun with checks left.
@@ -174,8 +179,9 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 			todo = append(todo, postedCheck{c, posted{done[c.Name].id, digest}})
 		}
 	}
-	if len(todo) > maxCallsPerRun {
-		todo, more = todo[:maxCallsPerRun], true
+	todo, more, err = q.prepare(ctx, a, in.Event, todo)
+	if err != nil {
+		return false, err
 	}
 	var wrote []postedCheck
 	defer func() {
@@ -183,10 +189,6 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 			err = serr
 		}
 	}()
-	todo, wrote, err = q.prepare(ctx, a, in.Event, todo, len(done) == 0)
-	if err != nil {
-		return false, err
-	}
 	for _, t := range todo {
 		id, err := q.post(ctx, in.Event, t.c, max(t.id, 0))
 		switch {
@@ -197,7 +199,8 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 			q.opts.Metrics.Report(q.reportKind(), "refused")
 		case err != nil:
 			return false, err
-		case t.id <= 0 && id != 0:
+		case q.opts.Report.Statuses || (t.id <= 0 && id != 0):
+			// Every commit status posted is a new one.
 			q.opts.Metrics.Report(q.reportKind(), "created")
 		default:
 			q.opts.Metrics.Report(q.reportKind(), "updated")
@@ -207,41 +210,51 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 	return more, nil
 }
 
-// prepare readies todo for posting. In the round's first run (first)
-// when a check is not selected, and whenever an earlier creation's id went
+// prepare readies todo for posting and returns what this run posts (at
+// most maxCallsPerRun; more: the rest is for the next run). When a check
+// is new to the round and not selected, or an earlier creation's id went
 // unrecorded, it lists what the commit has (one call per 100 checks): a
-// new check of a
-// pipeline not selected is not posted over another delivery's check of
-// its name (see report.Check.Posts; it goes to kept, recorded as posted),
-// and a check run whose id is unknown is updated under the id found. It
-// records the intent to create the new check runs (unknownID), so that a
-// crash from here on is seen by the next run.
-func (q *Queue) prepare(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck, first bool) (post, kept []postedCheck, err error) {
+// new check of a pipeline not selected is not posted over another
+// delivery's check of its name (report.Check.Posts: it is recorded as
+// posted), and a check run whose id is unknown is updated under the id
+// found. Each new check is recorded as toCreate, and before its creation
+// as unknownID, so that a crash in between is seen by the next run.
+func (q *Queue) prepare(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck) (post []postedCheck, more bool, err error) {
 	need := false
 	for _, t := range todo {
-		need = need || t.id == unknownID || (first && t.c.Conclusion == report.Skipped)
+		need = need || t.id == unknownID || (t.id == 0 && t.c.Conclusion == report.Skipped)
 	}
 	listed := githubapi.Listed{}
 	if need {
 		if listed, err = q.listed(ctx, p); err != nil {
-			return nil, nil, err
+			return nil, false, err
 		}
 	}
-	var intents []postedCheck
+	var marks []postedCheck
 	for _, t := range todo {
-		ext, exists := listed.Names[t.c.Name]
-		switch {
+		switch ext, exists := listed.Names[t.c.Name]; {
 		case t.id == unknownID:
 			t.id = listed.IDs[t.c.ExternalID]
 		case t.id == 0 && !t.c.Posts(ext, exists):
-			kept = append(kept, postedCheck{t.c, posted{0, t.digest}})
+			marks = append(marks, postedCheck{t.c, posted{0, t.digest}})
 			continue
-		case t.id == 0 && !q.opts.Report.Statuses:
-			intents = append(intents, postedCheck{t.c, posted{unknownID, ""}})
+		case t.id == 0:
+			t.id = toCreate
+			marks = append(marks, postedCheck{t.c, posted{toCreate, ""}})
 		}
 		post = append(post, t)
 	}
-	return post, kept, q.storePosted(a, intents)
+	if len(post) > maxCallsPerRun {
+		post, more = post[:maxCallsPerRun], true
+	}
+	if !q.opts.Report.Statuses {
+		for _, t := range post {
+			if t.id == toCreate {
+				marks = append(marks, postedCheck{t.c, posted{unknownID, ""}})
+			}
+		}
+	}
+	return post, more, q.storePosted(a, marks)
 }
 
 // listed is what commit p.After has of monohook's: its check runs, or the

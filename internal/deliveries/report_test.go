@@ -3,6 +3,7 @@ package deliveries_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +227,34 @@ func TestASkippedCheckNeverCoversAnotherDeliverysCheck(t *testing.T) {
 	}
 	if len(apis) != 1 || apis[0].Status != "in_progress" {
 		t.Errorf("api's checks %+v: d2's skipped check covered d1's", apis)
+	}
+}
+
+// The same past the first run of a round's report: a round of more checks
+// than one run posts still keeps its skipped checks off another delivery's.
+func TestASkippedCheckPastTheFirstRunNeverCovers(t *testing.T) {
+	e := newEnv(t)
+	for i := range 45 {
+		e.rule(t, fmt.Sprintf("p%03d", i), fmt.Sprintf("src/%03d/.*", i))
+	}
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, false)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/044/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, g, "monohook/p044", func(r fakegithub.CheckRun) bool { return r.Status == "in_progress" })
+	var paths []string
+	for i := range 40 {
+		paths = append(paths, fmt.Sprintf("src/%03d/a.go", i))
+	}
+	if err := q.Accept(ctx, delivery("d2", paths...)); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d2", 40)
+	waitFor(t, func() bool { return deliveries.ChecksDone(ctx, q, "d2") == 45 })
+	if n := creates(g)["monohook/p044"]; n != 1 {
+		t.Errorf("p044's check created %d times: d2's skipped one covered d1's", n)
 	}
 }

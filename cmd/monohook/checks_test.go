@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/monohook/monohook/internal/fakeaws"
 	"github.com/monohook/monohook/internal/fakegithub"
@@ -162,11 +163,19 @@ func TestChecksEndToEnd(t *testing.T) {
 	if c := postEvent(t, d.url, "s", "check_run", "echo-1", echo); c != http.StatusOK {
 		t.Errorf("our own completed echo: %d", c)
 	}
+	families := scrape(t, strings.Replace(d.url, "/webhook", "/metrics", 1))
+	if n := value(families, "monohook_github_reports_total", map[string]string{"kind": "check_run", "outcome": "created"}); n < 2 {
+		t.Errorf("check runs created counted %v, want at least the re-run's and the merge group's", n)
+	}
+	if n := value(families, "monohook_deliveries_total", map[string]string{"event": "check_run", "outcome": "accepted"}); n != 1 {
+		t.Errorf("check_run re-runs accepted counted %v, want 1", n)
+	}
 	d.terminate(t)
 }
 
 // With a token: commit statuses of the same meaning; check runs with a
-// token are refused at start.
+// token are refused at start. GitHub rate limiting monohook delays the
+// statuses, not the start.
 func TestStatusesEndToEnd(t *testing.T) {
 	pipelines := fakeaws.NewCodePipeline()
 	defer pipelines.Close()
@@ -179,11 +188,16 @@ func TestStatusesEndToEnd(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "needs a GitHub App") {
 		t.Errorf("checks with a token: exit %d: %s", code, errOut)
 	}
-	d := startServe(t, env, "--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s")
+	d := startServe(t, env, "--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s", "--github-max-wait", "10ms")
+	g.RateLimitNext(1, 5*time.Second)
 	push := `{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000001","after":"` + mainSHA + `","repository":{"name":"monorepo","full_name":"acme/monorepo","default_branch":"main"},
 	 "commits":[{"added":["services/api/x.go"],"removed":[],"modified":[]}]}`
 	if c := postEvent(t, d.url, "s", "push", "push-1", push); c != http.StatusAccepted {
 		t.Fatalf("push: %d", c)
+	}
+	waitFor(t, "api started", func() bool { return pipelines.Started()["api"] == 1 })
+	if st := g.Statuses(); len(st) != 0 {
+		t.Errorf("statuses %+v while the rate limit lasts", st)
 	}
 	last := map[string]fakegithub.Status{}
 	waitFor(t, "both statuses", func() bool {

@@ -14,7 +14,7 @@ func TestReportFieldIsValidated(t *testing.T) {
 		`report: {name: "` + strings.Repeat("x", 101) + `"}`: "at most 100",
 		`report: {name: "a\u0007b"}`:                         "control character",
 		`report: {name: " api"}`:                             "space",
-		`report: {nmae: "api"}`:                              `unknown field "nmae"`,
+		`report: {naem: "api"}`:                              `unknown field "naem"`,
 	} {
 		s, err := trigger.ParseSpec([]byte("repository: acme/mono\ntarget: {type: codepipeline, pipeline: api}\n" + doc))
 		if err == nil {

@@ -72,6 +72,11 @@ type posted struct {
 func (w *reportWorker) Work(ctx context.Context, job *river.Job[reportArgs]) error {
 	q, a := w.q, job.Args
 	log := q.log.With("delivery", a.DeliveryID, "round", a.Round)
+	if q.opts.Report == nil {
+		// Queued by a replica that reports: it or another takes the job
+		// up (a process without GitHub credentials cannot).
+		return river.JobSnooze(time.Minute)
+	}
 	held, err := q.takeLease(ctx, a)
 	if err != nil || held == leaseGone {
 		return err

@@ -85,7 +85,14 @@ func (w *reportWorker) Work(ctx context.Context, job *river.Job[reportArgs]) err
 		return river.JobSnooze(time.Second)
 	}
 	more, err := q.report(ctx, a, log)
-	again := more || err != nil
+	_, limited := githubapi.RetryAt(err)
+	// A job that gives up (its last attempt failed) leaves queued clear:
+	// the next change of the round's starts queues a job again.
+	last := err != nil && !limited && job.Attempt >= job.MaxAttempts
+	again := more || (err != nil && !last)
+	if last {
+		log.Error("reporting to GitHub failed on the last attempt; the next change of these starts reports again", "err", err)
+	}
 	if rerr := q.releaseLease(a, again); rerr != nil && err == nil {
 		err = rerr
 	}

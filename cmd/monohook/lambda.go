@@ -12,10 +12,10 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 	awslambdastart "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
-	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/lambda"
@@ -33,8 +33,6 @@ type lambdaEnv struct {
 	RequireSHA256 bool   // MONOHOOK_REQUIRE_SHA256 (webhook)
 	EvalFunction  string // MONOHOOK_EVAL_FUNCTION (webhook)
 	DryRun        bool   // MONOHOOK_DRY_RUN (eval)
-	GitHub        githubapi.Config
-	Report        string // MONOHOOK_GITHUB_REPORT (eval, status): checks, statuses, none or "" (by the credentials)
 }
 
 func readLambdaEnv() (lambdaEnv, error) {
@@ -50,9 +48,6 @@ func readLambdaEnv() (lambdaEnv, error) {
 	if e.Prefix == "" {
 		e.Prefix = rulestore.DefaultPrefix
 	}
-	if err := readGitHubEnv(&e); err != nil {
-		return e, err
-	}
 	var missing []string
 	need := func(name, v string) {
 		if v == "" {
@@ -66,7 +61,7 @@ func readLambdaEnv() (lambdaEnv, error) {
 		need("MONOHOOK_EVAL_FUNCTION", e.EvalFunction)
 	case "eval", "cfn":
 	case "status":
-		if e.GitHub.Token == "" && e.GitHub.App == 0 {
+		if os.Getenv("MONOHOOK_GITHUB_TOKEN") == "" && os.Getenv("MONOHOOK_GITHUB_APP_ID") == "" {
 			missing = append(missing, "MONOHOOK_GITHUB_TOKEN or MONOHOOK_GITHUB_APP_ID")
 		}
 	default:
@@ -78,55 +73,34 @@ func readLambdaEnv() (lambdaEnv, error) {
 	return e, nil
 }
 
-// readGitHubEnv reads the GitHub credentials of the eval and status
-// functions: MONOHOOK_GITHUB_TOKEN, or MONOHOOK_GITHUB_APP_ID with
-// MONOHOOK_GITHUB_INSTALLATION_ID and MONOHOOK_GITHUB_APP_KEY (the PEM
-// itself: a function has no key file), at MONOHOOK_GITHUB_API_URL.
-func readGitHubEnv(e *lambdaEnv) error {
-	e.GitHub = githubapi.Config{URL: os.Getenv("MONOHOOK_GITHUB_API_URL"), Token: os.Getenv("MONOHOOK_GITHUB_TOKEN"),
-		Key: []byte(os.Getenv("MONOHOOK_GITHUB_APP_KEY")), MaxWait: 30 * time.Second}
-	e.Report = os.Getenv("MONOHOOK_GITHUB_REPORT")
-	for name, dst := range map[string]*int64{"MONOHOOK_GITHUB_APP_ID": &e.GitHub.App, "MONOHOOK_GITHUB_INSTALLATION_ID": &e.GitHub.Installation} {
+// lambdaTargetFlags are the targets and GitHub settings of the eval and
+// status functions, from serve's variables; the App's key may also be
+// MONOHOOK_GITHUB_APP_KEY, the PEM itself (as the template passes it: a
+// function has no key file).
+func lambdaTargetFlags() (targetFlags, error) {
+	tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
+		httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true", githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE"),
+		githubKey: []byte(os.Getenv("MONOHOOK_GITHUB_APP_KEY"))}
+	if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
+		tf.httpAllowCIDR = strings.Split(cidrs, ",")
+	}
+	return tf, lambdaGitHubApp(&tf)
+}
+
+// lambdaGitHubApp reads the GitHub App of the eval and status functions
+// from MONOHOOK_GITHUB_APP_ID and MONOHOOK_GITHUB_INSTALLATION_ID, as
+// serve's flags' twins.
+func lambdaGitHubApp(tf *targetFlags) error {
+	for name, dst := range map[string]*int64{"MONOHOOK_GITHUB_APP_ID": &tf.githubApp, "MONOHOOK_GITHUB_INSTALLATION_ID": &tf.githubInstallation} {
 		if v := os.Getenv(name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n <= 0 {
-				return fmt.Errorf("%s is %q: want a positive number", name, v)
+				return fmt.Errorf("%s %q: want a positive number", name, v)
 			}
 			*dst = n
 		}
 	}
 	return nil
-}
-
-// lambdaReporter returns the GitHub client (nil without credentials)
-// and how the checks are posted (nil: not at all): check runs with a
-// GitHub App, commit statuses with a token, unless MONOHOOK_GITHUB_REPORT
-// says otherwise.
-func lambdaReporter(env lambdaEnv) (*githubapi.Client, *lambda.Reporter, error) {
-	if env.GitHub.Token == "" && env.GitHub.App == 0 {
-		if env.Report == "checks" || env.Report == "statuses" {
-			return nil, nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT %s needs GitHub credentials (MONOHOOK_GITHUB_TOKEN, or MONOHOOK_GITHUB_APP_ID, _INSTALLATION_ID and _APP_KEY)", env.Report)
-		}
-		return nil, nil, nil
-	}
-	gh, err := githubapi.New(env.GitHub)
-	if err != nil {
-		return nil, nil, err
-	}
-	switch env.Report {
-	case "":
-		return gh, &lambda.Reporter{GitHub: gh, Statuses: !gh.IsApp()}, nil
-	case "none":
-		return gh, nil, nil
-	case "statuses":
-		return gh, &lambda.Reporter{GitHub: gh, Statuses: true}, nil
-	case "checks":
-		if !gh.IsApp() {
-			return nil, nil, errors.New("MONOHOOK_GITHUB_REPORT checks needs a GitHub App: GitHub lets only Apps write check runs; with a token, use statuses")
-		}
-		return gh, &lambda.Reporter{GitHub: gh}, nil
-	}
-	return nil, nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT is %q: want checks, statuses or none", env.Report)
 }
 
 // runLambda runs the binary as one of the four Lambda functions.
@@ -150,38 +124,17 @@ func runLambda() error {
 		cr := &lambda.CustomResource{Store: st, Log: log}
 		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
 	case "eval":
-		svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
-		// Targets as in serve, without exec; secrets and the GitHub token
-		// come from the environment.
-		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
-			httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true"}
-		if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
-			tf.httpAllowCIDR = strings.Split(cidrs, ",")
-		}
-		gh, rep, err := lambdaReporter(env)
+		eval, err := lambdaEval(env, &awsCfg, st, log)
 		if err != nil {
 			return err
-		}
-		if gh != nil {
-			svc.Changes = gh
-		}
-		eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
-		if !env.DryRun {
-			if svc.Starter, err = tf.starters(&awsCfg, gh); err != nil {
-				return err
-			}
-			eval.Reporter, svc.Report = rep, rep != nil
 		}
 		awslambdastart.Start(eval.Handle)
 	case "status":
-		_, rep, err := lambdaReporter(env)
+		status, err := lambdaStatus(st, log)
 		if err != nil {
 			return err
 		}
-		if rep == nil {
-			return errors.New("status function: MONOHOOK_GITHUB_REPORT is none: it has nothing to do")
-		}
-		awslambdastart.Start((&lambda.Status{Reporter: rep, Bucket: st.Bucket(), Log: log}).Handle)
+		awslambdastart.Start(status.Handle)
 	case "webhook":
 		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
 		if err != nil {
@@ -196,4 +149,58 @@ func runLambda() error {
 		awslambdastart.Start(lambda.NewWebhook(h).Handle)
 	}
 	return errors.New("lambda runtime returned")
+}
+
+// lambdaEval is the eval function: the targets as in serve, without exec
+// (secrets and the GitHub credentials come from the environment), and the
+// checks posted as MONOHOOK_GITHUB_REPORT says.
+func lambdaEval(env lambdaEnv, awsCfg *aws.Config, st *rulestore.Store, log *slog.Logger) (*lambda.Eval, error) {
+	svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		return nil, err
+	}
+	gh, err := tf.github()
+	if err != nil {
+		return nil, err
+	}
+	if gh != nil {
+		svc.Changes = gh
+	}
+	if !env.DryRun {
+		if svc.Starter, err = tf.starters(awsCfg, gh); err != nil {
+			return nil, err
+		}
+	}
+	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, env.DryRun)
+	if err != nil {
+		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+	}
+	eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
+	if mode != reportNone {
+		svc.Report = true
+		eval.Checks = &lambda.Checks{GitHub: gh, Statuses: mode == reportStatuses}
+	}
+	return eval, nil
+}
+
+// lambdaStatus is the status function: it posts as the eval function does
+// (a record says which of check runs or statuses its check is).
+func lambdaStatus(st *rulestore.Store, log *slog.Logger) (*lambda.Status, error) {
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		return nil, err
+	}
+	gh, err := tf.github()
+	if err != nil {
+		return nil, err
+	}
+	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, false)
+	if err != nil {
+		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+	}
+	if mode == reportNone {
+		return nil, errors.New("status function: MONOHOOK_GITHUB_REPORT is none: it has nothing to do")
+	}
+	return &lambda.Status{Checks: &lambda.Checks{GitHub: gh, Statuses: mode == reportStatuses}, Bucket: st.Bucket(), Log: log}, nil
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // The status role needs GitHub credentials; the eval and status roles
-// read them, and the reporting mode, with a clear error for a bad value.
+// read them with a clear error for a bad value.
 func TestLambdaGitHubEnvironment(t *testing.T) {
 	for _, c := range []struct {
 		env  map[string]string
@@ -14,8 +14,7 @@ func TestLambdaGitHubEnvironment(t *testing.T) {
 	}{
 		{map[string]string{"MONOHOOK_LAMBDA_ROLE": "status"}, "MONOHOOK_GITHUB_TOKEN or MONOHOOK_GITHUB_APP_ID"},
 		{map[string]string{"MONOHOOK_LAMBDA_ROLE": "status", "MONOHOOK_GITHUB_TOKEN": "t"}, ""},
-		{map[string]string{"MONOHOOK_LAMBDA_ROLE": "eval", "MONOHOOK_GITHUB_APP_ID": "x1"}, "MONOHOOK_GITHUB_APP_ID is \"x1\""},
-		{map[string]string{"MONOHOOK_LAMBDA_ROLE": "eval", "MONOHOOK_GITHUB_INSTALLATION_ID": "-3"}, "MONOHOOK_GITHUB_INSTALLATION_ID"},
+		{map[string]string{"MONOHOOK_LAMBDA_ROLE": "status", "MONOHOOK_GITHUB_APP_ID": "1"}, ""},
 	} {
 		for _, k := range []string{"MONOHOOK_LAMBDA_ROLE", "MONOHOOK_GITHUB_TOKEN", "MONOHOOK_GITHUB_APP_ID", "MONOHOOK_GITHUB_INSTALLATION_ID"} {
 			t.Setenv(k, c.env[k])
@@ -27,31 +26,22 @@ func TestLambdaGitHubEnvironment(t *testing.T) {
 		}
 	}
 
-	for _, c := range []struct {
-		token, report string
-		want          string // "checks", "statuses", "none" or an error's text
-	}{
-		{"t", "", "statuses"},
-		{"t", "none", "none"},
-		{"t", "checks", "needs a GitHub App"},
-		{"", "", "none"},
-		{"", "statuses", "needs GitHub credentials"},
-		{"t", "always", `"always"`},
-	} {
-		env := lambdaEnv{Report: c.report}
-		env.GitHub.Token = c.token
-		_, rep, err := lambdaReporter(env)
-		got := "none"
-		switch {
-		case err != nil:
-			got = err.Error()
-		case rep != nil && rep.Statuses:
-			got = "statuses"
-		case rep != nil:
-			got = "checks"
+	// The App's ids, read for the eval and status functions.
+	for _, v := range []string{"x1", "-3"} {
+		t.Setenv("MONOHOOK_GITHUB_APP_ID", v)
+		if _, err := lambdaTargetFlags(); err == nil || !strings.Contains(err.Error(), `MONOHOOK_GITHUB_APP_ID "`+v+`"`) {
+			t.Errorf("MONOHOOK_GITHUB_APP_ID %q: error %v", v, err)
 		}
-		if !strings.Contains(got, c.want) {
-			t.Errorf("token %q, MONOHOOK_GITHUB_REPORT %q: %s, want %s", c.token, c.report, got, c.want)
-		}
+	}
+	// The key itself, as the template passes it, where a key file would be.
+	t.Setenv("MONOHOOK_GITHUB_APP_ID", "42")
+	t.Setenv("MONOHOOK_GITHUB_INSTALLATION_ID", "7")
+	t.Setenv("MONOHOOK_GITHUB_APP_KEY", "not a key")
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tf.github(); err == nil || !strings.Contains(err.Error(), "GitHub App key") {
+		t.Errorf("a bad MONOHOOK_GITHUB_APP_KEY: %v", err)
 	}
 }

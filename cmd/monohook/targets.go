@@ -22,6 +22,7 @@ type targetFlags struct {
 	githubApp          int64
 	githubInstallation int64
 	githubKeyFile      string
+	githubKey          []byte // the key itself, when there is no file (Lambda)
 	githubMaxWait      time.Duration
 	secretsDir         string
 	allowExec          bool
@@ -58,6 +59,7 @@ func (f *targetFlags) github() (*githubapi.Client, error) {
 	if cfg.Token == "" && cfg.App == 0 {
 		return nil, nil
 	}
+	cfg.Key = f.githubKey
 	if f.githubKeyFile != "" {
 		key, err := os.ReadFile(f.githubKeyFile)
 		if err != nil {

@@ -41,9 +41,18 @@ func SetResult(ctx context.Context, q *Queue, id string, round int, pipeline, re
 	return nil
 }
 
-// ForgetChecks deletes what was recorded of the checks posted, as a crash
-// between a check run's creation and its record would leave it.
+// ForgetChecks leaves the record of the checks posted as a crash between
+// the creation of their check runs and the record of their ids would: an
+// intent to create each, nothing more.
 func ForgetChecks(ctx context.Context, q *Queue) error {
-	_, err := q.db.sql.ExecContext(ctx, `DELETE FROM monohook_check`)
+	_, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_check SET check_id = -1, digest = ''`)
 	return err
+}
+
+// ChecksDone counts the checks of a delivery's rounds recorded as posted
+// (or kept), the ones still to create not counted.
+func ChecksDone(ctx context.Context, q *Queue, id string) int {
+	var n int
+	_ = q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT COUNT(*) FROM monohook_check WHERE delivery_id = ? AND digest <> ''`), id).Scan(&n)
+	return n
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -71,6 +72,11 @@ type posted struct {
 func (w *reportWorker) Work(ctx context.Context, job *river.Job[reportArgs]) error {
 	q, a := w.q, job.Args
 	log := q.log.With("delivery", a.DeliveryID, "round", a.Round)
+	if q.opts.Report == nil {
+		// Queued by a replica that reports: it or another takes the job
+		// up (a process without GitHub credentials cannot).
+		return river.JobSnooze(time.Minute)
+	}
 	held, err := q.takeLease(ctx, a)
 	if err != nil || held == leaseGone {
 		return err
@@ -79,7 +85,14 @@ func (w *reportWorker) Work(ctx context.Context, job *river.Job[reportArgs]) err
 		return river.JobSnooze(time.Second)
 	}
 	more, err := q.report(ctx, a, log)
-	again := more || err != nil
+	_, limited := githubapi.RetryAt(err)
+	// A job that gives up (its last attempt failed) leaves queued clear:
+	// the next change of the round's starts queues a job again.
+	last := err != nil && !limited && job.Attempt >= job.MaxAttempts
+	again := more || (err != nil && !last)
+	if last {
+		log.Error("reporting to GitHub failed on the last attempt; the next change of these starts reports again", "err", err)
+	}
 	if rerr := q.releaseLease(a, again); rerr != nil && err == nil {
 		err = rerr
 	}
@@ -155,6 +168,16 @@ func (q *Queue) reportKind() string {
 	return "check_run"
 }
 
+// Ids a check's row holds before its check run's: unknownID, a check run
+// a report job set out to create and whose id it did not record (a
+// crash, an answer lost): the commit's check runs are listed to find it
+// before anything is created again; toCreate, a check to create, which
+// the commit had no check of its name to keep when the round was listed.
+const (
+	unknownID = -1
+	toCreate  = -2
+)
+
 // report posts the round's checks that differ from what was posted last;
 // more says it stopped at maxCallsPerRun with checks left.
 func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (more bool, err error) {
@@ -162,68 +185,109 @@ func (q *Queue) report(ctx context.Context, a reportArgs, log *slog.Logger) (mor
 	if err != nil || in == nil {
 		return false, err
 	}
-	var ids map[string]int64 // the commit's check runs, listed once if needed
-	calls := 0
+	var todo []postedCheck
+	for _, c := range report.Checks(*in) {
+		if digest := digestOf(c); done[c.Name].digest != digest {
+			todo = append(todo, postedCheck{c, posted{done[c.Name].id, digest}})
+		}
+	}
+	todo, more, err = q.prepare(ctx, a, in.Event, todo)
+	if err != nil {
+		return false, err
+	}
 	var wrote []postedCheck
 	defer func() {
 		if serr := q.storePosted(a, wrote); serr != nil && err == nil {
 			err = serr
 		}
 	}()
-	for _, c := range report.Checks(*in) {
-		digest := digestOf(c)
-		prev := done[c.Name]
-		if prev.digest == digest {
-			continue
-		}
-		if calls >= maxCallsPerRun {
-			return true, nil
-		}
-		if !q.opts.Report.Statuses && prev.id == 0 && ids == nil {
-			calls++
-			if ids, err = q.opts.Report.GitHub.CheckRunIDs(ctx, in.Event.FullName, in.Event.After); err != nil {
-				return false, err
-			}
-		}
-		calls++
-		id, err := q.post(ctx, in.Event, c, prev.id, ids)
+	for _, t := range todo {
+		id, err := q.post(ctx, in.Event, t.c, max(t.id, 0))
 		switch {
 		case errors.Is(err, trigger.ErrPermanent):
 			// GitHub refuses it (no access, a validation): asking again
 			// cannot help, and the other checks still go.
-			log.Error("GitHub refused a check; not retried", "check", c.Name, "err", err)
+			log.Error("GitHub refused a check; not retried", "check", t.c.Name, "err", err)
 			q.opts.Metrics.Report(q.reportKind(), "refused")
 		case err != nil:
 			return false, err
+		case q.opts.Report.Statuses || (t.id <= 0 && id != 0):
+			// Every commit status posted is a new one.
+			q.opts.Metrics.Report(q.reportKind(), "created")
 		default:
-			outcome := "updated"
-			if prev.id == 0 && id != 0 && ids[c.ExternalID] == 0 {
-				outcome = "created"
-			}
-			q.opts.Metrics.Report(q.reportKind(), outcome)
+			q.opts.Metrics.Report(q.reportKind(), "updated")
 		}
-		wrote = append(wrote, postedCheck{c, posted{id, digest}})
+		wrote = append(wrote, postedCheck{t.c, posted{max(id, 0), t.digest}})
 	}
-	return false, nil
+	return more, nil
 }
 
-// post posts c: a commit status, or a check run created (unless listed
-// in ids under its external id) or updated.
-func (q *Queue) post(ctx context.Context, p *trigger.Push, c report.Check, id int64, ids map[string]int64) (int64, error) {
+// prepare readies todo for posting and returns what this run posts (at
+// most maxCallsPerRun; more: the rest is for the next run). When a check
+// is new to the round and not selected, or an earlier creation's id went
+// unrecorded, it lists what the commit has (one call per 100 checks): a
+// new check of a pipeline not selected is not posted over another
+// delivery's check of its name (report.Check.Posts: it is recorded as
+// posted), and a check run whose id is unknown is updated under the id
+// found. Each new check is recorded as toCreate, and before its creation
+// as unknownID, so that a crash in between is seen by the next run.
+func (q *Queue) prepare(ctx context.Context, a reportArgs, p *trigger.Push, todo []postedCheck) (post []postedCheck, more bool, err error) {
+	need := false
+	for _, t := range todo {
+		need = need || t.id == unknownID || (t.id == 0 && t.c.Conclusion == report.Skipped)
+	}
+	listed := githubapi.Listed{}
+	if need {
+		if listed, err = q.listed(ctx, p); err != nil {
+			return nil, false, err
+		}
+	}
+	var marks []postedCheck
+	for _, t := range todo {
+		switch ext, exists := listed.Names[t.c.Name]; {
+		case t.id == unknownID:
+			t.id = listed.IDs[t.c.ExternalID]
+		case t.id == 0 && !t.c.Posts(ext, exists):
+			marks = append(marks, postedCheck{t.c, posted{0, t.digest}})
+			continue
+		case t.id == 0:
+			t.id = toCreate
+			marks = append(marks, postedCheck{t.c, posted{toCreate, ""}})
+		}
+		post = append(post, t)
+	}
+	if len(post) > maxCallsPerRun {
+		post, more = post[:maxCallsPerRun], true
+	}
+	if !q.opts.Report.Statuses {
+		for _, t := range post {
+			if t.id == toCreate {
+				marks = append(marks, postedCheck{t.c, posted{unknownID, ""}})
+			}
+		}
+	}
+	return post, more, q.storePosted(a, marks)
+}
+
+// listed is what commit p.After has of monohook's: its check runs, or the
+// contexts of its statuses (their external ids unknown).
+func (q *Queue) listed(ctx context.Context, p *trigger.Push) (githubapi.Listed, error) {
 	gh := q.opts.Report.GitHub
-	if q.opts.Report.Statuses {
-		state, desc, url := c.CommitStatus()
-		return 0, gh.CreateStatus(ctx, p.FullName, p.After, githubapi.Status{Context: c.Name, State: state, Description: desc, TargetURL: url})
+	if !q.opts.Report.Statuses {
+		return gh.CheckRuns(ctx, p.FullName, p.After)
 	}
-	run := githubapi.CheckRun{Name: c.Name, HeadSHA: p.After, ExternalID: c.ExternalID, Status: c.Status, Conclusion: c.Conclusion,
-		Title: c.Title, Summary: c.Summary, DetailsURL: c.DetailsURL}
-	if id == 0 {
-		id = ids[c.ExternalID]
+	contexts, err := gh.StatusContexts(ctx, p.FullName, p.After)
+	l := githubapi.Listed{Names: map[string]string{}}
+	for c := range contexts {
+		l.Names[c] = ""
 	}
-	if id == 0 {
-		return gh.CreateCheckRun(ctx, p.FullName, run)
-	}
-	return id, gh.UpdateCheckRun(ctx, p.FullName, id, run)
+	return l, err
+}
+
+// post posts c: a commit status, or a check run created (id 0) or
+// updated.
+func (q *Queue) post(ctx context.Context, p *trigger.Push, c report.Check, id int64) (int64, error) {
+	return q.opts.Report.GitHub.PostCheck(ctx, p, c, q.opts.Report.Statuses, id)
 }
 
 func digestOf(c report.Check) string {
@@ -257,7 +321,7 @@ func (q *Queue) storePosted(a reportArgs, wrote []postedCheck) error {
 		if _, err := tx.ExecContext(ctx, upsert, a.DeliveryID, a.Round, w.c.Name, w.id, w.digest); err != nil {
 			return fmt.Errorf("record check %s of %s: %w", w.c.Name, a.DeliveryID, err)
 		}
-		if w.id == 0 {
+		if w.id <= 0 {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx, start, w.id, a.DeliveryID, a.Round, w.c.Pipeline); err != nil {
@@ -317,19 +381,11 @@ func (q *Queue) reportInput(ctx context.Context, a reportArgs) (*report.Input, m
 		// recorded decision is the latest round's, so only the checks
 		// posted for this round are brought up to date, as its starts say.
 		in.Result.Start, in.Result.Only = started, ""
-		in.Result.Decisions = slicesFilter(in.Result.Decisions, func(d trigger.Decision) bool { _, ok := done[d.Check]; return ok })
+		posted := func(d trigger.Decision) bool { _, ok := done[d.Check]; return ok }
+		in.Result.Decisions = slices.DeleteFunc(in.Result.Decisions, func(d trigger.Decision) bool { return !posted(d) })
+		in.Result.Unselected = slices.DeleteFunc(in.Result.Unselected, func(d trigger.Decision) bool { return !posted(d) })
 	}
 	return in, done, nil
-}
-
-func slicesFilter[T any](s []T, keep func(T) bool) []T {
-	var out []T
-	for _, x := range s {
-		if keep(x) {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 func (q *Queue) postedChecks(ctx context.Context, a reportArgs) (map[string]posted, error) {

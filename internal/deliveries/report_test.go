@@ -3,6 +3,7 @@ package deliveries_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,64 @@ func TestRerunOfOneCheck(t *testing.T) {
 			t.Errorf("web's check created %d times; the re-run is api's only", n)
 		}
 	})
+}
+
+// A pipeline not selected by a later push of the same commit (a branch
+// created at it, a tag) does not cover the check of the push that
+// selected it; a selected one does post over a skipped one.
+func TestASkippedCheckNeverCoversAnotherDeliverysCheck(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "src/api/.*")
+	e.rule(t, "web", "src/web/.*")
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, false)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/api/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, g, "monohook/api", func(r fakegithub.CheckRun) bool { return r.Status == "in_progress" })
+	if err := q.Accept(ctx, delivery("d2", "src/web/a.ts")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return creates(g)["monohook/web"] == 2 })
+	waitStarts(t, q, "d2", 1)
+	var apis []fakegithub.CheckRun
+	for _, r := range g.CheckRuns() {
+		if r.Name == "monohook/api" {
+			apis = append(apis, r)
+		}
+	}
+	if len(apis) != 1 || apis[0].Status != "in_progress" {
+		t.Errorf("api's checks %+v: d2's skipped check covered d1's", apis)
+	}
+}
+
+// The same past the first run of a round's report: a round of more checks
+// than one run posts still keeps its skipped checks off another delivery's.
+func TestASkippedCheckPastTheFirstRunNeverCovers(t *testing.T) {
+	e := newEnv(t)
+	for i := range 45 {
+		e.rule(t, fmt.Sprintf("p%03d", i), fmt.Sprintf("src/%03d/.*", i))
+	}
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, false)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/044/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitRun(t, g, "monohook/p044", func(r fakegithub.CheckRun) bool { return r.Status == "in_progress" })
+	var paths []string
+	for i := range 40 {
+		paths = append(paths, fmt.Sprintf("src/%03d/a.go", i))
+	}
+	if err := q.Accept(ctx, delivery("d2", paths...)); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d2", 40)
+	waitFor(t, func() bool { return deliveries.ChecksDone(ctx, q, "d2") == 45 })
+	if n := creates(g)["monohook/p044"]; n != 1 {
+		t.Errorf("p044's check created %d times: d2's skipped one covered d1's", n)
+	}
 }

@@ -133,6 +133,8 @@ func (g *GitHub) serveChecks(w http.ResponseWriter, r *http.Request, repo string
 		g.listCheckRuns(w, r, repo, parts[4])
 	case r.Method == http.MethodPost && len(parts) == 5 && parts[3] == "statuses":
 		g.createStatus(w, r, repo, parts[4])
+	case r.Method == http.MethodGet && len(parts) == 6 && parts[3] == "commits" && parts[5] == "status":
+		g.combinedStatus(w, r, repo, parts[4])
 	default:
 		return false
 	}
@@ -243,4 +245,22 @@ func (g *GitHub) createStatus(w http.ResponseWriter, r *http.Request, repo, sha 
 	g.statuses = append(g.statuses, Status{Repo: repo, SHA: sha, Context: in.Context, State: in.State, Description: in.Description, TargetURL: in.TargetURL})
 	g.mu.Unlock()
 	writeJSON(w, http.StatusCreated, map[string]any{"state": in.State, "context": in.Context})
+}
+
+// combinedStatus answers a commit's combined status: the newest status
+// of each context (one page: the fake never holds more than tests post).
+func (g *GitHub) combinedStatus(w http.ResponseWriter, _ *http.Request, repo, sha string) {
+	g.mu.Lock()
+	seen := map[string]bool{}
+	var out []map[string]string
+	for i := len(g.statuses) - 1; i >= 0; i-- {
+		s := g.statuses[i]
+		if s.Repo != repo || s.SHA != sha || seen[s.Context] {
+			continue
+		}
+		seen[s.Context] = true
+		out = append(out, map[string]string{"context": s.Context, "state": s.State, "description": s.Description, "target_url": s.TargetURL})
+	}
+	g.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"sha": sha, "total_count": len(out), "statuses": out})
 }

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/go-github/v75/github"
+
+	"github.com/monohook/monohook/internal/report"
+	"github.com/monohook/monohook/internal/trigger"
 )
 
 // CheckRun is a check run as monohook writes it (see internal/report).
@@ -85,19 +88,26 @@ func (c *Client) UpdateCheckRun(ctx context.Context, repository string, id int64
 // page): a commit with more of them than that has its older ones unseen.
 const maxCheckRunPages = 20
 
-// CheckRunIDs returns the ids of the check runs of commit sha in
-// repository by their external id, this App's only: what a report job
-// finds after a crash between creating a check run and storing its id.
-func (c *Client) CheckRunIDs(ctx context.Context, repository, sha string) (map[string]int64, error) {
+// Listed are the check runs of one commit that this App wrote, by
+// external id and by name.
+type Listed struct {
+	IDs   map[string]int64  // by external id
+	Names map[string]string // name → the external id of its newest run
+}
+
+// CheckRuns lists the check runs of commit sha in repository, this App's
+// only: what a report job finds after a crash between creating a check
+// run and storing its id, and the names a commit has a check of already.
+func (c *Client) CheckRuns(ctx context.Context, repository, sha string) (Listed, error) {
+	out := Listed{IDs: map[string]int64{}, Names: map[string]string{}}
 	owner, repo, err := ownerRepo(repository)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	opts := &github.ListCheckRunsOptions{Filter: github.Ptr("all"), ListOptions: github.ListOptions{PerPage: 100}}
 	if c.appID != 0 {
 		opts.AppID = &c.appID
 	}
-	ids := map[string]int64{}
 	for range maxCheckRunPages {
 		var res *github.ListCheckRunsResults
 		var resp *github.Response
@@ -107,11 +117,15 @@ func (c *Client) CheckRunIDs(ctx context.Context, repository, sha string) (map[s
 			return resp, err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("check runs of %s: %w", sha, err)
+			return out, fmt.Errorf("check runs of %s: %w", sha, err)
 		}
 		for _, run := range res.CheckRuns {
-			if ext := run.GetExternalID(); ext != "" {
-				ids[ext] = run.GetID()
+			ext := run.GetExternalID()
+			if ext != "" {
+				out.IDs[ext] = run.GetID()
+			}
+			if _, seen := out.Names[run.GetName()]; !seen {
+				out.Names[run.GetName()] = ext // newest first
 			}
 		}
 		if resp.NextPage == 0 {
@@ -119,7 +133,37 @@ func (c *Client) CheckRunIDs(ctx context.Context, repository, sha string) (map[s
 		}
 		opts.Page = resp.NextPage
 	}
-	return ids, nil
+	return out, nil
+}
+
+// StatusContexts returns the contexts commit sha has a status of.
+func (c *Client) StatusContexts(ctx context.Context, repository, sha string) (map[string]bool, error) {
+	owner, repo, err := ownerRepo(repository)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	opts := &github.ListOptions{PerPage: 100}
+	for range maxCheckRunPages {
+		var res *github.CombinedStatus
+		var resp *github.Response
+		err := c.call(ctx, true, func() (*github.Response, error) {
+			var err error
+			res, resp, err = c.gh.Repositories.GetCombinedStatus(ctx, owner, repo, sha, opts)
+			return resp, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("statuses of %s: %w", sha, err)
+		}
+		for _, st := range res.Statuses {
+			out[st.GetContext()] = true
+		}
+		if resp.NextPage == 0 {
+			break
+		}
+		opts.Page = resp.NextPage
+	}
+	return out, nil
 }
 
 // Status is a commit status as monohook writes it.
@@ -164,4 +208,20 @@ func RetryAt(err error) (time.Time, bool) {
 		return time.Now().Add(time.Minute), true
 	}
 	return time.Time{}, false
+}
+
+// PostCheck posts c on the commit p reports on (p.After in p.FullName):
+// as a commit status with statuses, else as a check run, created when id
+// is 0 and updated otherwise. It returns the check run's id.
+func (c *Client) PostCheck(ctx context.Context, p *trigger.Push, ch report.Check, statuses bool, id int64) (int64, error) {
+	if statuses {
+		state, desc, url := ch.CommitStatus()
+		return 0, c.CreateStatus(ctx, p.FullName, p.After, Status{Context: ch.Name, State: state, Description: desc, TargetURL: url})
+	}
+	run := CheckRun{Name: ch.Name, HeadSHA: p.After, ExternalID: ch.ExternalID, Status: ch.Status, Conclusion: ch.Conclusion,
+		Title: ch.Title, Summary: ch.Summary, DetailsURL: ch.DetailsURL}
+	if id == 0 {
+		return c.CreateCheckRun(ctx, p.FullName, run)
+	}
+	return id, c.UpdateCheckRun(ctx, p.FullName, id, run)
 }

@@ -20,9 +20,9 @@ func TestCheckRunCreatedFoundAndUpdated(t *testing.T) {
 	if err != nil || id == 0 {
 		t.Fatalf("create: %d %v", id, err)
 	}
-	ids, err := c.CheckRunIDs(ctx, "acme/mono", "bbb")
-	if err != nil || ids["ext-1"] != id {
-		t.Fatalf("find by external id: %v %v", ids, err)
+	listed, err := c.CheckRuns(ctx, "acme/mono", "bbb")
+	if err != nil || listed.IDs["ext-1"] != id || listed.Names["monohook/api"] != "ext-1" {
+		t.Fatalf("find by external id: %+v %v", listed, err)
 	}
 	if err := c.UpdateCheckRun(ctx, "acme/mono", id, CheckRun{Name: "monohook/api", ExternalID: "ext-1", Status: "completed", Conclusion: "success", Title: "done", Summary: "ok", DetailsURL: "https://example.com/x"}); err != nil {
 		t.Fatal(err)
@@ -52,6 +52,9 @@ func TestCommitStatus(t *testing.T) {
 	}
 	if st := g.Statuses(); len(st) != 1 || st[0].Context != "monohook/api" || st[0].State != "success" || st[0].SHA != "bbb" {
 		t.Errorf("%+v", st)
+	}
+	if got, err := c.StatusContexts(ctx, "acme/mono", "bbb"); err != nil || !got["monohook/api"] || len(got) != 1 {
+		t.Errorf("contexts %v %v", got, err)
 	}
 	if err := c.CreateStatus(ctx, "acme/mono", "bbb", Status{Context: "c", State: "skipped"}); !errors.Is(err, trigger.ErrPermanent) {
 		t.Errorf("state skipped: %v", err)

@@ -1,277 +1,76 @@
 package lambda
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"regexp"
-	"strings"
 	"time"
-
-	"gocloud.dev/blob"
-	"gocloud.dev/gcerrors"
 
 	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/report"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
-// Reporter posts a push's checks to GitHub (internal/report builds them):
-// check runs with a GitHub App, commit statuses with a token.
-type Reporter struct {
-	GitHub   *githubapi.Client
+// Checks posts the eval function's initial checks: the skipped ones
+// completed, the started ones in progress, the failed starts failed. The
+// EventBridge-driven status function completes the started ones.
+type Checks struct {
+	GitHub *githubapi.Client
+	// Statuses posts commit statuses instead of check runs.
 	Statuses bool
+	// Timeout bounds all of one push's reporting (default 20 s): GitHub
+	// being slow or down never holds up the function for long, and never
+	// fails it.
+	Timeout time.Duration
 }
 
-// ExecutionPrefix is where the eval function keeps, for each CodePipeline
-// execution and CodeBuild build it started and reported, what the status
-// function needs to bring its check up to date. The template expires
-// these records with a lifecycle rule.
-const ExecutionPrefix = "monohook/executions/"
-
-// maxRecord bounds a record: a push whose paths do not fit keeps only the
-// paths a check shows (report.Input.PathCount says how many changed).
-const maxRecord = 256 << 10
-
-// execRecord is one execution's record.
-type execRecord struct {
-	Repository string `json:"repository"` // owner/name
-	SHA        string `json:"sha"`
-	// Check is the check's name; Pipeline the start it reports (a key of
-	// Input.Starts).
-	Check    string `json:"check"`
-	Pipeline string `json:"pipeline"`
-	// CheckRunID is the check run's; 0 with Statuses.
-	CheckRunID int64 `json:"check_run_id,omitempty"`
-	Statuses   bool  `json:"statuses,omitempty"`
-	// Input is the push's report input narrowed to this check.
-	Input report.Input `json:"input"`
-	// AppliedAt is the time of the latest state change applied, and
-	// Ended says whether it ended the execution.
-	AppliedAt time.Time `json:"applied_at,omitzero"`
-	Ended     bool      `json:"ended,omitempty"`
-}
-
-// safeID is what an execution or build id may be made of, so that an
-// event cannot name a key outside its record's.
-var safeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$`)
-
-// pipelineKey is the record key of execution id of a pipeline.
-func pipelineKey(pipeline, id string) (string, error) {
-	if !trigger.ValidPipelineName(pipeline) || !safeID.MatchString(id) {
-		return "", fmt.Errorf("pipeline %q, execution %q: not names CodePipeline gives", pipeline, id)
+// post posts the checks of out, the outcome of push. Errors are logged,
+// never returned: the starts are made, and reporting them must not make
+// Lambda retry the event.
+func (e *Eval) postChecks(ctx context.Context, push *trigger.Push, out trigger.Outcome) {
+	c := e.Checks
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 20 * time.Second
 	}
-	return ExecutionPrefix + "codepipeline/" + pipeline + "/" + id + ".json", nil
-}
-
-// buildKey is the record key of a build (id: PROJECT:UUID).
-func buildKey(id string) (string, error) {
-	if !safeID.MatchString(id) || !strings.Contains(id, ":") {
-		return "", fmt.Errorf("build %q: not an id CodeBuild gives (PROJECT:UUID)", id)
-	}
-	return ExecutionPrefix + "codebuild/" + id + ".json", nil
-}
-
-// recordKey is where the record of start s (of the target type kind) is
-// kept; "" for a start the status function does not follow.
-func recordKey(kind string, s trigger.StartResult, target trigger.Target) string {
-	var key string
-	switch kind {
-	case trigger.SeedTarget:
-		var spec struct{ Pipeline string }
-		_ = target.Decode(&spec)
-		if spec.Pipeline == "" {
-			spec.Pipeline = s.Pipeline
-		}
-		key, _ = pipelineKey(spec.Pipeline, s.ExecutionID)
-	case "codebuild":
-		key, _ = buildKey(s.ExecutionID)
-	}
-	return key
-}
-
-// post posts c for push p: a commit status, or the check run id (0: a
-// new one) created or updated; it returns the check run's id.
-func (r *Reporter) post(ctx context.Context, p *trigger.Push, c report.Check, id int64) (int64, error) {
-	if r.Statuses {
-		state, desc, url := c.CommitStatus()
-		return 0, r.GitHub.CreateStatus(ctx, p.FullName, p.After, githubapi.Status{Context: c.Name, State: state, Description: desc, TargetURL: url})
-	}
-	run := githubapi.CheckRun{Name: c.Name, HeadSHA: p.After, ExternalID: c.ExternalID, Status: c.Status, Conclusion: c.Conclusion,
-		Title: c.Title, Summary: c.Summary, DetailsURL: c.DetailsURL}
-	if id == 0 {
-		return r.GitHub.CreateCheckRun(ctx, p.FullName, run)
-	}
-	return id, r.GitHub.UpdateCheckRun(ctx, p.FullName, id, run)
-}
-
-// Report posts every check of the push p's outcome and writes the record
-// of each execution the status function is to complete. Check runs a
-// retried invocation posted before are found by their external id and
-// updated, not created twice.
-func (r *Reporter) Report(ctx context.Context, bucket *blob.Bucket, p *trigger.Push, out trigger.Outcome, log *slog.Logger) error {
-	if p.Deleted || p.FullName == "" || p.After == "" {
-		log.Debug("no checks: the event names no commit to post them on", "delivery", p.DeliveryID)
-		return nil
-	}
-	in := report.Input{Event: out.Result.Recorded().Apply(p), Result: out.Result, Starts: map[string]report.Start{}}
-	results := map[string]trigger.StartResult{}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	in := report.Input{Event: out.Recorded().Apply(push), Result: out.Result, Starts: map[string]report.Start{}}
 	for _, s := range out.Starts {
-		in.Starts[s.Pipeline], results[s.Pipeline] = startOf(s), s
+		in.Starts[s.Pipeline] = startOf(s)
 	}
+	log := e.Log.With("delivery", push.DeliveryID)
 	checks := report.Checks(in)
-	var ids map[string]int64
-	if !r.Statuses && len(checks) > 0 {
-		var err error
-		if ids, err = r.GitHub.CheckRunIDs(ctx, p.FullName, p.After); err != nil {
-			return err
-		}
+	recorded := e.recordExecutions(ctx, in, out, checks, log)
+	if len(checks) == 0 {
+		return
 	}
-	for _, c := range checks {
-		if key, rec := r.recordOf(p, in, out, results, c); rec != nil {
-			// The record comes first, and only once: a retried invocation
-			// leaves a check whose execution is recorded to the status
-			// function, which may have completed it meanwhile.
-			written, err := writeRecord(ctx, bucket, key, rec, true)
-			if errors.Is(err, trigger.ErrPermanent) {
-				log.Error("no record of the execution: its check is not completed", "check", c.Name, "err", err)
-			} else if err != nil {
-				return err
-			}
-			if !written && err == nil {
-				log.Info("check left to the status function: its execution was recorded before", "check", c.Name, "key", key)
-				continue
-			}
+	// A retried event (a failed start) posts again: the check runs of the
+	// first attempt are updated, not doubled; and a pipeline not selected
+	// never covers another push's check of its name (report.Check.Posts).
+	var listed githubapi.Listed
+	var err error
+	if c.Statuses {
+		var contexts map[string]bool
+		contexts, err = c.GitHub.StatusContexts(ctx, in.Event.FullName, in.Event.After)
+		listed.Names = map[string]string{}
+		for name := range contexts {
+			listed.Names[name] = ""
 		}
-		_, err := r.post(ctx, p, c, ids[c.ExternalID])
-		if errors.Is(err, trigger.ErrPermanent) {
-			log.Error("GitHub refused a check; not retried", "check", c.Name, "err", err)
+	} else {
+		listed, err = c.GitHub.CheckRuns(ctx, in.Event.FullName, in.Event.After)
+	}
+	if err != nil {
+		log.Warn("GitHub checks not posted: the commit's checks could not be listed", "err", err)
+		return
+	}
+	for _, ch := range checks {
+		if ext, exists := listed.Names[ch.Name]; !ch.Posts(ext, exists) || recorded[ch.Name] {
 			continue
 		}
-		if err != nil {
-			return err
+		if _, err := c.GitHub.PostCheck(ctx, in.Event, ch, c.Statuses, listed.IDs[ch.ExternalID]); err != nil {
+			log.Warn("GitHub check not posted", "check", ch.Name, "err", err)
+			if ctx.Err() != nil {
+				return
+			}
 		}
 	}
-	return nil
-}
-
-// recordOf is the record of check c's execution, and its key; nil when
-// the status function does not complete c (c is complete, or its start
-// failed, was a dry run, or is of a kind EventBridge does not tell of).
-func (r *Reporter) recordOf(p *trigger.Push, in report.Input, out trigger.Outcome, results map[string]trigger.StartResult, c report.Check) (string, *execRecord) {
-	s, ok := results[c.Pipeline]
-	if !ok || s.Error != "" || s.DryRun || c.Status == report.Completed {
-		return "", nil
-	}
-	target := out.Targets[c.Pipeline]
-	kind := target.Type
-	if kind == "" {
-		kind = trigger.SeedTarget
-	}
-	key := recordKey(kind, s, target)
-	if key == "" {
-		return "", nil
-	}
-	return key, &execRecord{Repository: p.FullName, SHA: p.After, Check: c.Name, Pipeline: c.Pipeline, Statuses: r.Statuses, Input: narrowed(in, c)}
-}
-
-// startOf is how a start of Process went, as a check reports it.
-func startOf(s trigger.StartResult) report.Start {
-	switch {
-	case s.Error != "":
-		return report.Start{Status: "failed", Error: s.Error}
-	case s.DryRun:
-		return report.Start{Status: "dry-run"}
-	}
-	return report.Start{Status: "started", ExecutionID: s.ExecutionID, URL: s.URL, Result: s.Result, ResultDetail: s.ResultDetail}
-}
-
-// narrowed is in with only what check c is made of.
-func narrowed(in report.Input, c report.Check) report.Input {
-	res := in.Result
-	res.Decisions = nil
-	for _, d := range in.Result.Decisions {
-		if d.Check == c.Name {
-			res.Decisions = append(res.Decisions, d)
-		}
-	}
-	res.Start, res.Targets, res.Problems = []string{c.Pipeline}, nil, nil
-	return report.Input{Event: in.Event, Round: in.Round, Result: res, Starts: map[string]report.Start{c.Pipeline: in.Starts[c.Pipeline]}}
-}
-
-// writeRecord writes rec under key (with ifNew, only if there is none:
-// written is false when there is); a record over maxRecord keeps only the
-// paths its check shows.
-func writeRecord(ctx context.Context, bucket *blob.Bucket, key string, rec *execRecord, ifNew bool) (written bool, err error) {
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return false, fmt.Errorf("encode record %s: %w", key, err)
-	}
-	if len(b) > maxRecord {
-		ev := *rec.Input.Event
-		paths := uniq(ev.Paths)
-		ev.Paths, rec.Input.PathCount = paths[:min(len(paths), 20)], len(paths)
-		rec.Input.Event, rec.Input.Result.Fetched = &ev, nil
-		if b, err = json.Marshal(rec); err != nil {
-			return false, fmt.Errorf("encode record %s: %w", key, err)
-		}
-		if len(b) > maxRecord {
-			return false, fmt.Errorf("record %s: %d bytes, more than %d (%w)", key, len(b), maxRecord, trigger.ErrPermanent)
-		}
-	}
-	err = bucket.WriteAll(ctx, key, b, &blob.WriterOptions{ContentType: "application/json", IfNotExist: ifNew})
-	if ifNew && gcerrors.Code(err) == gcerrors.FailedPrecondition {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("write record %s: %w", key, err)
-	}
-	return true, nil
-}
-
-func uniq(paths []string) []string {
-	seen := make(map[string]bool, len(paths))
-	var out []string
-	for _, p := range paths {
-		if !seen[p] {
-			seen[p] = true
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// errNoRecord: the execution was not started by monohook (or its record
-// expired).
-var errNoRecord = errors.New("no record of the execution")
-
-// readRecord reads the record under key, at most maxRecord bytes of it.
-func readRecord(ctx context.Context, bucket *blob.Bucket, key string) (*execRecord, error) {
-	r, err := bucket.NewReader(ctx, key, nil)
-	if gcerrors.Code(err) == gcerrors.NotFound {
-		return nil, errNoRecord
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read record %s: %w", key, err)
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, maxRecord+1))
-	if err != nil {
-		return nil, fmt.Errorf("read record %s: %w", key, err)
-	}
-	if len(b) > maxRecord {
-		return nil, fmt.Errorf("record %s: more than %d bytes", key, maxRecord)
-	}
-	var rec execRecord
-	if err := json.NewDecoder(bytes.NewReader(b)).Decode(&rec); err != nil {
-		return nil, fmt.Errorf("record %s: %w", key, err)
-	}
-	if rec.Input.Event == nil || rec.Repository == "" || rec.SHA == "" {
-		return nil, fmt.Errorf("record %s: no event, repository or commit", key)
-	}
-	return &rec, nil
 }

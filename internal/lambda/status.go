@@ -30,9 +30,9 @@ const (
 // of CodePipeline and CodeBuild bring the checks the eval function posted
 // up to date, by the record it kept of each execution it started.
 type Status struct {
-	Reporter *Reporter
-	Bucket   *blob.Bucket // the records (ExecutionPrefix)
-	Log      *slog.Logger
+	Checks *Checks      // how the eval function posts
+	Bucket *blob.Bucket // the records (ExecutionPrefix)
+	Log    *slog.Logger
 }
 
 // stateChange is what the status function reads of an event.
@@ -98,19 +98,18 @@ func (s *Status) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 // there yet is created only by a change that ends the execution; an
 // earlier one is left to the eval function, which is about to post it.
 func (s *Status) post(ctx context.Context, rec *execRecord, check report.Check, ends bool, log *slog.Logger) error {
-	r := *s.Reporter
-	r.Statuses = rec.Statuses
+	gh := s.Checks.GitHub
 	if !rec.Statuses && rec.CheckRunID == 0 {
-		ids, err := r.GitHub.CheckRunIDs(ctx, rec.Repository, rec.SHA)
+		listed, err := gh.CheckRuns(ctx, rec.Repository, rec.SHA)
 		if err != nil {
 			return err
 		}
-		if rec.CheckRunID = ids[check.ExternalID]; rec.CheckRunID == 0 && !ends {
+		if rec.CheckRunID = listed.IDs[check.ExternalID]; rec.CheckRunID == 0 && !ends {
 			log.Info("no check run yet: the eval function posts it", "check", rec.Check)
 			return nil
 		}
 	}
-	id, err := r.post(ctx, &trigger.Push{FullName: rec.Repository, After: rec.SHA}, check, rec.CheckRunID)
+	id, err := gh.PostCheck(ctx, &trigger.Push{FullName: rec.Repository, After: rec.SHA}, check, rec.Statuses, rec.CheckRunID)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 type statusFixture struct {
 	gh     *fakegithub.GitHub
 	bucket *blob.Bucket
-	rep    *Reporter
+	eval   *Eval
 	status *Status
 }
 
@@ -39,8 +39,9 @@ func newStatusFixture(t *testing.T) *statusFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.rep = &Reporter{GitHub: c, Statuses: true}
-	f.status = &Status{Reporter: &Reporter{GitHub: c}, Bucket: f.bucket, Log: slog.New(slog.DiscardHandler)}
+	log := slog.New(slog.DiscardHandler)
+	f.eval = &Eval{Checks: &Checks{GitHub: c, Statuses: true}, Bucket: f.bucket, Log: log}
+	f.status = &Status{Checks: &Checks{GitHub: c}, Bucket: f.bucket, Log: log}
 	return f
 }
 
@@ -60,9 +61,7 @@ func (f *statusFixture) evaluate(t *testing.T, p *trigger.Push) {
 	}
 	plan := trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{Seed: trigger.NewRuleSet("mono", "main", rs, nil)}, Report: true})
 	out := trigger.Outcome{Result: plan.Result, Starts: []trigger.StartResult{{Pipeline: "api", ExecutionID: "e-1", URL: "https://console/e-1"}}}
-	if err := f.rep.Report(context.Background(), f.bucket, p, out, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
+	f.eval.postChecks(context.Background(), p, out)
 }
 
 func push(paths ...string) *trigger.Push {
@@ -161,7 +160,7 @@ func TestStale(t *testing.T) {
 // A deleted branch has no commit to post on: nothing is asked of GitHub.
 func TestNoChecksForADeletedBranch(t *testing.T) {
 	f := newStatusFixture(t)
-	f.rep.Statuses = false
+	f.eval.Checks.Statuses = false
 	p := push()
 	p.Deleted, p.After = true, "0000000000000000000000000000000000000000"
 	f.evaluate(t, p)

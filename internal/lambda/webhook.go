@@ -120,11 +120,10 @@ func (i *Invoker) Accept(ctx context.Context, d trigger.Delivery) error {
 type Eval struct {
 	Service *trigger.Service
 	Bucket  *blob.Bucket // where parked pushes are read
-	// Reporter, when set, posts the push's checks and records the
-	// executions the status function completes (Service.Report is then
-	// set too, so that every rule of the repository is decided).
-	Reporter *Reporter
-	Log      *slog.Logger
+	Log     *slog.Logger
+	// Checks, when set, posts the push's checks to GitHub after its
+	// starts (Service.Report must be set too).
+	Checks *Checks
 }
 
 // ErrStartsFailed is returned when a start failed, so that Lambda retries
@@ -152,10 +151,8 @@ func (e *Eval) Handle(ctx context.Context, ev EvalEvent) error {
 	if err != nil {
 		return err
 	}
-	if e.Reporter != nil {
-		if err := e.Reporter.Report(ctx, e.Bucket, push, out, e.Log); err != nil {
-			return fmt.Errorf("report to GitHub: %w", err)
-		}
+	if e.Checks != nil {
+		e.postChecks(ctx, push, out)
 	}
 	for _, s := range out.Starts {
 		if s.Error != "" {

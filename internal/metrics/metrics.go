@@ -149,7 +149,7 @@ func deliverySeries() map[string][]string {
 			o = append(o, "ping")
 		case "push":
 			o = append(o, "accepted", "duplicate", "unavailable")
-		case "pull_request":
+		case "pull_request", "merge_group", "check_run", "check_suite":
 			o = append(o, "accepted", "duplicate", "unavailable", "ignored")
 		default:
 			o = append(o, "ignored")

@@ -69,7 +69,7 @@ type Check struct {
 // reports the pipeline selected, if either is.
 func Checks(in Input) []Check {
 	byName := map[string][]trigger.Decision{}
-	for _, d := range in.Result.Decisions {
+	for _, d := range slices.Concat(in.Result.Decisions, in.Result.Unselected) {
 		if d.Check == "" || (in.Result.Only != "" && d.Pipeline != in.Result.Only) {
 			continue
 		}
@@ -175,4 +175,13 @@ func bounded(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// Posts reports whether c may be posted on a commit that has a check of
+// its name already (exists), written for externalID: a check of a
+// pipeline that was not selected never covers another delivery's check of
+// that name (a branch created at a commit that main's push is building, a
+// tag pushed on it), whose own result it is.
+func (c Check) Posts(externalID string, exists bool) bool {
+	return !exists || externalID == c.ExternalID || c.Conclusion != Skipped
 }

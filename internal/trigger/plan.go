@@ -61,9 +61,10 @@ type PlanInput struct {
 	// matched rules get one.
 	Explain bool
 	// Report makes the plan's decisions those its GitHub checks show:
-	// every rule of the repository gets one (Explain), those whose
-	// event, branch or tag filters leave the event out too, each with
-	// the name of its check (Decision.Check).
+	// every rule of the repository gets one, those whose event, branch or
+	// tag filters leave the event out too, each with the name of its
+	// check (Decision.Check); the unmatched ones are Result.Unselected
+	// (in Decisions with Explain).
 	Report bool
 	// Only, when set, is the one pipeline the plan may start: a re-run
 	// of that pipeline's check. The other rules are still decided, and
@@ -90,7 +91,7 @@ func NewPlan(in PlanInput) Plan {
 	res := EvaluateRules(p, in.Rules, in.Explain || in.Report)
 	res.Fetched = in.Changes.Fetched
 	if in.Report {
-		reported(&res, p, in.Rules)
+		reported(&res, p, in.Rules, in.Explain)
 	}
 	if in.Only != "" {
 		res.Only = in.Only

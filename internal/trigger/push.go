@@ -24,7 +24,9 @@ type Push struct {
 	// commit; matching treats the paths as a set (their union).
 	Paths []string `json:"paths"`
 
-	// Event is "push" (also when empty) or "pull_request".
+	// Event is "push" (also when empty), "pull_request" or "merge_group"
+	// (a merge queue's commit: Before is its base, After its head, and
+	// BaseBranch the branch it merges into).
 	Event string `json:"event,omitempty"`
 	// A pull request: its number, action, base branch and head commit
 	// (After); its changed paths come from the GitHub API.

@@ -54,9 +54,10 @@ func (r *Rule) CheckName() string {
 }
 
 // reported completes res, an Explain result, for reporting: each
-// decision gets its check's name, and the v2 rules of the repository
-// whose filters leave p out are added, unmatched, saying why.
-func reported(res *Result, p *Push, r Rules) {
+// decision gets its check's name; unless explain, the unmatched ones move
+// to Unselected, where the v2 rules of the repository whose filters leave
+// p out are added, saying why.
+func reported(res *Result, p *Push, r Rules, explain bool) {
 	for i := range res.Decisions {
 		d := &res.Decisions[i]
 		if rule := r.V2.rule(d.Rule); rule != nil {
@@ -64,6 +65,17 @@ func reported(res *Result, p *Push, r Rules) {
 		} else {
 			d.Check = DefaultCheckName(d.Pipeline) // a seed rule
 		}
+	}
+	if !explain {
+		matched := res.Decisions[:0:0]
+		for _, d := range res.Decisions {
+			if d.Matched {
+				matched = append(matched, d)
+			} else {
+				res.Unselected = append(res.Unselected, d)
+			}
+		}
+		res.Decisions = matched
 	}
 	if p.Deleted || r.V2 == nil {
 		return
@@ -74,7 +86,12 @@ func reported(res *Result, p *Push, r Rules) {
 			continue
 		}
 		if ok, why := rule.V2.refMatches(p); !ok {
-			res.Decisions = append(res.Decisions, Decision{Rule: rule.Key, Pipeline: rule.Pipeline, Reason: why, Check: rule.CheckName()})
+			d := Decision{Rule: rule.Key, Pipeline: rule.Pipeline, Reason: why, Check: rule.CheckName()}
+			if explain {
+				res.Decisions = append(res.Decisions, d)
+			} else {
+				res.Unselected = append(res.Unselected, d)
+			}
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 )
@@ -87,7 +86,7 @@ func NewTemplateData(p *Push) TemplateData {
 	if t, ok := strings.CutPrefix(p.Ref, "refs/tags/"); ok {
 		d.Tag = t
 	}
-	if p.Event == "pull_request" {
+	if p.Event == "pull_request" || p.Event == "merge_group" {
 		d.Branch = p.BaseBranch
 	}
 	return d
@@ -130,8 +129,7 @@ type Service struct {
 	// Changes, when set, completes change sets that a payload may list
 	// only in part (see ChangeSet).
 	Changes ChangeSource
-	// Report makes Process's plans decide for reporting (PlanInput.Report):
-	// every rule of the repository, each with its check's name.
+	// Report makes Process's plans for reporting (PlanInput.Report).
 	Report bool
 	Log    *slog.Logger
 }
@@ -143,12 +141,9 @@ func (s *Service) LogDecision(p *Push, res Result) {
 	for _, pr := range res.Problems {
 		log.Warn("rule skipped: it is invalid", "rule", pr.Key, "problem", pr.Error)
 	}
-	// A plan made for reporting decides every rule; the log says why
-	// of the matched ones.
-	matched := slices.DeleteFunc(slices.Clone(res.Decisions), func(d Decision) bool { return !d.Matched })
 	log.Info("push evaluated", "skipped", res.Skipped, "paths", len(p.Paths), "rules", res.Rules,
-		"matched", len(matched), "pipelines", len(res.Start), "invalid_rules", len(res.Problems),
-		"incomplete", p.Incomplete, "why", explanation(matched))
+		"matched", len(res.Decisions), "pipelines", len(res.Start), "invalid_rules", len(res.Problems),
+		"incomplete", p.Incomplete, "why", explanation(res.Decisions))
 }
 
 // Load reads the rules p is evaluated against: the seed rules of its
@@ -177,7 +172,7 @@ func (s *Service) NewLoader() *Loader { return NewLoader(s.Rules) }
 // Load reads (or reuses) the rules p is evaluated against.
 func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
 	var r Rules
-	if SkipReason(p) == "" && p.Event != "pull_request" {
+	if SkipReason(p) == "" && p.Event != "pull_request" && p.Event != "merge_group" {
 		branch, _ := p.Branch()
 		key := [2]string{p.Repo, branch}
 		if r.Seed = l.seed[key]; r.Seed == nil {

@@ -192,3 +192,31 @@ func TestRecordKey(t *testing.T) {
 		t.Errorf("codebuild: %q", got)
 	}
 }
+
+// GitHub down while the eval function reports: the records are written
+// all the same, and the status function creates the check when the
+// execution ends.
+func TestCheckCreatedAtTheEndWhenGitHubWasDown(t *testing.T) {
+	f := newStatusFixture(t)
+	f.eval.Checks.Statuses = false
+	f.eval.Checks.Timeout = time.Second
+	f.gh.FailNext(1 << 20)
+	f.evaluate(t, push("services/api/x.go"))
+	f.gh.FailNext(0)
+	if n := len(f.gh.CheckRuns()); n != 0 {
+		t.Fatalf("%d check runs while GitHub was down", n)
+	}
+	if err := f.status.Handle(context.Background(), pipelineChange(t, "STARTED", time.Unix(50, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.gh.CheckRuns()); n != 0 {
+		t.Errorf("a STARTED created %d check runs: the eval function's to create", n)
+	}
+	if err := f.status.Handle(context.Background(), pipelineChange(t, "SUCCEEDED", time.Unix(100, 0))); err != nil {
+		t.Fatal(err)
+	}
+	runs := f.gh.CheckRuns()
+	if len(runs) != 1 || runs[0].Name != "monohook/api" || runs[0].Conclusion != "success" || runs[0].HeadSHA != "abc123" {
+		t.Errorf("check runs %+v", runs)
+	}
+}

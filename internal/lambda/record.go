@@ -38,7 +38,9 @@ type execRecord struct {
 	// Input.Starts).
 	Check    string `json:"check"`
 	Pipeline string `json:"pipeline"`
-	// CheckRunID is the check run's; 0 with Statuses.
+	// CheckRunID is the check run's, once the status function found it
+	// by its external id (the eval function posts after writing this);
+	// always 0 with Statuses.
 	CheckRunID int64 `json:"check_run_id,omitempty"`
 	Statuses   bool  `json:"statuses,omitempty"`
 	// Input is the push's report input narrowed to this check.
@@ -56,7 +58,7 @@ var safeID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:@-]{0,199}$`)
 // pipelineKey is the record key of execution id of a pipeline.
 func pipelineKey(pipeline, id string) (string, error) {
 	if !trigger.ValidPipelineName(pipeline) || !safeID.MatchString(id) {
-		return "", fmt.Errorf("pipeline %q, execution %q: not names CodePipeline gives", pipeline, id)
+		return "", fmt.Errorf("pipeline %q, execution %q: not names CodePipeline gives", short(pipeline), short(id))
 	}
 	return ExecutionPrefix + "codepipeline/" + pipeline + "/" + id + ".json", nil
 }
@@ -64,7 +66,7 @@ func pipelineKey(pipeline, id string) (string, error) {
 // buildKey is the record key of a build (id: PROJECT:UUID).
 func buildKey(id string) (string, error) {
 	if !safeID.MatchString(id) || !strings.Contains(id, ":") {
-		return "", fmt.Errorf("build %q: not an id CodeBuild gives (PROJECT:UUID)", id)
+		return "", fmt.Errorf("build %q: not an id CodeBuild gives (PROJECT:UUID)", short(id))
 	}
 	return ExecutionPrefix + "codebuild/" + id + ".json", nil
 }

@@ -118,9 +118,19 @@ func TestSAMTemplateStatusFunction(t *testing.T) {
 		switch {
 		case slices.Equal(actions, []string{"s3:ListBucket"}) && !strings.Contains(res, "/"):
 		case slices.Equal(actions, []string{"s3:GetObject", "s3:PutObject"}) && strings.HasSuffix(res, records):
+		case slices.Equal(actions, []string{"sqs:SendMessage"}) && !strings.Contains(res, "*"):
+			// goformation resolves the queue, conditional as the function
+			// is, to nothing: the raw template names it.
+			raw, _ := json.Marshal(rawTemplate(t)["Resources"].(map[string]any)["ExecutionStatusFunction"])
+			if !strings.Contains(string(raw), `{"Action":"sqs:SendMessage","Effect":"Allow","Resource":{"Fn::GetAtt":"StatusDeadLetterQueue.Arn"}}`) {
+				t.Errorf("the status function may send to another queue than its own: %s", raw)
+			}
 		default:
 			t.Errorf("the status function may %v on %s", actions, res)
 		}
+	}
+	if fn.EventInvokeConfig == nil {
+		t.Error("the status function has no on-failure destination")
 	}
 	eval := tmpl.GetAllServerlessFunctionResources()["GitHubEventEvalFunction"]
 	writes := false

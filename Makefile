@@ -3,7 +3,7 @@
 #                                  and dist/SHA256SUMS of them all
 #   make image                  -> the container image monohook:$(VERSION) (buildah, FROM scratch;
 #                                  IMAGE_ARCH=arm64 for arm64)
-# Lambda builds: the same binary for the three functions of deploy/aws/template.yaml.
+# Lambda builds: the same binary for the four functions of deploy/aws/template.yaml.
 #   make lambda                 -> dist/monohook-lambda-arm64.zip and dist/monohook-lambda-x86_64.zip
 #   sam build -t deploy/aws/template.yaml   (uses the build-* targets below)
 
@@ -52,5 +52,5 @@ image: dist/monohook-linux-$(IMAGE_ARCH)
 	buildah build --arch $(IMAGE_ARCH) --os linux -f deploy/container/Containerfile -t $(IMAGE) dist/image
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
-build-GitHubWebhookFunction build-GitHubEventEvalFunction build-MonoRepoS3ConfigCloudFormationResourceFunction:
+build-GitHubWebhookFunction build-GitHubEventEvalFunction build-MonoRepoS3ConfigCloudFormationResourceFunction build-ExecutionStatusFunction:
 	GOOS=linux GOARCH=$(if $(filter x86_64,$(ARCH)),amd64,$(ARCH)) CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./cmd/monohook

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/cfn"
 	awslambdastart "github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
@@ -25,7 +26,7 @@ import (
 // lambdaEnv is the configuration of a Lambda function, set by the SAM
 // template (deploy/aws/template.yaml).
 type lambdaEnv struct {
-	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval, cfn or recover
+	Role          string // MONOHOOK_LAMBDA_ROLE: webhook, eval, cfn, recover or status
 	Store         string // MONOHOOK_STORE: s3://bucket
 	Prefix        string // MONOHOOK_PREFIX
 	Secrets       string // MONOHOOK_WEBHOOK_SECRET (webhook)
@@ -65,8 +66,12 @@ func readLambdaEnv() (lambdaEnv, error) {
 		if os.Getenv("MONOHOOK_GITHUB_ORG") == "" && os.Getenv("MONOHOOK_GITHUB_APP_HOOK") != "true" {
 			missing = append(missing, "MONOHOOK_GITHUB_ORG (or MONOHOOK_GITHUB_APP_HOOK=true)")
 		}
+	case "status":
+		if os.Getenv("MONOHOOK_GITHUB_TOKEN") == "" && os.Getenv("MONOHOOK_GITHUB_APP_ID") == "" {
+			missing = append(missing, "MONOHOOK_GITHUB_TOKEN or MONOHOOK_GITHUB_APP_ID")
+		}
 	default:
-		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval, cfn or recover", e.Role)
+		return e, fmt.Errorf("MONOHOOK_LAMBDA_ROLE is %q: want webhook, eval, cfn, recover or status", e.Role)
 	}
 	if len(missing) > 0 {
 		return e, fmt.Errorf("%s function: missing environment: %s", e.Role, strings.Join(missing, ", "))
@@ -74,7 +79,37 @@ func readLambdaEnv() (lambdaEnv, error) {
 	return e, nil
 }
 
-// runLambda runs the binary as one of the three Lambda functions.
+// lambdaTargetFlags are the targets and GitHub settings of the eval,
+// status and recover functions, from serve's variables; the App's key may also be
+// MONOHOOK_GITHUB_APP_KEY, the PEM itself (as the template passes it: a
+// function has no key file).
+func lambdaTargetFlags() (targetFlags, error) {
+	tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
+		httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true", githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE"),
+		githubKey: []byte(os.Getenv("MONOHOOK_GITHUB_APP_KEY"))}
+	if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
+		tf.httpAllowCIDR = strings.Split(cidrs, ",")
+	}
+	return tf, lambdaGitHubApp(&tf)
+}
+
+// lambdaGitHubApp reads the GitHub App of the functions
+// from MONOHOOK_GITHUB_APP_ID and MONOHOOK_GITHUB_INSTALLATION_ID, as
+// serve's flags' twins.
+func lambdaGitHubApp(tf *targetFlags) error {
+	for name, dst := range map[string]*int64{"MONOHOOK_GITHUB_APP_ID": &tf.githubApp, "MONOHOOK_GITHUB_INSTALLATION_ID": &tf.githubInstallation} {
+		if v := os.Getenv(name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n <= 0 {
+				return fmt.Errorf("%s %q: want a positive number", name, v)
+			}
+			*dst = n
+		}
+	}
+	return nil
+}
+
+// runLambda runs the binary as one of the four Lambda functions.
 func runLambda() error {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	env, err := readLambdaEnv()
@@ -103,27 +138,17 @@ func runLambda() error {
 		cr := &lambda.CustomResource{Store: st, Log: log}
 		awslambdastart.Start(cfn.LambdaWrap(cr.Handle))
 	case "eval":
-		svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
-		// Targets as in serve, without exec; secrets and the GitHub token
-		// come from the environment.
-		tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
-			httpAllowPrivate: os.Getenv("MONOHOOK_HTTP_ALLOW_PRIVATE") == "true"}
-		if cidrs := os.Getenv("MONOHOOK_HTTP_ALLOW_CIDR"); cidrs != "" {
-			tf.httpAllowCIDR = strings.Split(cidrs, ",")
-		}
-		gh, err := tf.github()
+		eval, err := lambdaEval(env, &awsCfg, st, log)
 		if err != nil {
 			return err
 		}
-		if gh != nil {
-			svc.Changes = gh
+		awslambdastart.Start(eval.Handle)
+	case "status":
+		status, err := lambdaStatus(st, log)
+		if err != nil {
+			return err
 		}
-		if !env.DryRun {
-			if svc.Starter, err = tf.starters(&awsCfg, gh); err != nil {
-				return err
-			}
-		}
-		awslambdastart.Start((&lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}).Handle)
+		awslambdastart.Start(status.Handle)
 	case "webhook":
 		verifier, err := githubhook.NewVerifier(splitSecrets(env.Secrets), env.RequireSHA256)
 		if err != nil {
@@ -145,15 +170,11 @@ func runLambda() error {
 // (MONOHOOK_GITHUB_ORG with MONOHOOK_GITHUB_HOOK_ID or MONOHOOK_PUBLIC_URL,
 // or MONOHOOK_GITHUB_APP_HOOK=true) and MONOHOOK_RECOVER_WINDOW.
 func lambdaRedeliver(log *slog.Logger) (*lambda.Redeliver, error) {
-	tf := targetFlags{githubURL: os.Getenv("MONOHOOK_GITHUB_API_URL"), githubToken: os.Getenv("MONOHOOK_GITHUB_TOKEN"), githubMaxWait: 30 * time.Second,
-		githubKeyFile: os.Getenv("MONOHOOK_GITHUB_APP_KEY_FILE")}
-	rf := recoverFlags{org: os.Getenv("MONOHOOK_GITHUB_ORG"), appHook: os.Getenv("MONOHOOK_GITHUB_APP_HOOK") == "true", publicURL: os.Getenv("MONOHOOK_PUBLIC_URL"), window: 24 * time.Hour}
-	var err error
-	if v := os.Getenv("MONOHOOK_GITHUB_APP_ID"); v != "" {
-		if tf.githubApp, err = strconv.ParseInt(v, 10, 64); err != nil {
-			return nil, fmt.Errorf("MONOHOOK_GITHUB_APP_ID: %w", err)
-		}
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		return nil, err
 	}
+	rf := recoverFlags{org: os.Getenv("MONOHOOK_GITHUB_ORG"), appHook: os.Getenv("MONOHOOK_GITHUB_APP_HOOK") == "true", publicURL: os.Getenv("MONOHOOK_PUBLIC_URL"), window: 24 * time.Hour}
 	if v := os.Getenv("MONOHOOK_GITHUB_HOOK_ID"); v != "" {
 		if rf.hookID, err = strconv.ParseInt(v, 10, 64); err != nil {
 			return nil, fmt.Errorf("MONOHOOK_GITHUB_HOOK_ID: %w", err)
@@ -169,4 +190,58 @@ func lambdaRedeliver(log *slog.Logger) (*lambda.Redeliver, error) {
 		return nil, err
 	}
 	return &lambda.Redeliver{GitHub: hooks, Window: rf.window, Handles: githubhook.Handles, Log: log}, nil
+}
+
+// lambdaEval is the eval function: the targets as in serve, without exec
+// (secrets and the GitHub credentials come from the environment), and the
+// checks posted as MONOHOOK_GITHUB_REPORT says.
+func lambdaEval(env lambdaEnv, awsCfg *aws.Config, st *rulestore.Store, log *slog.Logger) (*lambda.Eval, error) {
+	svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		return nil, err
+	}
+	gh, err := tf.github()
+	if err != nil {
+		return nil, err
+	}
+	if gh != nil {
+		svc.Changes = gh
+	}
+	if !env.DryRun {
+		if svc.Starter, err = tf.starters(awsCfg, gh); err != nil {
+			return nil, err
+		}
+	}
+	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, env.DryRun)
+	if err != nil {
+		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+	}
+	eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
+	if mode != reportNone {
+		svc.Report = true
+		eval.Checks = &lambda.Checks{GitHub: gh, Statuses: mode == reportStatuses}
+	}
+	return eval, nil
+}
+
+// lambdaStatus is the status function: it posts as the eval function does
+// (a record says which of check runs or statuses its check is).
+func lambdaStatus(st *rulestore.Store, log *slog.Logger) (*lambda.Status, error) {
+	tf, err := lambdaTargetFlags()
+	if err != nil {
+		return nil, err
+	}
+	gh, err := tf.github()
+	if err != nil {
+		return nil, err
+	}
+	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, false)
+	if err != nil {
+		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+	}
+	if mode == reportNone {
+		return nil, errors.New("status function: MONOHOOK_GITHUB_REPORT is none: it has nothing to do")
+	}
+	return &lambda.Status{Checks: &lambda.Checks{GitHub: gh, Statuses: mode == reportStatuses}, Bucket: st.Bucket(), Log: log}, nil
 }

@@ -48,6 +48,8 @@ type serveConfig struct {
 	allowCIDR     string
 	recover       recoverFlags
 	recoverEvery  time.Duration
+	githubReport  string
+	reporters     int
 }
 
 func newServe() *cobra.Command {
@@ -88,6 +90,8 @@ webhook secret is generated there on first start.`,
 	c.targets.register(f)
 	c.log.register(f, "info")
 	f.Int64Var(&c.bodyMemory, "max-body-memory", githubhook.DefaultBodyMemory>>20, "MiB of webhook request bodies held in memory at once, before and after their signature is checked; past it a request gets 503 with Retry-After (at least 50: a body growing as it arrives holds up to twice its size for a moment)")
+	f.StringVar(&c.githubReport, "github-report", "", "what GitHub is told of every delivery's decisions and starts: checks (check runs; needs a GitHub App), statuses (commit statuses), or none; default checks with a GitHub App, statuses with a token, none without GitHub credentials or with --dry-run")
+	f.IntVar(&c.reporters, "reporters", 4, "report jobs (GitHub check and status writes) run at once by this process")
 	f.StringVar(&c.allowCIDR, "webhook-allow-cidr", "", "comma-separated networks (CIDR) whose connections may post webhooks, others get 403; empty lets every address through (behind a load balancer, filter there instead)")
 	c.recover.register(f)
 	f.DurationVar(&c.recoverEvery, "recover-every", 5*time.Minute, "how often the webhook's deliveries are reconciled with GitHub's list of them (and once at start), recovering those GitHub failed to deliver; needs --github-org or --github-app-hook")
@@ -146,6 +150,7 @@ type server struct {
 	secretFrom string
 	verifier   *githubhook.Verifier
 	github     *githubapi.Client
+	reportMode string
 	svc        *trigger.Service
 	follower   trigger.Follower // nil in a dry run
 	db         *deliveries.DB
@@ -221,6 +226,9 @@ func (s *server) openStarter(ctx context.Context) error {
 		return err
 	}
 	s.github = gh
+	if s.reportMode, err = reportMode(s.c.githubReport, gh, s.c.dryRun); err != nil {
+		return err
+	}
 	s.svc = &trigger.Service{Rules: s.store, Starter: trigger.DryRun{}, Log: s.log}
 	if gh != nil {
 		s.svc.Changes = gh
@@ -253,6 +261,7 @@ func (s *server) openQueue(ctx context.Context) error {
 	opts := s.c.queue
 	opts.Parse, opts.MaxPayload = githubhook.ParseEvent, githubhook.MaxBody
 	opts.Follower = s.follower
+	opts.Report = reportOptions(s.reportMode, s.github, s.c.reporters)
 	s.metrics = metrics.New()
 	opts.Metrics = s.metrics
 	q, err := deliveries.New(db, s.svc, s.svc.Starter, opts, s.log)
@@ -307,7 +316,7 @@ func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	}
 	handler := httpserver.Handler(httpserver.Config{
 		Dashboard: ui.Handler(),
-		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
+		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Rerunner: s.queue, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
 		Metrics:   m.Handler(),
 		Ready:     s.ready,
 		Log:       s.log,
@@ -382,6 +391,7 @@ func (s *server) logStart(ctx context.Context) {
 		"database", s.db.Where,
 		"dry_run", s.c.dryRun,
 		"github_api", s.github != nil,
+		"github_report", s.reportMode,
 		"exec_targets", s.c.targets.allowExec,
 	)
 	if count+v2count == 0 {

@@ -22,6 +22,7 @@ type targetFlags struct {
 	githubApp          int64
 	githubInstallation int64
 	githubKeyFile      string
+	githubKey          []byte // the key itself, when there is no file (Lambda)
 	githubMaxWait      time.Duration
 	secretsDir         string
 	allowExec          bool
@@ -70,6 +71,7 @@ func (f *targetFlags) github() (*githubapi.Client, error) {
 // githubConfig is the GitHub API's configuration, the App's key read.
 func (f *targetFlags) githubConfig() (githubapi.Config, error) {
 	cfg := githubapi.Config{URL: f.githubURL, Token: f.githubToken, App: f.githubApp, Installation: f.githubInstallation, MaxWait: f.githubMaxWait}
+	cfg.Key = f.githubKey
 	if f.githubKeyFile != "" {
 		key, err := os.ReadFile(f.githubKeyFile)
 		if err != nil {

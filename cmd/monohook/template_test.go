@@ -32,6 +32,7 @@ func TestSAMTemplate(t *testing.T) {
 		"GitHubWebhookFunction":                          "webhook",
 		"GitHubEventEvalFunction":                        "eval",
 		"MonoRepoS3ConfigCloudFormationResourceFunction": "cfn",
+		"ExecutionStatusFunction":                        "status",
 	}
 	for name, role := range roles {
 		fn, ok := fns[name]
@@ -57,7 +58,7 @@ func TestSAMTemplate(t *testing.T) {
 				env[k] = v + "resolved-at-deploy"
 			}
 		}
-		for _, k := range []string{"MONOHOOK_LAMBDA_ROLE", "MONOHOOK_STORE", "MONOHOOK_PREFIX", "MONOHOOK_WEBHOOK_SECRET", "MONOHOOK_EVAL_FUNCTION", "MONOHOOK_REQUIRE_SHA256", "MONOHOOK_DRY_RUN"} {
+		for _, k := range []string{"MONOHOOK_LAMBDA_ROLE", "MONOHOOK_STORE", "MONOHOOK_PREFIX", "MONOHOOK_WEBHOOK_SECRET", "MONOHOOK_EVAL_FUNCTION", "MONOHOOK_REQUIRE_SHA256", "MONOHOOK_DRY_RUN", "MONOHOOK_GITHUB_TOKEN"} {
 			t.Setenv(k, env[k])
 		}
 		got, err := readLambdaEnv()

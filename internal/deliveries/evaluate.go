@@ -17,6 +17,9 @@ import (
 // with backoff on its own, so that it does not hold up the others.
 type evaluateArgs struct {
 	DeliveryIDs []string `json:"delivery_ids,omitempty"`
+	// Only, with DeliveryIDs, is the one pipeline their evaluation may
+	// start: a re-run of its check (see Rerun).
+	Only string `json:"only,omitempty"`
 }
 
 func (evaluateArgs) Kind() string { return "monohook_evaluate" }
@@ -74,6 +77,8 @@ type pending struct {
 	retry error
 	// unreadable: the stored payload no longer parses.
 	unreadable bool
+	// only is the one pipeline a re-run may start (see Rerun).
+	only string
 }
 
 // createdStart is a start row recorded by this evaluation: it gets a job.
@@ -94,7 +99,7 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 	if ids := job.Args.DeliveryIDs; len(ids) > 0 {
 		ids = q.claim(ids)
 		defer q.release(ids)
-		return q.evaluate(ctx, q.svc.NewLoader(), ids, false, false)
+		return q.evaluate(ctx, q.svc.NewLoader(), ids, false, false, job.Args.Only)
 	}
 	// Wake rows deleted now: commits from here on queue a job of their
 	// own, and every commit that counted on this job has finished (the
@@ -134,7 +139,7 @@ func (w *evaluateWorker) Work(ctx context.Context, job *river.Job[evaluateArgs])
 		window = window[n:]
 		more := len(window) > 0 || full
 		last := more && (time.Since(began) > sweepFor || q.stopping.Load())
-		err := q.evaluate(ctx, rules, ids, true, last)
+		err := q.evaluate(ctx, rules, ids, true, last, "")
 		q.release(ids)
 		if err != nil || !more || last {
 			return err
@@ -220,10 +225,14 @@ func (q *Queue) release(ids []string) {
 // evaluate evaluates and records the deliveries ids. In a sweep, a
 // delivery whose changed paths could not be fetched is handed to a job of
 // its own, retried with backoff; otherwise that failure fails the job.
-// followUp queues a job for what still waits after this batch.
-func (q *Queue) evaluate(ctx context.Context, rules *trigger.Loader, ids []string, sweep, followUp bool) error {
+// followUp queues a job for what still waits after this batch; only,
+// when set, is the one pipeline the deliveries may start.
+func (q *Queue) evaluate(ctx context.Context, rules *trigger.Loader, ids []string, sweep, followUp bool, only string) error {
 	t0 := time.Now()
 	batch, err := q.readBatch(ctx, ids)
+	for _, d := range batch {
+		d.only = only
+	}
 	t1 := time.Now()
 	if err == nil {
 		err = q.decide(ctx, rules, batch, sweep)
@@ -263,7 +272,7 @@ func (q *Queue) decide(ctx context.Context, rules *trigger.Loader, batch []*pend
 			continue
 		}
 		began := time.Now()
-		plan := trigger.NewPlan(trigger.PlanInput{Event: d.push, Round: d.round, Rules: r, Changes: cs})
+		plan := trigger.NewPlan(trigger.PlanInput{Event: d.push, Round: d.round, Rules: r, Changes: cs, Report: q.opts.Report != nil, Only: d.only})
 		d.push, d.res, d.starts = plan.Event, plan.Result, plan.Starts
 		q.opts.Metrics.Evaluation(time.Since(began))
 	}
@@ -328,9 +337,19 @@ func (q *Queue) record(ctx context.Context, batch []*pending, followUp bool) err
 			return fmt.Errorf("queue jobs: %w", err)
 		}
 	}
+	// Every recorded round has checks to post, whether it starts anything
+	// or not.
+	keys := make([]startKey, len(recorded))
+	for i, d := range recorded {
+		keys[i] = startKey{DeliveryID: d.id, Round: d.round}
+	}
+	if err := q.startsChanged(ctx, tx, keys...); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record decisions: %w", err)
 	}
+	q.wakeReports()
 	if len(created) > 0 {
 		q.wakes.wake(startQueue)
 	}

@@ -34,3 +34,41 @@ func PollsFor(opts Options, d time.Duration) int {
 		at += q.followDelay(fmt.Appendf(nil, `{"snoozes": %d}`, snoozes), q.opts.FollowFor-at)
 	}
 }
+
+// SetResult writes a start's result columns as following its execution
+// does, and reports the change, in one transaction.
+func SetResult(ctx context.Context, q *Queue, id string, round int, pipeline, result, detail, url string) error {
+	tx, err := q.db.sql.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	if _, err := tx.ExecContext(ctx, q.db.q(`UPDATE monohook_start SET result = ?, result_detail = ?, url = ?, finished_at = 1
+		WHERE delivery_id = ? AND round = ? AND pipeline = ?`), result, detail, url, id, round, pipeline); err != nil {
+		return err
+	}
+	if err := q.startsChanged(ctx, tx, startKey{id, round, pipeline}); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	q.wakeReports()
+	return nil
+}
+
+// ForgetChecks leaves the record of the checks posted as a crash between
+// the creation of their check runs and the record of their ids would: an
+// intent to create each, nothing more.
+func ForgetChecks(ctx context.Context, q *Queue) error {
+	_, err := q.db.sql.ExecContext(ctx, `UPDATE monohook_check SET check_id = -1, digest = ''`)
+	return err
+}
+
+// ChecksDone counts the checks of a delivery's rounds recorded as posted
+// (or kept), the ones still to create not counted.
+func ChecksDone(ctx context.Context, q *Queue, id string) int {
+	var n int
+	_ = q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT COUNT(*) FROM monohook_check WHERE delivery_id = ? AND digest <> ''`), id).Scan(&n)
+	return n
+}

@@ -37,6 +37,9 @@ type Options struct {
 	// a stored payload that would decompress to much more is damaged, and
 	// is refused rather than decompressed. Required with Parse.
 	MaxPayload int
+	// Report, when set, reports every delivery's decisions and starts to
+	// GitHub (see report.go).
+	Report *ReportOptions
 	// Follower follows started executions to their result; nil follows
 	// nothing (a dry run): no follow job is queued, and none is worked,
 	// so a live run's follows wait for a live process.
@@ -127,6 +130,7 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 	river.AddWorker(workers, &evaluateWorker{q: q})
 	river.AddWorker(workers, &startWorker{q: q})
 	river.AddWorker(workers, &retentionWorker{q: q})
+	river.AddWorker(workers, &reportWorker{q: q})
 	river.AddWorker(workers, &followWorker{q: q})
 	cfg := &river.Config{
 		// Evaluations are short database and CPU work: a few at once keep
@@ -136,6 +140,9 @@ func New(db *DB, svc *trigger.Service, starter trigger.Starter, opts Options, lo
 			evaluateQueue:      {MaxWorkers: opts.Evaluators},
 			startQueue:         {MaxWorkers: opts.Workers},
 			river.QueueDefault: {MaxWorkers: 1},
+			// GitHub calls wait on GitHub: workers of their own, so that no
+			// evaluation or start waits for them.
+			reportQueue: {MaxWorkers: reportWorkers(opts.Report)},
 		},
 		Workers:     workers,
 		RetryPolicy: backoff{base: opts.RetryBase, max: opts.RetryMax},
@@ -213,6 +220,13 @@ func (q *Queue) Close(ctx context.Context) error {
 	q.mu.Unlock()
 	q.recorded.Wait()
 	return err
+}
+
+func reportWorkers(r *ReportOptions) int {
+	if r == nil || r.Workers <= 0 {
+		return 4
+	}
+	return r.Workers
 }
 
 // ErrClosed is returned by Accept after Close.

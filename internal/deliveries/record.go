@@ -191,6 +191,7 @@ func (q *Queue) commitOutcomes(group []outcome) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("record outcomes: %w", err)
 	}
+	q.wakeReports()
 	for _, e := range results {
 		q.opts.Metrics.Result(e.target, e.conclusion, e.sincePush)
 	}

@@ -109,9 +109,9 @@ type RunOptions struct {
 // with Fresh, reconciled a moment ago).
 var ErrReconciling = errors.New("another process is reconciling, or just did")
 
-// lease is how long a reconciler holds the lease without renewing it: a
+// reconcileLease is how long a reconciler holds the lease without renewing it: a
 // process that died frees it after this.
-const lease = 2 * time.Minute
+const reconcileLease = 2 * time.Minute
 
 // Run reconciles once.
 func (r *Reconciler) Run(ctx context.Context, ro RunOptions) (Reconciliation, error) {
@@ -399,7 +399,7 @@ func (r *Reconciler) acquire(ctx context.Context, now time.Time, fresh time.Dura
 	r.renewed = now
 	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE monohook_reconcile SET holder = ?, lease_until = ?, started_at = ?
 		WHERE k = 1 AND (lease_until < ? OR holder = ?) AND finished_at <= ?`),
-		r.holder, now.Add(lease).UnixMilli(), ms, ms, r.holder, now.Add(-fresh).UnixMilli())
+		r.holder, now.Add(reconcileLease).UnixMilli(), ms, ms, r.holder, now.Add(-fresh).UnixMilli())
 	if err != nil {
 		return false, fmt.Errorf("reconciliation lease: %w", err)
 	}
@@ -412,12 +412,12 @@ func (r *Reconciler) acquire(ctx context.Context, now time.Time, fresh time.Dura
 // past it, and another took it).
 func (r *Reconciler) renew(ctx context.Context) error {
 	now := time.Now()
-	if now.Sub(r.renewed) < lease/4 {
+	if now.Sub(r.renewed) < reconcileLease/4 {
 		return nil
 	}
 	db := r.q.db
 	res, err := db.sql.ExecContext(ctx, db.q(`UPDATE monohook_reconcile SET lease_until = ? WHERE k = 1 AND holder = ?`),
-		now.Add(lease).UnixMilli(), r.holder)
+		now.Add(reconcileLease).UnixMilli(), r.holder)
 	if err != nil {
 		return fmt.Errorf("renew the reconciliation lease: %w", err)
 	}

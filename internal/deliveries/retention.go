@@ -111,6 +111,14 @@ func (q *Queue) deleteOldest(ctx context.Context, cut int64, limit int) (int64, 
 	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_start WHERE delivery_id IN (`+marks(len(ids))+`)`), ids...); err != nil {
 		return 0, fmt.Errorf("delete old starts: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM monohook_rerun WHERE received_at < ?`), cut); err != nil {
+		return 0, fmt.Errorf("delete old re-run requests: %w", err)
+	}
+	for _, table := range []string{"monohook_report", "monohook_check"} {
+		if _, err := tx.ExecContext(ctx, q.db.q(`DELETE FROM `+table+` WHERE delivery_id IN (`+marks(len(ids))+`)`), ids...); err != nil {
+			return 0, fmt.Errorf("delete old checks: %w", err)
+		}
+	}
 	if err := q.db.dialect.deletePayloads(ctx, tx, ids, keys); err != nil {
 		return 0, fmt.Errorf("delete old payloads: %w", err)
 	}

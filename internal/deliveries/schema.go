@@ -84,6 +84,31 @@ CREATE TABLE IF NOT EXISTS monohook_reconcile (
 	recovered   INTEGER NOT NULL DEFAULT 0,
 	error       TEXT NOT NULL DEFAULT ''
 );
+-- GitHub checks (see report.go): a row per delivery round whose checks a
+-- report job brings up to date (queued: one waits; lease_until: one runs),
+-- and what was posted of each check (its check run id, 0 for a commit
+-- status, and a digest of its content).
+CREATE TABLE IF NOT EXISTS monohook_report (
+	delivery_id TEXT NOT NULL,
+	round       INTEGER NOT NULL,
+	queued      INTEGER NOT NULL DEFAULT 0,
+	lease_until BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (delivery_id, round)
+);
+CREATE TABLE IF NOT EXISTS monohook_check (
+	delivery_id TEXT NOT NULL,
+	round       INTEGER NOT NULL,
+	name        TEXT NOT NULL,
+	check_id    BIGINT NOT NULL DEFAULT 0,
+	digest      TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (delivery_id, round, name)
+);
+-- Re-run requests from GitHub (check_run and check_suite rerequested),
+-- by webhook delivery id: a redelivered request re-runs nothing twice.
+CREATE TABLE IF NOT EXISTS monohook_rerun (
+	id          TEXT PRIMARY KEY,
+	received_at BIGINT NOT NULL
+);
 ` + probeSchema
 
 // addLaterColumns adds the columns of both databases added after the first

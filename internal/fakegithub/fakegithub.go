@@ -1,7 +1,8 @@
 // Package fakegithub is a GitHub REST API fake for tests: comparisons,
-// pull request files (paginated as GitHub paginates), workflow dispatches
-// and GitHub App installation tokens, with rate limits and 5xx answers on
-// demand.
+// pull request files (paginated as GitHub paginates), workflow dispatches,
+// check runs and commit statuses (validated as GitHub validates them, every
+// write recorded) and GitHub App installation tokens, with rate limits and
+// 5xx answers on demand.
 package fakegithub
 
 import (
@@ -53,6 +54,9 @@ type GitHub struct {
 	redelivered    []int64
 	fetched        []int64
 	onGet          func(guid string)
+	checkRuns      []CheckRun
+	checkEvents    []CheckEvent
+	statuses       []Status
 }
 
 // New starts the fake.
@@ -159,6 +163,9 @@ func (g *GitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	repo := parts[1] + "/" + parts[2]
+	if g.serveChecks(w, r, repo, parts) {
+		return
+	}
 	page, _ := strconv.Atoi(r.URL.Query().Get("page"))
 	page = max(page, 1)
 	switch {

@@ -44,7 +44,14 @@ type Client struct {
 	gh      *github.Client
 	maxWait time.Duration
 	sleep   func(context.Context, time.Duration) error
+	// app: authenticated as a GitHub App installation, which may write
+	// check runs (a token may not).
+	app   bool
+	appID int64
 }
+
+// IsApp reports whether c authenticates as a GitHub App installation.
+func (c *Client) IsApp() bool { return c.app }
 
 // New returns a client for cfg.
 func New(cfg Config) (*Client, error) {
@@ -61,6 +68,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
 	var gh *github.Client
+	app := false
 	switch {
 	case cfg.Token != "":
 		gh = github.NewClient(hc).WithAuthToken(cfg.Token)
@@ -68,10 +76,11 @@ func New(cfg Config) (*Client, error) {
 		if cfg.Installation == 0 || len(cfg.Key) == 0 {
 			return nil, errors.New("a GitHub App needs its installation id and private key")
 		}
-		t, err := newAppTransport(http.DefaultTransport, base, cfg.App, cfg.Installation, cfg.Key)
+		t, err := appTransport(http.DefaultTransport, base, cfg.App, cfg.Installation, cfg.Key)
 		if err != nil {
 			return nil, err
 		}
+		app = true
 		hc.Transport = t
 		gh = github.NewClient(hc)
 	default:
@@ -82,7 +91,7 @@ func New(cfg Config) (*Client, error) {
 	if maxWait <= 0 {
 		maxWait = 30 * time.Second
 	}
-	return &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx}, nil
+	return &Client{gh: gh, maxWait: maxWait, sleep: sleepCtx, app: app, appID: cfg.App}, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

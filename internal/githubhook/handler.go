@@ -42,10 +42,20 @@ var (
 	ErrUnstorable = trigger.ErrUnstorable
 )
 
+// Rerunner replays what GitHub asks to run again (a check run's or a
+// check suite's re-run). request is the webhook delivery's id: a request
+// seen before is ErrDuplicate. It returns how many deliveries it replays.
+type Rerunner interface {
+	Rerun(ctx context.Context, request string, r trigger.Rerun) (int, error)
+}
+
 // Handler serves POST requests from GitHub.
 type Handler struct {
 	Verifier *Verifier
 	Acceptor Acceptor
+	// Rerunner takes check_run and check_suite re-run requests; nil
+	// ignores them.
+	Rerunner Rerunner
 	Log      *slog.Logger
 	// MaxBody caps the request body; 0 means MaxBody.
 	MaxBody int64
@@ -161,9 +171,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "ping":
 		reply(http.StatusOK, answer{Status: "ok", Event: event, Message: "pong"}, "ping received")
 		return
-	case "push", "pull_request":
+	case "push", "pull_request", "merge_group":
+	case "check_run", "check_suite":
+		code, a, msg, attrs := h.rerequest(r.Context(), event, delivery, payload)
+		reply(code, a, msg, attrs...)
+		return
 	default:
-		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "monohook acts on push and pull_request events only"}, "event ignored")
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "monohook acts on push, pull_request, merge_group and check re-run events only"}, "event ignored")
 		return
 	}
 
@@ -174,6 +188,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if event == "pull_request" && !PullRequestActs(push.Action) {
 		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "pull_request action " + push.Action + " starts nothing"}, "event ignored", "action", push.Action)
+		return
+	}
+	if event == "merge_group" && push.Action != "checks_requested" {
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "merge_group action " + push.Action + " starts nothing"}, "event ignored", "action", push.Action)
 		return
 	}
 	if delivery == "" {
@@ -201,6 +219,33 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		reply(http.StatusServiceUnavailable, answer{Error: "delivery not accepted, redeliver it later"}, "webhook not accepted", "err", err)
 	}
+}
+
+// rerequest answers a check_run or check_suite event: a re-run request of
+// monohook's is handed to the Rerunner (in one transaction, so it is
+// answered at once), anything else acknowledged and ignored.
+func (h *Handler) rerequest(ctx context.Context, event, delivery string, payload []byte) (int, answer, string, []any) {
+	rr, ok, err := ParseRerequest(event, payload)
+	switch {
+	case err != nil:
+		return http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed " + event, []any{"err", err}
+	case !ok || h.Rerunner == nil:
+		return http.StatusOK, answer{Status: "ignored", Event: event, Message: "not a re-run request of monohook's"}, "event ignored", nil
+	}
+	if delivery == "" {
+		delivery = "local-" + rand.Text()
+	}
+	attrs := []any{"of_delivery", rr.DeliveryID, "pipeline", rr.Pipeline, "sha", rr.HeadSHA}
+	n, err := h.Rerunner.Rerun(ctx, delivery, rr)
+	switch {
+	case errors.Is(err, ErrDuplicate):
+		return http.StatusOK, answer{Status: "duplicate", Delivery: delivery, Event: event, Message: "this re-run request was accepted before"}, "duplicate delivery", attrs
+	case err != nil:
+		return http.StatusServiceUnavailable, answer{Error: "re-run not accepted, ask again later"}, "re-run not accepted", append(attrs, "err", err)
+	case n == 0:
+		return http.StatusOK, answer{Status: "ignored", Event: event, Message: "no stored delivery to re-run"}, "re-run: nothing stored to replay", attrs
+	}
+	return http.StatusAccepted, answer{Status: "accepted", Delivery: delivery, Event: event}, "re-run accepted", append(attrs, "deliveries", n)
 }
 
 // printable reports whether s is valid UTF-8 without control characters,

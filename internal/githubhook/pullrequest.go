@@ -100,8 +100,11 @@ func PullRequestActs(action string) bool {
 
 // ParseEvent parses the payload of an event monohook stores.
 func ParseEvent(event string, payload []byte) (*trigger.Push, error) {
-	if event == "pull_request" {
+	switch event {
+	case "pull_request":
 		return ParsePullRequest(payload)
+	case "merge_group":
+		return ParseMergeGroup(payload)
 	}
 	return ParsePush(payload)
 }

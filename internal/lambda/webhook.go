@@ -121,6 +121,9 @@ type Eval struct {
 	Service *trigger.Service
 	Bucket  *blob.Bucket // where parked pushes are read
 	Log     *slog.Logger
+	// Checks, when set, posts the push's checks to GitHub after its
+	// starts (Service.Report must be set too).
+	Checks *Checks
 }
 
 // ErrStartsFailed is returned when a start failed, so that Lambda retries
@@ -147,6 +150,9 @@ func (e *Eval) Handle(ctx context.Context, ev EvalEvent) error {
 	out, err := e.Service.Process(ctx, push)
 	if err != nil {
 		return err
+	}
+	if e.Checks != nil {
+		e.postChecks(ctx, push, out)
 	}
 	for _, s := range out.Starts {
 		if s.Error != "" {

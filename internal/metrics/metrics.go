@@ -23,6 +23,7 @@ type Metrics struct {
 	acknowledge       prometheus.Histogram
 	commit            prometheus.Histogram
 	commitSize        prometheus.Histogram
+	reports           *prometheus.CounterVec
 	// Followed executions (Result).
 	results      *prometheus.CounterVec
 	pushToResult *prometheus.HistogramVec
@@ -82,6 +83,11 @@ func New() *Metrics {
 			m.deliveries.WithLabelValues(event, o)
 		}
 	}
+	m.reports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "monohook_github_reports_total",
+		Help: "Writes of GitHub checks, by kind (check_run, status) and outcome (created, updated, refused: GitHub answered a 4xx; rate_limited: the report job waits for the reset).",
+	}, []string{"kind", "outcome"})
+	m.registry.MustRegister(m.reports)
 	m.registry.MustRegister(m.deliveries, m.signatureFailures, m.evaluation, m.starts, m.acknowledge, m.commit, m.commitSize,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -143,7 +149,7 @@ func deliverySeries() map[string][]string {
 			o = append(o, "ping")
 		case "push":
 			o = append(o, "accepted", "duplicate", "unavailable")
-		case "pull_request":
+		case "pull_request", "merge_group", "check_run", "check_suite":
 			o = append(o, "accepted", "duplicate", "unavailable", "ignored")
 		default:
 			o = append(o, "ignored")
@@ -209,6 +215,14 @@ func (m *Metrics) Evaluation(d time.Duration) {
 func (m *Metrics) Start(target, outcome string) {
 	if m != nil {
 		m.starts.WithLabelValues(target, outcome).Inc()
+	}
+}
+
+// Report counts one write of a GitHub check (kind check_run or status) by
+// outcome; both label sets are fixed by the callers.
+func (m *Metrics) Report(kind, outcome string) {
+	if m != nil {
+		m.reports.WithLabelValues(kind, outcome).Inc()
 	}
 }
 

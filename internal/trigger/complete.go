@@ -23,7 +23,7 @@ type ChangeSource interface {
 // it changed, or "" when they are.
 func IncompleteReason(p *Push) string {
 	switch {
-	case p.Event == "pull_request":
+	case p.Event == "pull_request" || p.Event == "merge_group":
 		return p.Incomplete
 	case p.Deleted, strings.HasPrefix(p.Ref, "refs/tags/"):
 		return "" // nothing to start, or paths are not evaluated (tags)

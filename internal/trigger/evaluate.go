@@ -24,6 +24,10 @@ type Decision struct {
 	// incomplete change set under on_incomplete: run) or did not match
 	// although a path did (on_incomplete: skip).
 	Reason string `json:"reason,omitempty"`
+	// Check is the name of the GitHub check that reports the decision;
+	// set when the plan is reported (PlanInput.Report), empty when the
+	// rule's report is off.
+	Check string `json:"check,omitempty"`
 }
 
 // Result is what evaluation decided for one push.
@@ -48,6 +52,13 @@ type Result struct {
 	Incomplete string `json:"incomplete,omitempty"`
 	// Fetched are the changed paths the GitHub API added to the payload's.
 	Fetched []string `json:"fetched,omitempty"`
+	// Unselected are, in a plan made for reporting (PlanInput.Report),
+	// the decisions of the repository's rules that did not match, each
+	// with why (the Decisions stay the matched ones, as without it).
+	Unselected []Decision `json:"unselected,omitempty"`
+	// Only, when set, is the one pipeline this round may start: a re-run
+	// of its check (PlanInput.Only).
+	Only string `json:"only,omitempty"`
 }
 
 // Skip reasons for pushes that start nothing whatever the rules say.
@@ -57,6 +68,7 @@ const (
 	SkipNotBranch = "the ref is not a branch"
 	// Seed rules never see pull requests.
 	SkipPullRequest = "no v2 rule of this repository takes pull_request events for its base branch"
+	SkipMergeGroup  = "no v2 rule of this repository takes merge_group events for its base branch"
 )
 
 // SkipReason says why p is not evaluated against branch rules, or "" when
@@ -137,8 +149,11 @@ func EvaluateRules(p *Push, r Rules, all bool) Result {
 	}
 	v2 := r.V2.For(p)
 	if len(v2.Rules) == 0 {
-		if p.Event == "pull_request" {
+		switch p.Event {
+		case "pull_request":
 			res.Skipped = SkipPullRequest
+		case "merge_group":
+			res.Skipped = SkipMergeGroup
 		}
 		return res
 	}

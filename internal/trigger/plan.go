@@ -60,6 +60,16 @@ type PlanInput struct {
 	// Explain gives every rule a Decision, matched or not; otherwise only
 	// matched rules get one.
 	Explain bool
+	// Report makes the plan's decisions those its GitHub checks show:
+	// every rule of the repository gets one, those whose event, branch or
+	// tag filters leave the event out too, each with the name of its
+	// check (Decision.Check); the unmatched ones are Result.Unselected
+	// (in Decisions with Explain).
+	Report bool
+	// Only, when set, is the one pipeline the plan may start: a re-run
+	// of that pipeline's check. The other rules are still decided, and
+	// start nothing.
+	Only string
 }
 
 // Plan is what one evaluation of a delivery decided and what it starts.
@@ -78,8 +88,15 @@ type Plan struct {
 // loads nothing, asks nothing, starts nothing.
 func NewPlan(in PlanInput) Plan {
 	p := in.Changes.Apply(in.Event)
-	res := EvaluateRules(p, in.Rules, in.Explain)
+	res := EvaluateRules(p, in.Rules, in.Explain || in.Report)
 	res.Fetched = in.Changes.Fetched
+	if in.Report {
+		reported(&res, p, in.Rules, in.Explain)
+	}
+	if in.Only != "" {
+		res.Only = in.Only
+		res.Start = slices.DeleteFunc(res.Start, func(name string) bool { return name != in.Only })
+	}
 	plan := Plan{Event: p, Result: res, Starts: make(Starts, len(res.Start))}
 	var data *TemplateData
 	for i, name := range res.Start {

@@ -24,7 +24,9 @@ type Push struct {
 	// commit; matching treats the paths as a set (their union).
 	Paths []string `json:"paths"`
 
-	// Event is "push" (also when empty) or "pull_request".
+	// Event is "push" (also when empty), "pull_request" or "merge_group"
+	// (a merge queue's commit: Before is its base, After its head, and
+	// BaseBranch the branch it merges into).
 	Event string `json:"event,omitempty"`
 	// A pull request: its number, action, base branch and head commit
 	// (After); its changed paths come from the GitHub API.
@@ -62,4 +64,14 @@ type Delivery struct {
 	Received time.Time // when monohook read it
 	Payload  []byte    // the JSON payload (a form-encoded body already decoded)
 	Push     *Push     // the parsed payload of a push event
+}
+
+// Rerun is a re-run GitHub asks for: a check run's (DeliveryID and
+// Pipeline, from its external id) or a check suite's (every delivery of
+// HeadSHA in the repository RepoName).
+type Rerun struct {
+	DeliveryID string
+	Pipeline   string
+	RepoName   string
+	HeadSHA    string
 }

@@ -86,7 +86,7 @@ func NewTemplateData(p *Push) TemplateData {
 	if t, ok := strings.CutPrefix(p.Ref, "refs/tags/"); ok {
 		d.Tag = t
 	}
-	if p.Event == "pull_request" {
+	if p.Event == "pull_request" || p.Event == "merge_group" {
 		d.Branch = p.BaseBranch
 	}
 	return d
@@ -103,6 +103,13 @@ type StartResult struct {
 	Output      string `json:"output,omitempty"`
 	Error       string `json:"error,omitempty"`
 	DryRun      bool   `json:"dry_run,omitempty"`
+	// URL is where a person sees the execution (Started.Progress.URL).
+	URL string `json:"url,omitempty"`
+	// Result is the execution's conclusion when the start's answer is
+	// its result (http, exec: Started.Progress.Done); ResultDetail says
+	// more.
+	Result       string `json:"result,omitempty"`
+	ResultDetail string `json:"result_detail,omitempty"`
 }
 
 // Outcome is everything that happened for one push.
@@ -122,7 +129,9 @@ type Service struct {
 	// Changes, when set, completes change sets that a payload may list
 	// only in part (see ChangeSet).
 	Changes ChangeSource
-	Log     *slog.Logger
+	// Report makes Process's plans for reporting (PlanInput.Report).
+	Report bool
+	Log    *slog.Logger
 }
 
 // LogDecision logs what a plan decided: one line, with why each matched
@@ -163,7 +172,7 @@ func (s *Service) NewLoader() *Loader { return NewLoader(s.Rules) }
 // Load reads (or reuses) the rules p is evaluated against.
 func (l *Loader) Load(ctx context.Context, p *Push) (Rules, error) {
 	var r Rules
-	if SkipReason(p) == "" && p.Event != "pull_request" {
+	if SkipReason(p) == "" && p.Event != "pull_request" && p.Event != "merge_group" {
 		branch, _ := p.Branch()
 		key := [2]string{p.Repo, branch}
 		if r.Seed = l.seed[key]; r.Seed == nil {
@@ -199,7 +208,7 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs})
+	plan := NewPlan(PlanInput{Event: p, Rules: r, Changes: cs, Report: s.Report})
 	s.LogDecision(plan.Event, plan.Result)
 	log := s.logger().With("delivery", p.DeliveryID)
 	out := Outcome{Result: plan.Result, Starts: make([]StartResult, len(plan.Starts))}
@@ -222,7 +231,10 @@ func (s *Service) Process(ctx context.Context, p *Push) (Outcome, error) {
 				log.Error("pipeline start failed", "pipeline", sr.Pipeline, "target", req.Type(), "token", sr.Token, "err", err)
 				return
 			}
-			sr.ExecutionID, sr.Output, sr.DryRun = got.ID, got.Output, got.DryRun
+			sr.ExecutionID, sr.Output, sr.DryRun, sr.URL = got.ID, got.Output, got.DryRun, got.Progress.URL
+			if got.Progress.Done {
+				sr.Result, sr.ResultDetail = got.Progress.Conclusion, got.Progress.Detail
+			}
 			msg := "pipeline started"
 			if got.DryRun {
 				msg = "dry run: nothing started"

@@ -23,7 +23,8 @@ type Spec struct {
 	// does.
 	Repository string `json:"repository"`
 	// Events is push (the default) and/or pull_request (opened,
-	// synchronize, reopened, and closed when merged).
+	// synchronize, reopened, and closed when merged) and/or merge_group
+	// (a merge queue's checks_requested).
 	Events []string `json:"events,omitempty"`
 	// Branches and Tags are filter patterns (globs; a leading "!" excludes,
 	// and a later pattern overrides an earlier one). Without either, every
@@ -40,7 +41,10 @@ type Spec struct {
 	// changed paths when the change set may be incomplete: "run" (the
 	// default: a watched path may be among the unknown ones) or "skip".
 	OnIncomplete string `json:"on_incomplete,omitempty"`
-	Target       Target `json:"target"`
+	// Report says how the rule's decisions are reported to GitHub (a
+	// check run or a commit status); nil: under the default name.
+	Report *ReportSpec `json:"report,omitempty"`
+	Target Target      `json:"target"`
 }
 
 // Target is what a rule starts: a kind of target (Type) and the kind's
@@ -155,7 +159,7 @@ type TargetKinds interface {
 
 // TemplateData is what target templates see.
 type TemplateData struct {
-	Event             string // push or pull_request
+	Event             string // push, pull_request or merge_group
 	Repo              string // owner/name
 	RepoName          string
 	Ref               string
@@ -239,6 +243,7 @@ func (f filter) includes(s string) bool {
 type V2 struct {
 	Spec     Spec
 	push, pr bool
+	mg       bool   // merge_group
 	branches filter // nil: not given
 	tags     filter
 	paths    filter // globs, in order, excludes included; nil with PathRegex or no paths
@@ -268,8 +273,10 @@ func NewV2Rule(key string, s Spec, kinds TargetKinds) (Rule, error) {
 			v.push = true
 		case "pull_request":
 			v.pr = true
+		case "merge_group":
+			v.mg = true
 		default:
-			add(fmt.Errorf("events: %q is not push or pull_request", e))
+			add(fmt.Errorf("events: %q is not push, pull_request or merge_group", e))
 		}
 	}
 	var err error
@@ -318,6 +325,7 @@ func NewV2Rule(key string, s Spec, kinds TargetKinds) (Rule, error) {
 	}
 	v.Spec.Target, r.Pipeline, err = kinds.Check(s.Target)
 	add(err)
+	add(s.Report.validate())
 	if err := errors.Join(errs...); err != nil {
 		return Rule{}, err
 	}
@@ -327,9 +335,9 @@ func NewV2Rule(key string, s Spec, kinds TargetKinds) (Rule, error) {
 // refMatches reports whether the rule's event, branch and tag filters let
 // p through, and says why not.
 func (v *V2) refMatches(p *Push) (bool, string) {
-	if p.Event == "pull_request" {
-		if !v.pr {
-			return false, "the rule is not for pull_request events"
+	if p.Event == "pull_request" || p.Event == "merge_group" {
+		if (p.Event == "pull_request" && !v.pr) || (p.Event == "merge_group" && !v.mg) {
+			return false, "the rule is not for " + p.Event + " events"
 		}
 		if v.branches != nil && !v.branches.includes(p.BaseBranch) {
 			return false, fmt.Sprintf("base branch %q is not in branches", p.BaseBranch)

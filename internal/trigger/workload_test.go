@@ -228,6 +228,22 @@ func BenchmarkPlanBigPush(b *testing.B) {
 	for b.Loop() {
 		trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{Seed: set}})
 	}
+	rec, _ := json.Marshal(trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{Seed: set}}).Result)
+	b.ReportMetric(float64(len(rec)), "recorded-B")
+}
+
+// BenchmarkPlanBigPushReported is BenchmarkPlanBigPush made for
+// reporting to GitHub: every rule decided, the unmatched ones too, each
+// with its check's name.
+func BenchmarkPlanBigPushReported(b *testing.B) {
+	p, set := bigPush(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{Seed: set}, Report: true})
+	}
+	// What the evaluation records: the decision grows with the rules.
+	rec, _ := json.Marshal(trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{Seed: set}, Report: true}).Result)
+	b.ReportMetric(float64(len(rec)), "recorded-B")
 }
 
 // bigPush is the 200 KB push (3,375 paths) and 200 seed rules for its

@@ -22,37 +22,33 @@ type startKey struct {
 // Every change of a start row calls it in the transaction that makes it.
 //
 // A round's checks are brought up to date by one report job at a time
-// (see reportWorker): its monohook_report row says whether a job waits
-// for it (queued) — then this change is seen by that job, and nothing is
-// queued — or not, and a job is queued. Redundant updates thus collapse
-// into the job that waits, however many changes happen meanwhile.
+// (see reportWorker). Its monohook_report row counts the changes since a
+// job last took it up (queued): the change that finds none queues a job;
+// the others are seen by that job, which has not begun (taking the row
+// up, it sets queued to 0). Redundant updates thus collapse into the job
+// that waits. The row is written, and so locked, in tx whatever it held:
+// a job taking it up waits for tx, and then reads what tx changed.
 func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey) error {
 	if q.opts.Report == nil {
 		return nil
 	}
 	seen := map[[2]any]bool{}
 	var jobs []river.InsertManyParams
-	mark := q.db.q(`UPDATE monohook_report SET queued = 1 WHERE delivery_id = ? AND round = ? AND queued = 0`)
-	insert := q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES (?, ?, 1) ON CONFLICT (delivery_id, round) DO NOTHING`)
+	count := q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES (?, ?, 1)
+		ON CONFLICT (delivery_id, round) DO UPDATE SET queued = monohook_report.queued + 1 RETURNING queued`)
 	for _, k := range keys {
 		round := [2]any{k.DeliveryID, k.Round}
 		if seen[round] {
 			continue
 		}
 		seen[round] = true
-		res, err := tx.ExecContext(ctx, mark, k.DeliveryID, k.Round)
-		if err != nil {
+		var queued int
+		if err := tx.QueryRowContext(ctx, count, k.DeliveryID, k.Round).Scan(&queued); err != nil {
 			return fmt.Errorf("queue the report of %s: %w", k.DeliveryID, err)
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if res, err = tx.ExecContext(ctx, insert, k.DeliveryID, k.Round); err != nil {
-				return fmt.Errorf("queue the report of %s: %w", k.DeliveryID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // a job waits for this round already
-			}
+		if queued == 1 {
+			jobs = append(jobs, river.InsertManyParams{Args: reportArgs{DeliveryID: k.DeliveryID, Round: k.Round}})
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: reportArgs{DeliveryID: k.DeliveryID, Round: k.Round}})
 	}
 	if len(jobs) == 0 {
 		return nil

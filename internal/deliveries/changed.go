@@ -1,9 +1,12 @@
 package deliveries
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/riverqueue/river"
 )
@@ -32,6 +35,13 @@ func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey)
 	if q.opts.Report == nil {
 		return nil
 	}
+	// In one order, so that two transactions counting changes of the same
+	// rounds (start outcomes on two replicas) lock their rows alike and
+	// never deadlock.
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b startKey) int {
+		return cmp.Or(strings.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Round, b.Round))
+	})
 	seen := map[[2]any]bool{}
 	var jobs []river.InsertManyParams
 	count := q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES (?, ?, 1)

@@ -42,23 +42,20 @@ func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey)
 	slices.SortFunc(keys, func(a, b startKey) int {
 		return cmp.Or(strings.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Round, b.Round))
 	})
-	seen := map[[2]any]bool{}
+	keys = slices.CompactFunc(keys, func(a, b startKey) bool { return a.DeliveryID == b.DeliveryID && a.Round == b.Round })
 	var jobs []river.InsertManyParams
-	count := q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES (?, ?, 1)
-		ON CONFLICT (delivery_id, round) DO UPDATE SET queued = monohook_report.queued + 1 RETURNING queued`)
-	for _, k := range keys {
-		round := [2]any{k.DeliveryID, k.Round}
-		if seen[round] {
-			continue
+	// One statement for many rounds: on PostgreSQL each statement is a
+	// round trip, and an evaluation batch records up to 512 deliveries.
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		queued, err := q.countChanges(ctx, tx, keys[:n])
+		if err != nil {
+			return err
 		}
-		seen[round] = true
-		var queued int
-		if err := tx.QueryRowContext(ctx, count, k.DeliveryID, k.Round).Scan(&queued); err != nil {
-			return fmt.Errorf("queue the report of %s: %w", k.DeliveryID, err)
+		for _, k := range queued {
+			jobs = append(jobs, river.InsertManyParams{Args: reportArgs(k)})
 		}
-		if queued == 1 {
-			jobs = append(jobs, river.InsertManyParams{Args: reportArgs{DeliveryID: k.DeliveryID, Round: k.Round}})
-		}
+		keys = keys[n:]
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -67,6 +64,34 @@ func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey)
 		return fmt.Errorf("queue report jobs: %w", err)
 	}
 	return nil
+}
+
+// countChanges counts a change of each round of keys (distinct, sorted)
+// and returns those that no job waits for.
+func (q *Queue) countChanges(ctx context.Context, tx *sql.Tx, keys []startKey) ([]roundKey, error) {
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.DeliveryID, k.Round)
+	}
+	rows, err := tx.QueryContext(ctx, q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES `+
+		strings.TrimSuffix(strings.Repeat("(?, ?, 1), ", len(keys)), ", ")+`
+		ON CONFLICT (delivery_id, round) DO UPDATE SET queued = monohook_report.queued + 1 RETURNING delivery_id, round, queued`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("queue reports: %w", err)
+	}
+	defer rows.Close()
+	var out []roundKey
+	for rows.Next() {
+		var k roundKey
+		var queued int
+		if err := rows.Scan(&k.DeliveryID, &k.Round, &queued); err != nil {
+			return nil, fmt.Errorf("queue reports: %w", err)
+		}
+		if queued == 1 {
+			out = append(out, k)
+		}
+	}
+	return out, rows.Err()
 }
 
 // wakeReports tells this process's report workers of jobs just committed.

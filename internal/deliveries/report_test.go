@@ -105,7 +105,7 @@ func TestRateLimitedGitHubDelaysReportsNotStarts(t *testing.T) {
 		e.rule(t, "api", "src/api/.*")
 		g := fakegithub.New("gh-token")
 		defer g.Close()
-		g.RateLimitNext(1, 2*time.Second)
+		g.RateLimitNext(1, 4*time.Second)
 		q := e.open(t, dsn, deliveries.Options{Report: reportingTo(t, g, false)})
 		if err := q.Accept(context.Background(), delivery("d1", "src/api/a.go")); err != nil {
 			t.Fatal(err)

@@ -52,5 +52,5 @@ image: dist/monohook-linux-$(IMAGE_ARCH)
 	buildah build --arch $(IMAGE_ARCH) --os linux -f deploy/container/Containerfile -t $(IMAGE) dist/image
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
-build-GitHubWebhookFunction build-GitHubEventEvalFunction build-MonoRepoS3ConfigCloudFormationResourceFunction build-ExecutionStatusFunction:
+build-GitHubWebhookFunction build-GitHubEventEvalFunction build-MonoRepoS3ConfigCloudFormationResourceFunction build-ExecutionStatusFunction build-GitHubRecoverFunction:
 	GOOS=linux GOARCH=$(if $(filter x86_64,$(ARCH)),amd64,$(ARCH)) CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(ARTIFACTS_DIR)/bootstrap ./cmd/monohook

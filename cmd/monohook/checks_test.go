@@ -87,7 +87,7 @@ func TestChecksEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	env := awsEnv(pipelines)
 	putRules(t, env, data, checkRules)
-	args := append([]string{"--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s", "--retry-base", "3s"}, appFlags...)
+	args := append([]string{"--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s", "--retry-base", "5s"}, appFlags...)
 	// api's first start attempts are throttled: its check waits queued.
 	pipelines.FailNext("api", "ThrottlingException", "ThrottlingException", "ThrottlingException", "ThrottlingException")
 	d := startServe(t, env, args...)

@@ -229,6 +229,9 @@ func (s *server) openStarter(ctx context.Context) error {
 	if s.reportMode, err = reportMode(s.c.githubReport, gh, s.c.dryRun); err != nil {
 		return err
 	}
+	if s.c.reporters < 1 {
+		return fmt.Errorf("--reporters %d: at least 1", s.c.reporters)
+	}
 	s.svc = &trigger.Service{Rules: s.store, Starter: trigger.DryRun{}, Log: s.log}
 	if gh != nil {
 		s.svc.Changes = gh

@@ -1,9 +1,12 @@
 package deliveries
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/riverqueue/river"
 )
@@ -22,37 +25,37 @@ type startKey struct {
 // Every change of a start row calls it in the transaction that makes it.
 //
 // A round's checks are brought up to date by one report job at a time
-// (see reportWorker): its monohook_report row says whether a job waits
-// for it (queued) — then this change is seen by that job, and nothing is
-// queued — or not, and a job is queued. Redundant updates thus collapse
-// into the job that waits, however many changes happen meanwhile.
+// (see reportWorker). Its monohook_report row counts the changes since a
+// job last took it up (queued): the change that finds none queues a job;
+// the others are seen by that job, which has not begun (taking the row
+// up, it sets queued to 0). Redundant updates thus collapse into the job
+// that waits. The row is written, and so locked, in tx whatever it held:
+// a job taking it up waits for tx, and then reads what tx changed.
 func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey) error {
 	if q.opts.Report == nil {
 		return nil
 	}
-	seen := map[[2]any]bool{}
+	// In one order, so that two transactions counting changes of the same
+	// rounds (start outcomes on two replicas) lock their rows alike and
+	// never deadlock.
+	keys = slices.Clone(keys)
+	slices.SortFunc(keys, func(a, b startKey) int {
+		return cmp.Or(strings.Compare(a.DeliveryID, b.DeliveryID), cmp.Compare(a.Round, b.Round))
+	})
+	keys = slices.CompactFunc(keys, func(a, b startKey) bool { return a.DeliveryID == b.DeliveryID && a.Round == b.Round })
 	var jobs []river.InsertManyParams
-	mark := q.db.q(`UPDATE monohook_report SET queued = 1 WHERE delivery_id = ? AND round = ? AND queued = 0`)
-	insert := q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES (?, ?, 1) ON CONFLICT (delivery_id, round) DO NOTHING`)
-	for _, k := range keys {
-		round := [2]any{k.DeliveryID, k.Round}
-		if seen[round] {
-			continue
-		}
-		seen[round] = true
-		res, err := tx.ExecContext(ctx, mark, k.DeliveryID, k.Round)
+	// One statement for many rounds: on PostgreSQL each statement is a
+	// round trip, and an evaluation batch records up to 512 deliveries.
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		queued, err := q.countChanges(ctx, tx, keys[:n])
 		if err != nil {
-			return fmt.Errorf("queue the report of %s: %w", k.DeliveryID, err)
+			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			if res, err = tx.ExecContext(ctx, insert, k.DeliveryID, k.Round); err != nil {
-				return fmt.Errorf("queue the report of %s: %w", k.DeliveryID, err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				continue // a job waits for this round already
-			}
+		for _, k := range queued {
+			jobs = append(jobs, river.InsertManyParams{Args: reportArgs(k)})
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: reportArgs{DeliveryID: k.DeliveryID, Round: k.Round}})
+		keys = keys[n:]
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -61,6 +64,34 @@ func (q *Queue) startsChanged(ctx context.Context, tx *sql.Tx, keys ...startKey)
 		return fmt.Errorf("queue report jobs: %w", err)
 	}
 	return nil
+}
+
+// countChanges counts a change of each round of keys (distinct, sorted)
+// and returns those that no job waits for.
+func (q *Queue) countChanges(ctx context.Context, tx *sql.Tx, keys []startKey) ([]roundKey, error) {
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k.DeliveryID, k.Round)
+	}
+	rows, err := tx.QueryContext(ctx, q.db.q(`INSERT INTO monohook_report (delivery_id, round, queued) VALUES `+
+		strings.TrimSuffix(strings.Repeat("(?, ?, 1), ", len(keys)), ", ")+`
+		ON CONFLICT (delivery_id, round) DO UPDATE SET queued = monohook_report.queued + 1 RETURNING delivery_id, round, queued`), args...)
+	if err != nil {
+		return nil, fmt.Errorf("queue reports: %w", err)
+	}
+	defer rows.Close()
+	var out []roundKey
+	for rows.Next() {
+		var k roundKey
+		var queued int
+		if err := rows.Scan(&k.DeliveryID, &k.Round, &queued); err != nil {
+			return nil, fmt.Errorf("queue reports: %w", err)
+		}
+		if queued == 1 {
+			out = append(out, k)
+		}
+	}
+	return out, rows.Err()
 }
 
 // wakeReports tells this process's report workers of jobs just committed.

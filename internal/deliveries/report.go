@@ -35,11 +35,14 @@ type ReportOptions struct {
 // reportQueue is the report jobs' River queue.
 const reportQueue = "monohook_report"
 
-// reportArgs is the job that brings a delivery round's checks up to date.
-type reportArgs struct {
+// roundKey names a delivery's round.
+type roundKey struct {
 	DeliveryID string `json:"delivery_id"`
 	Round      int    `json:"round"`
 }
+
+// reportArgs is the job that brings a delivery round's checks up to date.
+type reportArgs roundKey
 
 func (reportArgs) Kind() string { return "monohook_report" }
 

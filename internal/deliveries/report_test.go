@@ -11,6 +11,7 @@ import (
 	"github.com/monohook/monohook/internal/deliveries"
 	"github.com/monohook/monohook/internal/fakegithub"
 	"github.com/monohook/monohook/internal/githubapi"
+	"github.com/monohook/monohook/internal/pgtest"
 	"github.com/monohook/monohook/internal/trigger"
 )
 
@@ -104,7 +105,7 @@ func TestRateLimitedGitHubDelaysReportsNotStarts(t *testing.T) {
 		e.rule(t, "api", "src/api/.*")
 		g := fakegithub.New("gh-token")
 		defer g.Close()
-		g.RateLimitNext(1, 2*time.Second)
+		g.RateLimitNext(1, 4*time.Second)
 		q := e.open(t, dsn, deliveries.Options{Report: reportingTo(t, g, false)})
 		if err := q.Accept(context.Background(), delivery("d1", "src/api/a.go")); err != nil {
 			t.Fatal(err)
@@ -256,5 +257,54 @@ func TestASkippedCheckPastTheFirstRunNeverCovers(t *testing.T) {
 	waitFor(t, func() bool { return deliveries.ChecksDone(ctx, q, "d2") == 45 })
 	if n := creates(g)["monohook/p044"]; n != 1 {
 		t.Errorf("p044's check created %d times: d2's skipped one covered d1's", n)
+	}
+}
+
+// Two replicas on one PostgreSQL database report every check once, and
+// every change: a round's report jobs take turns by its lease, whichever
+// replica runs them, and a job taking the round up waits for the
+// transaction of a change it is to see (a change counted while a job
+// waited, and committed after that job read the starts, was lost).
+func TestReplicasReportOnceOnPostgreSQL(t *testing.T) {
+	dsn := pgtest.FreshDatabase(t)
+	e := newEnv(t)
+	e.rule(t, "api", "src/api/.*")
+	e.rule(t, "web", "src/web/.*")
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	replicas := []*deliveries.Queue{
+		e.open(t, dsn, deliveries.Options{Report: reportingTo(t, g, false)}),
+		e.open(t, dsn, deliveries.Options{Report: reportingTo(t, g, false)}),
+	}
+	const n = 40
+	for i := range n {
+		// Each delivery its own commit, so that no check covers another's.
+		d := deliveryIn("repo", fmt.Sprintf("d%02d", i), fmt.Sprintf("%040d", i), "src/api/a.go")
+		if err := replicas[i%2].Accept(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool {
+		running := 0
+		for _, r := range g.CheckRuns() {
+			if r.Name == "monohook/api" && r.Status == "in_progress" {
+				running++
+			}
+		}
+		return running == n
+	})
+	created := map[string]int{}
+	for _, ev := range g.CheckEvents() {
+		if ev.Op == "create" {
+			created[ev.Run.ExternalID]++
+		}
+	}
+	if len(created) != 2*n {
+		t.Errorf("%d check runs, want %d", len(created), 2*n)
+	}
+	for ext, k := range created {
+		if k != 1 {
+			t.Errorf("%s created %d times", ext, k)
+		}
 	}
 }

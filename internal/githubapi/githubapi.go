@@ -1,8 +1,9 @@
 // Package githubapi talks to the GitHub REST API: the full change set of a
-// push or pull request (when a payload's lists fall short), and
+// push, pull request or merge group (when a payload's lists fall short),
 // workflow_dispatch for the github-actions target
-// (internal/targets/githubactions). It authenticates with a token or as a
-// GitHub App installation, and waits out rate limits.
+// (internal/targets/githubactions), and check runs and commit statuses
+// (checks.go). It authenticates with a token or as a GitHub App
+// installation (through ghinstallation), and waits out rate limits.
 package githubapi
 
 import (

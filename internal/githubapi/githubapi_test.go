@@ -8,6 +8,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -177,6 +179,32 @@ func TestGitHubAppInstallationToken(t *testing.T) {
 	c, _ = New(Config{URL: g.URL, App: 12345, Installation: 678, Key: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(other)})})
 	if _, _, err := c.ChangedPaths(context.Background(), forced()); err == nil {
 		t.Error("a JWT signed with another key was accepted")
+	}
+}
+
+// GitHub Enterprise Server serves its API under /api/v3/: the App's
+// installation token is asked of that root too, not of api.github.com.
+func TestGitHubAppOnEnterpriseServer(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := fakegithub.New("installation-token")
+	defer g.Close()
+	g.AppKey, g.InstallationToken = &key.PublicKey, "installation-token"
+	g.SetCompare("acme/mono", "aaa", "bbb", 1, "api/a.go")
+	ghes := httptest.NewServer(http.StripPrefix("/api/v3", g.Config.Handler))
+	defer ghes.Close()
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	c, err := New(Config{URL: ghes.URL + "/api/v3", App: 12345, Installation: 678, Key: pemKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.ChangedPaths(context.Background(), forced()); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(g.Requests(), "POST /app/installations/678/access_tokens") || g.TokensIssued() != 1 {
+		t.Errorf("requests %v", g.Requests())
 	}
 }
 

@@ -88,6 +88,8 @@ func ParseRerequest(event string, body []byte) (r trigger.Rerun, ok bool, err er
 	}
 	r.RepoName = pl.Repository.Name
 	switch {
+	case event != "check_run" && event != "check_suite":
+		return r, false, fmt.Errorf("%q is not check_run or check_suite", event)
 	case event == "check_run" && pl.CheckRun == nil:
 		return r, false, errors.New("check_run payload: no check_run")
 	case event == "check_suite" && pl.CheckSuite == nil:

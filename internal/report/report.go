@@ -181,7 +181,13 @@ func bounded(s string, n int) string {
 // its name already (exists), written for externalID: a check of a
 // pipeline that was not selected never covers another delivery's check of
 // that name (a branch created at a commit that main's push is building, a
-// tag pushed on it), whose own result it is.
+// tag pushed on it), whose own result it is. A later round of the same
+// delivery (a replay, a re-run) does.
 func (c Check) Posts(externalID string, exists bool) bool {
-	return !exists || externalID == c.ExternalID || c.Conclusion != Skipped
+	if !exists || c.Conclusion != Skipped {
+		return true
+	}
+	theirs, _, _, ok := ParseExternalID(externalID)
+	ours, _, _, _ := ParseExternalID(c.ExternalID)
+	return ok && theirs == ours
 }

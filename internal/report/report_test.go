@@ -158,3 +158,25 @@ target: {type: codepipeline, pipeline: api}`)
 		t.Errorf("re-run of lib: starts %v, checks %+v", plan.Starts, cs)
 	}
 }
+
+func TestASkippedCheckCoversOnlyItsOwnDelivery(t *testing.T) {
+	c := report.Check{Conclusion: report.Skipped, ExternalID: report.ExternalID("d-1", 1, "api")}
+	for _, x := range []struct {
+		ext    string
+		exists bool
+		want   bool
+	}{
+		{"", false, true},
+		{report.ExternalID("d-1", 0, "api"), true, true}, // an earlier round of its delivery
+		{report.ExternalID("d-2", 0, "api"), true, false},
+		{"", true, false}, // a commit status (no external id), or another App's check
+	} {
+		if got := c.Posts(x.ext, x.exists); got != x.want {
+			t.Errorf("Posts(%q, %v) = %v", x.ext, x.exists, got)
+		}
+	}
+	c.Conclusion = ""
+	if !c.Posts(report.ExternalID("d-2", 0, "api"), true) {
+		t.Error("a selected check did not post over another delivery's")
+	}
+}

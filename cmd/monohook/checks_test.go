@@ -217,3 +217,62 @@ func TestStatusesEndToEnd(t *testing.T) {
 	}
 	d.terminate(t)
 }
+
+// TestCheckEndsWithThePipelinesResult: the loop closed, with the built
+// binary. A push selects api, not web: web's check completes skipped at
+// once, api's goes in progress with the execution's console link and,
+// across a restart of monohook while the execution runs, completes with
+// its real result (success), created once; a second push's execution
+// fails, and its check says failure with CodePipeline's words.
+func TestCheckEndsWithThePipelinesResult(t *testing.T) {
+	pipelines := fakeaws.NewCodePipeline()
+	defer pipelines.Close()
+	g, appFlags := githubApp(t)
+	data := t.TempDir()
+	env := append(awsEnv(pipelines), "MONOHOOK_FOLLOW_POLL=1s", "MONOHOOK_FOLLOW_POLL_MAX=1s")
+	putRules(t, env, data, checkRules)
+	args := append([]string{"--data-dir", data, "--listen", "127.0.0.1:0", "--secret", "s"}, appFlags...)
+	d := startServe(t, env, args...)
+	push := func(id, sha string) {
+		t.Helper()
+		p := `{"ref":"refs/heads/main","before":"0000000000000000000000000000000000000001","after":"` + sha + `","repository":{"name":"monorepo","full_name":"acme/monorepo","default_branch":"main"},
+		 "commits":[{"added":["services/api/x.go"],"removed":[],"modified":[]}]}`
+		if c := postEvent(t, d.url, "s", "push", id, p); c != http.StatusAccepted {
+			t.Fatalf("push %s: %d", id, c)
+		}
+	}
+	push("result-1", mainSHA)
+	waitFor(t, "api in progress", func() bool { r, _ := latestRun(g, "monohook/api", mainSHA); return r.Status == "in_progress" })
+	api, _ := latestRun(g, "monohook/api", mainSHA)
+	if !strings.Contains(api.DetailsURL, "/codepipeline/pipelines/api/executions/") {
+		t.Errorf("api in progress links to %q, want its execution's console page", api.DetailsURL)
+	}
+	if web, _ := latestRun(g, "ci/web", mainSHA); web.Status != "completed" || web.Conclusion != "skipped" {
+		t.Errorf("web: %+v", web)
+	}
+
+	// Restarted while the execution runs; it then succeeds.
+	d.terminate(t)
+	pipelines.Script("api", fakeaws.Outcome{Status: "Succeeded"})
+	d = startServe(t, env, args...)
+	waitFor(t, "api's check completed", func() bool { r, _ := latestRun(g, "monohook/api", mainSHA); return r.Status == "completed" })
+	if api, _ = latestRun(g, "monohook/api", mainSHA); api.Conclusion != "success" {
+		t.Errorf("api after its execution succeeded: %+v", api)
+	}
+	if n := createsOf(g, "monohook/api", mainSHA); n != 1 {
+		t.Errorf("api's check run created %d times, want once", n)
+	}
+
+	// A second push, whose execution fails.
+	const second = "5555555555555555555555555555555555555555"
+	pipelines.Script("api", fakeaws.Outcome{InProgress: 1, Status: "Failed", Summary: "Action Deploy failed"})
+	push("result-2", second)
+	waitFor(t, "the second check completed", func() bool { r, _ := latestRun(g, "monohook/api", second); return r.Status == "completed" })
+	if r, _ := latestRun(g, "monohook/api", second); r.Conclusion != "failure" || !strings.Contains(r.Summary, "Action Deploy failed") {
+		t.Errorf("api after its execution failed: %+v\n%s", r, r.Summary)
+	}
+	d.terminate(t)
+	if n := len(pipelines.Calls()); n != 2 {
+		t.Errorf("%d starts, want 2", n)
+	}
+}

@@ -225,10 +225,14 @@ func (h *Hooks) Redeliver(ctx context.Context, id int64) error {
 	return nil
 }
 
+// maxHookPages bounds the pages of an organization's webhooks read to
+// find one: an API that always names a next page is not followed forever.
+const maxHookPages = 100
+
 // FindOrgHook returns the id of org's webhook whose URL is url.
 func (c *Client) FindOrgHook(ctx context.Context, org, url string) (int64, error) {
 	opts := &github.ListOptions{PerPage: 100}
-	for {
+	for pages := 1; ; pages++ {
 		var hooks []*github.Hook
 		var resp *github.Response
 		err := c.call(ctx, true, func() (*github.Response, error) {
@@ -246,6 +250,10 @@ func (c *Client) FindOrgHook(ctx context.Context, org, url string) (int64, error
 		}
 		if resp.NextPage == 0 {
 			return 0, fmt.Errorf("organization %s has no webhook with the URL %s: pass --github-hook-id", org, url)
+		}
+		if pages >= maxHookPages || resp.NextPage <= opts.Page {
+			return 0, fmt.Errorf("list the webhooks of organization %s: GitHub gives more than %d pages, or a next page that is not further (%d after %d): pass --github-hook-id",
+				org, maxHookPages, resp.NextPage, opts.Page)
 		}
 		opts.Page = resp.NextPage
 	}

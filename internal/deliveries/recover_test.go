@@ -351,3 +351,26 @@ func TestFailedReconciliationIsRecordedAndRetried(t *testing.T) {
 		t.Errorf("after it: %+v", last)
 	}
 }
+
+// A delivery GitHub's API gives with a payload larger than the webhook
+// takes is refused as the webhook would have refused it (413), not stored.
+func TestRecoveredPayloadIsBoundedAsTheWebhooks(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	push := recoverPush(strings.Repeat("a", 40))
+	big := push[:len(push)-1] + `,"pad":"` + strings.Repeat("x", githubhook.MaxBody) + `"}`
+	h.gh.AddHookDelivery("acme", 42, fakegithub.HookDelivery{
+		GUID: "big", Event: "push", DeliveredAt: time.Now().Add(-time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": "big", "X-GitHub-Event": "push", "Content-Type": "application/json"},
+		Payload: json.RawMessage(big),
+	})
+	rec, err := h.reconciler(t, q).Run(context.Background(), deliveries.RunOptions{})
+	if err != nil || rec.Missing != 1 || rec.Recovered != 0 || rec.Ignored != 1 {
+		t.Errorf("a %d-byte payload: %+v, %v; want it ignored as the webhook would refuse it", len(big), rec, err)
+	}
+	if _, err := q.Get(context.Background(), "big"); !errors.Is(err, deliveries.ErrNotFound) {
+		t.Errorf("the payload larger than a webhook's was stored: %v", err)
+	}
+}

@@ -259,8 +259,14 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 				continue
 			}
 			rec.Listed++
-			if rec.newest.Before(d.DeliveredAt) {
-				rec.newest = d.DeliveredAt
+			// Never past now: a time ahead (a wrong clock) would start
+			// the next reconciliations after every delivery until then.
+			at := d.DeliveredAt
+			if at.After(rec.Started) {
+				at = rec.Started
+			}
+			if rec.newest.Before(at) {
+				rec.newest = at
 			}
 			if !r.opts.Handles(d.Event, d.Action) {
 				continue

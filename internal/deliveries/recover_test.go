@@ -374,3 +374,26 @@ func TestRecoveredPayloadIsBoundedAsTheWebhooks(t *testing.T) {
 		t.Errorf("the payload larger than a webhook's was stored: %v", err)
 	}
 }
+
+// A delivery GitHub lists with a time in the future (a clock that was
+// wrong) does not move the next reconciliations' start past now: those
+// would list nothing until that time.
+func TestFutureDeliveryDoesNotStopLaterReconciliations(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	h.add("future", "push", 202, -48*60, false)
+	if err := q.Accept(context.Background(), delivery("future", "services/api/x")); err != nil {
+		t.Fatal(err)
+	}
+	r := h.reconciler(t, q)
+	if _, err := r.Run(context.Background(), deliveries.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.add("m1", "push", 0, 1, false)
+	rec, err := r.Run(context.Background(), deliveries.RunOptions{})
+	if err != nil || rec.Recovered != 1 {
+		t.Errorf("after a delivery listed 48 h ahead: %+v, %v; want m1 recovered", rec, err)
+	}
+}

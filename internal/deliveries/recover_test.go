@@ -397,3 +397,31 @@ func TestFutureDeliveryDoesNotStopLaterReconciliations(t *testing.T) {
 		t.Errorf("after a delivery listed 48 h ahead: %+v, %v; want m1 recovered", rec, err)
 	}
 }
+
+// A delivery GitHub's API gives without its request's payload is left
+// alone, logged, as one the webhook would refuse: it does not fail every
+// reconciliation, and with them the recovery of the deliveries after it,
+// until GitHub forgets it 3 days later.
+func TestDeliveryWithoutPayloadDoesNotStopRecovery(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	h.gh.AddHookDelivery("acme", 42, fakegithub.HookDelivery{
+		GUID: "bare", Event: "push", DeliveredAt: time.Now().Add(-30 * time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": "bare", "X-GitHub-Event": "push", "Content-Type": "application/json"},
+	})
+	for i := range 10 {
+		h.add(fmt.Sprintf("m%d", i), "push", 0, 20-i, false)
+	}
+	r := h.reconciler(t, q)
+	for run := range 2 {
+		rec, err := r.Run(context.Background(), deliveries.RunOptions{Since: time.Hour})
+		if err != nil || rec.Ignored != 1 || rec.Recovered != 10*(1-run) {
+			t.Errorf("reconciliation %d: %+v, %v; want the one without payload ignored, the 10 after it recovered (by the first)", run+1, rec, err)
+		}
+	}
+	if _, err := q.Get(context.Background(), "m9"); err != nil {
+		t.Errorf("the newest missing delivery was not recovered: %v", err)
+	}
+}

@@ -193,7 +193,9 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, hook, err)
 	}
 	if d.Request == nil || d.Request.RawPayload == nil {
-		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload (%w)", id, hook, trigger.ErrPermanent)
+		// This delivery's own: asking again gives the same, and failing
+		// on it would fail every reconciliation until GitHub forgets it.
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload: %w", id, hook, trigger.ErrDeliveryGone)
 	}
 	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload}, nil
 }

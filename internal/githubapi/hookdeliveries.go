@@ -134,6 +134,9 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 		return err
 	}
 	opts := &github.ListCursorOptions{PerPage: 100}
+	// The cursors given so far: one given again would go round forever,
+	// spending the token's rate limit until maxListed.
+	cursors := map[string]bool{}
 	for listed := 0; ; {
 		var list []*github.HookDelivery
 		var resp *github.Response
@@ -163,6 +166,10 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 		if listed += len(list); listed >= h.maxListed {
 			return fmt.Errorf("the deliveries of %s: more than %d listed, and GitHub gives more pages: list a shorter window", hook, h.maxListed)
 		}
+		if cursors[resp.Cursor] {
+			return fmt.Errorf("the deliveries of %s: GitHub gave a page's cursor again, so its pages go round", hook)
+		}
+		cursors[resp.Cursor] = true
 		opts.Cursor = resp.Cursor
 	}
 }

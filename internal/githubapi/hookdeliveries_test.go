@@ -241,3 +241,30 @@ func TestFindOrgHookStopsOnEndlessPages(t *testing.T) {
 		cancel()
 	}
 }
+
+// An API whose next cursor is one it gave before (the listing would go
+// round forever, spending the token's rate limit until MaxListed) stops
+// the listing with an error.
+func TestListingStopsOnARepeatedCursor(t *testing.T) {
+	var requests atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		if n > 1000 {
+			cancel() // the test's own bound: the client did not stop
+		}
+		w.Header().Set("Link", fmt.Sprintf(`<http://%s/orgs/acme/hooks/42/deliveries?cursor=c%d&per_page=100>; rel="next"`, r.Host, n%3))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `[{"id":%d,"guid":"g%d","event":"push","status_code":0,"delivered_at":%q}]`, n, n, time.Now().UTC().Format(time.RFC3339))
+	}))
+	defer srv.Close()
+	h, err := NewHooks(Config{URL: srv.URL, Token: "gh-token"}, Hook{Org: "acme", ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.List(ctx, func([]trigger.HookDelivery) bool { return true })
+	if err == nil || ctx.Err() != nil || requests.Load() > 4 {
+		t.Errorf("%d requests, %v; want an error once a cursor comes again", requests.Load(), err)
+	}
+}

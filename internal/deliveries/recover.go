@@ -259,8 +259,14 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 				continue
 			}
 			rec.Listed++
-			if rec.newest.Before(d.DeliveredAt) {
-				rec.newest = d.DeliveredAt
+			// Never past now: a time ahead (a wrong clock) would start
+			// the next reconciliations after every delivery until then.
+			at := d.DeliveredAt
+			if at.After(rec.Started) {
+				at = rec.Started
+			}
+			if rec.newest.Before(at) {
+				rec.newest = at
 			}
 			if !r.opts.Handles(d.Event, d.Action) {
 				continue
@@ -309,7 +315,7 @@ func (r *Reconciler) recover(ctx context.Context, m trigger.HookDelivery) (outco
 	log := r.log.With("delivery", m.GUID, "github_id", m.ID, "event", m.Event, "github_status", m.Status)
 	req, err := r.gh.Get(ctx, m.ID)
 	if errors.Is(err, trigger.ErrDeliveryGone) {
-		// Gone since it was listed: past GitHub's 3 days.
+		// Gone since it was listed (past GitHub's 3 days), or its payload is.
 		log.Warn("missing delivery not recovered: GitHub no longer has it", "err", err)
 		return ignored, nil
 	}

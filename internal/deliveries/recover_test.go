@@ -351,3 +351,77 @@ func TestFailedReconciliationIsRecordedAndRetried(t *testing.T) {
 		t.Errorf("after it: %+v", last)
 	}
 }
+
+// A delivery GitHub's API gives with a payload larger than the webhook
+// takes is refused as the webhook would have refused it (413), not stored.
+func TestRecoveredPayloadIsBoundedAsTheWebhooks(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	push := recoverPush(strings.Repeat("a", 40))
+	big := push[:len(push)-1] + `,"pad":"` + strings.Repeat("x", githubhook.MaxBody) + `"}`
+	h.gh.AddHookDelivery("acme", 42, fakegithub.HookDelivery{
+		GUID: "big", Event: "push", DeliveredAt: time.Now().Add(-time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": "big", "X-GitHub-Event": "push", "Content-Type": "application/json"},
+		Payload: json.RawMessage(big),
+	})
+	rec, err := h.reconciler(t, q).Run(context.Background(), deliveries.RunOptions{})
+	if err != nil || rec.Missing != 1 || rec.Recovered != 0 || rec.Ignored != 1 {
+		t.Errorf("a %d-byte payload: %+v, %v; want it ignored as the webhook would refuse it", len(big), rec, err)
+	}
+	if _, err := q.Get(context.Background(), "big"); !errors.Is(err, deliveries.ErrNotFound) {
+		t.Errorf("the payload larger than a webhook's was stored: %v", err)
+	}
+}
+
+// A delivery GitHub lists with a time in the future (a clock that was
+// wrong) does not move the next reconciliations' start past now: those
+// would list nothing until that time.
+func TestFutureDeliveryDoesNotStopLaterReconciliations(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	h.add("future", "push", 202, -48*60, false)
+	if err := q.Accept(context.Background(), delivery("future", "services/api/x")); err != nil {
+		t.Fatal(err)
+	}
+	r := h.reconciler(t, q)
+	if _, err := r.Run(context.Background(), deliveries.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.add("m1", "push", 0, 1, false)
+	rec, err := r.Run(context.Background(), deliveries.RunOptions{})
+	if err != nil || rec.Recovered != 1 {
+		t.Errorf("after a delivery listed 48 h ahead: %+v, %v; want m1 recovered", rec, err)
+	}
+}
+
+// A delivery GitHub's API gives without its request's payload is left
+// alone, logged, as one the webhook would refuse: it does not fail every
+// reconciliation, and with them the recovery of the deliveries after it,
+// until GitHub forgets it 3 days later.
+func TestDeliveryWithoutPayloadDoesNotStopRecovery(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "services/api/.*")
+	q := e.open(t, sqliteDSN(t), deliveries.Options{})
+	h := newHooked(t)
+	h.gh.AddHookDelivery("acme", 42, fakegithub.HookDelivery{
+		GUID: "bare", Event: "push", DeliveredAt: time.Now().Add(-30 * time.Minute),
+		Headers: map[string]string{"X-GitHub-Delivery": "bare", "X-GitHub-Event": "push", "Content-Type": "application/json"},
+	})
+	for i := range 10 {
+		h.add(fmt.Sprintf("m%d", i), "push", 0, 20-i, false)
+	}
+	r := h.reconciler(t, q)
+	for run := range 2 {
+		rec, err := r.Run(context.Background(), deliveries.RunOptions{Since: time.Hour})
+		if err != nil || rec.Ignored != 1 || rec.Recovered != 10*(1-run) {
+			t.Errorf("reconciliation %d: %+v, %v; want the one without payload ignored, the 10 after it recovered (by the first)", run+1, rec, err)
+		}
+	}
+	if _, err := q.Get(context.Background(), "m9"); err != nil {
+		t.Errorf("the newest missing delivery was not recovered: %v", err)
+	}
+}

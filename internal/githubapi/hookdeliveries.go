@@ -134,6 +134,9 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 		return err
 	}
 	opts := &github.ListCursorOptions{PerPage: 100}
+	// The cursors given so far: one given again would go round forever,
+	// spending the token's rate limit until maxListed.
+	cursors := map[string]bool{}
 	for listed := 0; ; {
 		var list []*github.HookDelivery
 		var resp *github.Response
@@ -163,6 +166,10 @@ func (h *Hooks) List(ctx context.Context, page func([]trigger.HookDelivery) bool
 		if listed += len(list); listed >= h.maxListed {
 			return fmt.Errorf("the deliveries of %s: more than %d listed, and GitHub gives more pages: list a shorter window", hook, h.maxListed)
 		}
+		if cursors[resp.Cursor] {
+			return fmt.Errorf("the deliveries of %s: GitHub gave a page's cursor again, so its pages go round", hook)
+		}
+		cursors[resp.Cursor] = true
 		opts.Cursor = resp.Cursor
 	}
 }
@@ -193,7 +200,9 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: %w", id, hook, err)
 	}
 	if d.Request == nil || d.Request.RawPayload == nil {
-		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload (%w)", id, hook, trigger.ErrPermanent)
+		// This delivery's own: asking again gives the same, and failing
+		// on it would fail every reconciliation until GitHub forgets it.
+		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload: %w", id, hook, trigger.ErrDeliveryGone)
 	}
 	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload}, nil
 }
@@ -225,10 +234,14 @@ func (h *Hooks) Redeliver(ctx context.Context, id int64) error {
 	return nil
 }
 
+// maxHookPages bounds the pages of an organization's webhooks read to
+// find one: an API that always names a next page is not followed forever.
+const maxHookPages = 100
+
 // FindOrgHook returns the id of org's webhook whose URL is url.
 func (c *Client) FindOrgHook(ctx context.Context, org, url string) (int64, error) {
 	opts := &github.ListOptions{PerPage: 100}
-	for {
+	for pages := 1; ; pages++ {
 		var hooks []*github.Hook
 		var resp *github.Response
 		err := c.call(ctx, true, func() (*github.Response, error) {
@@ -246,6 +259,10 @@ func (c *Client) FindOrgHook(ctx context.Context, org, url string) (int64, error
 		}
 		if resp.NextPage == 0 {
 			return 0, fmt.Errorf("organization %s has no webhook with the URL %s: pass --github-hook-id", org, url)
+		}
+		if pages >= maxHookPages || resp.NextPage <= opts.Page {
+			return 0, fmt.Errorf("list the webhooks of organization %s: GitHub gives more than %d pages, or a next page that is not further (%d after %d): pass --github-hook-id",
+				org, maxHookPages, resp.NextPage, opts.Page)
 		}
 		opts.Page = resp.NextPage
 	}

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,5 +208,63 @@ func TestListingIsBounded(t *testing.T) {
 	err = h.List(context.Background(), func([]trigger.HookDelivery) bool { pages++; return true })
 	if err == nil || !strings.Contains(err.Error(), "more than 200") || pages != 2 {
 		t.Errorf("%d pages, %v", pages, err)
+	}
+}
+
+// An API whose list of webhooks always names a next page (the same one,
+// or always a further one) is not followed forever.
+func TestFindOrgHookStopsOnEndlessPages(t *testing.T) {
+	for _, further := range []bool{false, true} {
+		var requests atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if requests.Add(1) > 1000 {
+				cancel() // the test's own bound: the client did not stop
+			}
+			next := 2
+			if further {
+				next = int(requests.Load()) + 1
+			}
+			w.Header().Set("Link", fmt.Sprintf(`<http://%s/orgs/acme/hooks?page=%d&per_page=100>; rel="next"`, r.Host, next))
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`[]`))
+		}))
+		c, err := New(Config{URL: srv.URL, Token: "gh-token"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.FindOrgHook(ctx, "acme", "https://monohook.example/webhook")
+		if err == nil || ctx.Err() != nil || requests.Load() > 100 {
+			t.Errorf("next page further each time %v: %d requests, %v; want an error within 100 pages", further, requests.Load(), err)
+		}
+		srv.Close()
+		cancel()
+	}
+}
+
+// An API whose next cursor is one it gave before (the listing would go
+// round forever, spending the token's rate limit until MaxListed) stops
+// the listing with an error.
+func TestListingStopsOnARepeatedCursor(t *testing.T) {
+	var requests atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := requests.Add(1)
+		if n > 1000 {
+			cancel() // the test's own bound: the client did not stop
+		}
+		w.Header().Set("Link", fmt.Sprintf(`<http://%s/orgs/acme/hooks/42/deliveries?cursor=c%d&per_page=100>; rel="next"`, r.Host, n%3))
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `[{"id":%d,"guid":"g%d","event":"push","status_code":0,"delivered_at":%q}]`, n, n, time.Now().UTC().Format(time.RFC3339))
+	}))
+	defer srv.Close()
+	h, err := NewHooks(Config{URL: srv.URL, Token: "gh-token"}, Hook{Org: "acme", ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.List(ctx, func([]trigger.HookDelivery) bool { return true })
+	if err == nil || ctx.Err() != nil || requests.Load() > 4 {
+		t.Errorf("%d requests, %v; want an error once a cursor comes again", requests.Load(), err)
 	}
 }

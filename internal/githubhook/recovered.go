@@ -51,6 +51,11 @@ func Recovered(guid string, req trigger.HookRequest, received time.Time) (d trig
 	if err != nil {
 		return d, "", fmt.Errorf("delivery %s: %w", guid, err)
 	}
+	if len(payload) > MaxBody {
+		// The webhook answers such a body 413; stored, it would not even
+		// be read back (the queue's MaxPayload).
+		return d, "", fmt.Errorf("delivery %s: payload of %d bytes, larger than the webhook takes (%d)", guid, len(payload), MaxBody)
+	}
 	push, err := ParseEvent(event, payload)
 	if err != nil {
 		return d, "", fmt.Errorf("delivery %s: malformed %s: %w", guid, event, err)

@@ -7,7 +7,7 @@ import (
 )
 
 // ErrDeliveryGone is GitHub answering that it no longer has a delivery
-// (past the days it keeps them).
+// (past the days it keeps them), or has it without its request's payload.
 var ErrDeliveryGone = errors.New("GitHub no longer has this delivery")
 
 // HookDelivery is one delivery of the webhook as GitHub lists it. A

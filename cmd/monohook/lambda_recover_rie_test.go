@@ -29,7 +29,8 @@ func TestLambdaRecoverUnderEmulator(t *testing.T) {
 		{"healed", "push", 0, 20 * time.Minute},
 		{"healed", "push", 202, 19 * time.Minute}, // redelivered since, and delivered
 		{"ping", "ping", 0, 10 * time.Minute},
-		{"too-old", "push", 0, 25 * time.Hour}, // before the window
+		{"refused", "push", 413, 35 * time.Minute}, // the webhook refused its content: the same bytes would be refused again
+		{"too-old", "push", 0, 25 * time.Hour},     // before the window
 	}
 	for i, e := range entries {
 		g.AddHookDelivery("acme", 42, fakegithub.HookDelivery{ID: int64(i + 1), GUID: e.guid, Event: e.event, StatusCode: e.code, DeliveredAt: now.Add(-e.ago),
@@ -41,20 +42,38 @@ func TestLambdaRecoverUnderEmulator(t *testing.T) {
 	})
 	scheduled := map[string]any{"version": "0", "id": "e1", "detail-type": "Scheduled Event", "source": "aws.events",
 		"time": now.UTC().Format(time.RFC3339), "resources": []string{"arn:aws:events:us-east-1:1:rule/recover"}, "detail": map[string]any{}}
-	var out struct {
+	type answer struct {
 		Listed      int      `json:"listed"`
 		Failed      int      `json:"failed"`
 		Redelivered []string `json:"redelivered"`
+		Refused     int      `json:"refused"`
+		Errors      int      `json:"errors"`
 	}
+	var out answer
 	body := invoke(scheduled)
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatalf("answer %s: %v", body, err)
 	}
-	if !slices.Equal(out.Redelivered, []string{"down-1", "down-2"}) || out.Listed != 7 {
-		t.Errorf("answer %+v, want down-1 and down-2 redelivered of 7 listed", out)
+	if !slices.Equal(out.Redelivered, []string{"down-1", "down-2"}) || out.Listed != 8 || out.Refused != 1 {
+		t.Errorf("answer %+v, want down-1 and down-2 redelivered of 8 listed, refused left alone", out)
 	}
 	if got := g.Redelivered(); !slices.Equal(got, []int64{2, 4}) {
 		t.Errorf("redelivery asked for ids %v, want 2 (down-1) and 4 (down-2's newest attempt)", got)
+	}
+
+	// GitHub cannot redeliver down-1 now: down-2 is still asked for, and
+	// the next invocation asks for down-1 again.
+	g.FailRedelivery(2)
+	body = invoke(scheduled)
+	var again answer
+	if err := json.Unmarshal(body, &again); err != nil {
+		t.Fatalf("answer %s: %v", body, err)
+	}
+	if !slices.Equal(again.Redelivered, []string{"down-2"}) || again.Errors != 1 {
+		t.Errorf("with down-1's redelivery failing: %+v, want down-2 redelivered and one error", again)
+	}
+	if got := g.Redelivered(); !slices.Equal(got, []int64{2, 4, 4}) {
+		t.Errorf("redelivery asked for ids %v, want down-2's again after down-1 failed", got)
 	}
 	if len(g.Fetched()) != 0 {
 		t.Errorf("the recover role fetched deliveries %v: it only asks GitHub to send them again", g.Fetched())

@@ -52,6 +52,7 @@ type GitHub struct {
 	hookDeliveries map[string][]HookDelivery
 	lastDeliveryID int64
 	redelivered    []int64
+	failRedelivery map[int64]bool
 	fetched        []int64
 	onGet          func(guid string)
 	checkRuns      []CheckRun

@@ -269,6 +269,17 @@ func (g *GitHub) Fetched() []int64 {
 	return append([]int64(nil), g.fetched...)
 }
 
+// FailRedelivery makes every request to redeliver the attempt id answer
+// 502, as GitHub does when it cannot queue one.
+func (g *GitHub) FailRedelivery(id int64) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.failRedelivery == nil {
+		g.failRedelivery = map[int64]bool{}
+	}
+	g.failRedelivery[id] = true
+}
+
 func (g *GitHub) redeliver(w http.ResponseWriter, key, id string) {
 	d, ok := g.find(key, id)
 	if !ok {
@@ -276,6 +287,11 @@ func (g *GitHub) redeliver(w http.ResponseWriter, key, id string) {
 		return
 	}
 	g.mu.Lock()
+	if g.failRedelivery[d.ID] {
+		g.mu.Unlock()
+		apiError(w, http.StatusBadGateway, "Server Error")
+		return
+	}
 	g.redelivered = append(g.redelivered, d.ID)
 	g.mu.Unlock()
 	writeJSON(w, http.StatusAccepted, map[string]any{})

@@ -33,6 +33,27 @@ type Redelivered struct {
 	Failed      int      `json:"failed"`
 	Redelivered []string `json:"redelivered"`
 	Left        int      `json:"left,omitempty"` // past MaxRedeliveries: for the next invocation
+	// Refused counts the failed deliveries left alone because the webhook
+	// refused their content (see refusedForGood); Errors the redeliveries
+	// GitHub could not be asked for this time (the next invocation asks
+	// again, as they are still failed).
+	Refused int `json:"refused,omitempty"`
+	Errors  int `json:"errors,omitempty"`
+}
+
+// refusedForGood reports whether the webhook's answer to a delivery
+// refused its content: a malformed payload (400), one too large (413), of
+// a content type it does not read (415) or that it could not use (422).
+// The same bytes get the same answer, so redelivering them every run of
+// the window would only repeat it. A refused signature (401, 403), a
+// missing route (404) or a server error may succeed once the
+// configuration or the service is mended, and are redelivered.
+func refusedForGood(d trigger.HookDelivery) bool {
+	switch d.StatusCode {
+	case 400, 413, 415, 422:
+		return true
+	}
+	return false
 }
 
 // Handle takes the schedule's event (its content is not needed).
@@ -49,17 +70,25 @@ func (r *Redeliver) Handle(ctx context.Context, _ json.RawMessage) (Redelivered,
 			r.Log.Warn("more failed deliveries than one invocation redelivers; the next invocation asks for the rest", "left", out.Left)
 			break
 		}
+		if refusedForGood(d) {
+			out.Refused++
+			r.Log.Info("not redelivered: the webhook refused its content", "delivery", d.GUID, "github_id", d.ID, "status_code", d.StatusCode)
+			continue
+		}
 		if err := r.GitHub.Redeliver(ctx, d.ID); err != nil {
-			if errors.Is(err, trigger.ErrPermanent) {
-				r.Log.Warn("redelivery refused", "delivery", d.GUID, "github_id", d.ID, "err", err)
-				continue
+			if ctx.Err() != nil {
+				return out, fmt.Errorf("redeliver %s: %w", d.GUID, err)
 			}
-			return out, fmt.Errorf("redeliver %s: %w", d.GUID, err)
+			// One delivery GitHub will not redeliver now must not keep the
+			// others of the window from being asked for.
+			out.Errors++
+			r.Log.Warn("redelivery not asked for; the next invocation asks again", "delivery", d.GUID, "github_id", d.ID, "permanent", errors.Is(err, trigger.ErrPermanent), "err", err)
+			continue
 		}
 		r.Log.Info("redelivery asked for", "delivery", d.GUID, "github_id", d.ID, "event", d.Event, "delivered_at", d.DeliveredAt, "github_status", d.Status)
 		out.Redelivered = append(out.Redelivered, d.GUID)
 	}
-	r.Log.Info("recover done", "listed", out.Listed, "failed", out.Failed, "redelivered", len(out.Redelivered))
+	r.Log.Info("recover done", "listed", out.Listed, "failed", out.Failed, "redelivered", len(out.Redelivered), "refused", out.Refused, "errors", out.Errors)
 	return out, nil
 }
 

@@ -291,7 +291,7 @@ func TestRecoverMisconfigured(t *testing.T) {
 	}{
 		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme"}, "--github-hook-id, or --public-url"},
 		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--github-app-hook"}, "name two webhooks"},
-		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--github-hook-id", "1", "--recover-every", "0s"}, "--recover-every must be positive"},
+		{[]string{"serve", "--dry-run", "--listen", "127.0.0.1:0", "--github-org", "acme", "--github-hook-id", "1", "--recover-every", "1ns"}, "--recover-every 1ns: must be at least 1s"},
 		{[]string{"deliveries", "recover"}, "--github-org"},
 	} {
 		_, errOut, code := run(t, env, c.args...)

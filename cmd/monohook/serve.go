@@ -292,8 +292,9 @@ func (s *server) openQueue(ctx context.Context) error {
 // openRecover prepares the reconciliation with GitHub's deliveries, when
 // a webhook and credentials are configured; run starts it.
 func (s *server) openRecover(context.Context) error {
-	if s.c.recoverEvery <= 0 {
-		return errors.New("--recover-every must be positive")
+	if s.c.recoverEvery < time.Second {
+		// Each reconciliation lists at least one page of GitHub's API.
+		return fmt.Errorf("--recover-every %s: must be at least 1s", s.c.recoverEvery)
 	}
 	var err error
 	s.reconciler, s.hook, s.recoverOff, err = s.c.recover.reconciler(&s.c.targets, s.queue, s.metrics, s.log)

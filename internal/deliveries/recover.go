@@ -314,6 +314,9 @@ func (r *Reconciler) missing(ctx context.Context, rec *Reconciliation, ro RunOpt
 func (r *Reconciler) recover(ctx context.Context, m trigger.HookDelivery) (outcomeOfMissing, error) {
 	log := r.log.With("delivery", m.GUID, "github_id", m.ID, "event", m.Event, "github_status", m.Status)
 	req, err := r.gh.Get(ctx, m.ID)
+	if req.Done != nil {
+		defer req.Done()
+	}
 	if errors.Is(err, trigger.ErrDeliveryGone) {
 		// Gone since it was listed (past GitHub's 3 days), or its payload is.
 		log.Warn("missing delivery not recovered: GitHub no longer has it", "err", err)
@@ -360,6 +363,11 @@ func (r *Reconciler) accept(ctx context.Context, d trigger.Delivery) error {
 			return ctx.Err()
 		}
 	}
+	// Accepted is stored, and will be started: it is marked even when the
+	// reconciliation is ending (another fetch failed, shutdown), so that
+	// what was recovered says so.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
 	_, err := r.q.db.sql.ExecContext(ctx, r.q.db.q(`UPDATE monohook_delivery SET recovered_at = ? WHERE id = ?`), time.Now().UnixMilli(), d.ID)
 	if err != nil {
 		return fmt.Errorf("mark %s recovered: %w", d.ID, err)

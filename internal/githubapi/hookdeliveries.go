@@ -22,6 +22,57 @@ import (
 // re-serializes (escapes can make it longer).
 const MaxDeliveryAnswer = 64 << 20
 
+// smallAnswer is how much of one answer any number of calls may read at
+// once. Past it a call reads on only while it holds the process's one
+// large-answer turn, until its caller is done with the payload
+// (HookRequest.Done): the fetchers of a reconciliation run several at
+// once for GitHub's latency, and without the turn each could hold a
+// payload of tens of MiB (and its copies) at the same moment.
+const smallAnswer = 1 << 20
+
+// largeTurn is the one large-answer turn of the process.
+var largeTurn = make(chan struct{}, 1)
+
+// A turn is one call's hold on largeTurn, taken by its answer's reader
+// and given back by done (once; later calls do nothing).
+type turn struct {
+	mu   sync.Mutex
+	held bool
+}
+
+func (t *turn) take(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held {
+		return nil
+	}
+	select {
+	case largeTurn <- struct{}{}:
+		t.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *turn) done() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.held {
+		t.held = false
+		<-largeTurn
+	}
+}
+
+type turnKey struct{}
+
+// withTurn gives the call made with ctx a turn its caller ends; without
+// one, an answer's reader gives its turn back when the answer is closed.
+func withTurn(ctx context.Context) (context.Context, *turn) {
+	t := &turn{}
+	return context.WithValue(ctx, turnKey{}, t), t
+}
+
 // MaxListed bounds the deliveries one listing reads: an organization
 // with 10,000 deliveries a day has 30,000 in GitHub's 3 days. A listing
 // that goes on past it (an API that never stops giving pages) fails.
@@ -182,6 +233,13 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 	}
 	var d *github.HookDelivery
 	gone := false
+	ctx, t := withTurn(ctx)
+	keep := false
+	defer func() {
+		if !keep {
+			t.done()
+		}
+	}()
 	err = h.c.call(ctx, true, func() (*github.Response, error) {
 		var resp *github.Response
 		var err error
@@ -204,7 +262,8 @@ func (h *Hooks) Get(ctx context.Context, id int64) (trigger.HookRequest, error) 
 		// on it would fail every reconciliation until GitHub forgets it.
 		return trigger.HookRequest{}, fmt.Errorf("delivery %d of %s: GitHub's answer holds no request payload: %w", id, hook, trigger.ErrDeliveryGone)
 	}
-	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload}, nil
+	keep = true
+	return trigger.HookRequest{Headers: d.Request.Headers, Payload: *d.Request.RawPayload, Done: t.done}, nil
 }
 
 // Redeliver asks GitHub to deliver id again (POST …/attempts). It is not
@@ -286,13 +345,23 @@ func (t capTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp.Body = &cappedBody{rc: resp.Body, left: t.max + 1} // one more: an answer of exactly the cap reads to its end
+	b := &cappedBody{rc: resp.Body, left: t.max + 1, ctx: r.Context()} // one more: an answer of exactly the cap reads to its end
+	if tr, ok := r.Context().Value(turnKey{}).(*turn); ok {
+		b.turn = tr
+	} else {
+		b.turn, b.own = &turn{}, true
+	}
+	resp.Body = b
 	return resp, nil
 }
 
 type cappedBody struct {
 	rc   io.ReadCloser
 	left int64
+	read int64
+	ctx  context.Context //nolint:containedctx // the request's, for waiting on the large-answer turn while it is read
+	turn *turn
+	own  bool // the turn is the body's: given back on Close
 }
 
 // errAnswerTooLarge is an answer past the cap.
@@ -302,12 +371,23 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	if b.left <= 0 {
 		return 0, errAnswerTooLarge
 	}
+	if b.read >= smallAnswer {
+		if err := b.turn.take(b.ctx); err != nil {
+			return 0, err
+		}
+	}
 	if int64(len(p)) > b.left {
 		p = p[:b.left]
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	b.read += int64(n)
 	return n, err
 }
 
-func (b *cappedBody) Close() error { return b.rc.Close() }
+func (b *cappedBody) Close() error {
+	if b.own {
+		b.turn.done()
+	}
+	return b.rc.Close()
+}

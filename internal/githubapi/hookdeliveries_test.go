@@ -268,3 +268,43 @@ func TestListingStopsOnARepeatedCursor(t *testing.T) {
 		t.Errorf("%d requests, %v; want an error once a cursor comes again", requests.Load(), err)
 	}
 }
+
+// TestOneLargeAnswerAtATime: a fetched payload past smallAnswer holds the
+// process's one large-answer turn until its caller is done with it; a
+// second large one waits for it, small ones do not.
+func TestOneLargeAnswerAtATime(t *testing.T) {
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	big := json.RawMessage(`{"ref":"refs/heads/main","pad":"` + strings.Repeat("x", 2*smallAnswer) + `"}`)
+	for i, p := range []json.RawMessage{big, big, json.RawMessage(`{"ref":"refs/heads/main"}`)} {
+		guid := fmt.Sprintf("g%d", i+1)
+		g.AddHookDelivery("acme", 42, fakegithub.HookDelivery{ID: int64(i + 1), GUID: guid, Event: "push", DeliveredAt: time.Now(),
+			Headers: map[string]string{"X-GitHub-Delivery": guid, "X-GitHub-Event": "push"}, Payload: p})
+	}
+	h, err := NewHooks(Config{URL: g.URL, Token: "gh-token"}, Hook{Org: "acme", ID: 42})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	first, err := h.Get(ctx, 1)
+	if err != nil || len(first.Payload) != len(big) || first.Done == nil {
+		t.Fatalf("first large: %d bytes, %v", len(first.Payload), err)
+	}
+	if small, err := h.Get(ctx, 3); err != nil || len(small.Payload) == 0 {
+		t.Errorf("a small one while the large one is held: %v", err)
+	}
+	// The second large one cannot be read while the first is held: its
+	// call ends at its deadline, whenever that is.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, err := h.Get(short, 2); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second large one while the first is held: %v, want it to wait (here, to its deadline)", err)
+	}
+	first.Done()
+	first.Done() // a second call gives back nothing more
+	second, err := h.Get(ctx, 2)
+	if err != nil || len(second.Payload) != len(big) {
+		t.Fatalf("the second large one once the first is done: %v", err)
+	}
+	second.Done()
+}

@@ -32,6 +32,10 @@ func (d HookDelivery) Failed() bool { return d.StatusCode < 200 || d.StatusCode 
 type HookRequest struct {
 	Headers map[string]string
 	Payload []byte
+	// Done, when set, is called once the payload is no longer held (it
+	// was stored or left alone): a large payload holds the fetching
+	// client's one large-answer turn until then.
+	Done func()
 }
 
 // HookDeliveries is GitHub's record of the webhook's deliveries.

@@ -167,12 +167,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	switch event {
-	case "ping":
+	switch {
+	case event == "ping":
 		reply(http.StatusOK, answer{Status: "ok", Event: event, Message: "pong"}, "ping received")
 		return
-	case "push", "pull_request", "merge_group":
-	case "check_run", "check_suite":
+	case Evaluated(event):
+	case event == "check_run" || event == "check_suite":
 		code, a, msg, attrs := h.rerequest(r.Context(), event, delivery, payload)
 		reply(code, a, msg, attrs...)
 		return
@@ -186,12 +186,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed "+event, "err", err)
 		return
 	}
-	if event == "pull_request" && !PullRequestActs(push.Action) {
-		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "pull_request action " + push.Action + " starts nothing"}, "event ignored", "action", push.Action)
-		return
-	}
-	if event == "merge_group" && push.Action != "checks_requested" {
-		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: "merge_group action " + push.Action + " starts nothing"}, "event ignored", "action", push.Action)
+	if why := startsNothing(event, push); why != "" {
+		reply(http.StatusOK, answer{Status: "ignored", Event: event, Message: why}, "event ignored", "action", push.Action)
 		return
 	}
 	if delivery == "" {

@@ -98,6 +98,29 @@ func PullRequestActs(action string) bool {
 	return false
 }
 
+// Evaluated reports whether monohook stores and evaluates deliveries of
+// event (others are answered, and re-run requests replay what is stored).
+func Evaluated(event string) bool {
+	switch event {
+	case "push", "pull_request", "merge_group":
+		return true
+	}
+	return false
+}
+
+// startsNothing says why a parsed delivery of an evaluated event starts
+// nothing, or "" when it is evaluated: the one decision of the webhook
+// and of recovered deliveries.
+func startsNothing(event string, push *trigger.Push) string {
+	switch {
+	case event == "pull_request" && !PullRequestActs(push.Action):
+		return "pull_request action " + push.Action + " starts nothing"
+	case event == "merge_group" && push.Action != "checks_requested":
+		return "merge_group action " + push.Action + " starts nothing"
+	}
+	return ""
+}
+
 // ParseEvent parses the payload of an event monohook stores.
 func ParseEvent(event string, payload []byte) (*trigger.Push, error) {
 	switch event {

@@ -21,6 +21,8 @@ func Handles(event, action string) bool {
 		return true
 	case "pull_request":
 		return action == "closed" || PullRequestActs(action)
+	case "merge_group":
+		return action == "checks_requested"
 	}
 	return false
 }
@@ -44,8 +46,8 @@ func Recovered(guid string, req trigger.HookRequest, received time.Time) (d trig
 	if event == "" {
 		return d, "", fmt.Errorf("delivery %s: its request has no X-GitHub-Event header", guid)
 	}
-	if event != "push" && event != "pull_request" {
-		return d, "monohook acts on push and pull_request events only", nil
+	if !Evaluated(event) {
+		return d, "monohook evaluates push, pull_request and merge_group events only", nil
 	}
 	payload, err := recoveredPayload(header(req.Headers, "Content-Type"), req.Payload)
 	if err != nil {
@@ -60,8 +62,8 @@ func Recovered(guid string, req trigger.HookRequest, received time.Time) (d trig
 	if err != nil {
 		return d, "", fmt.Errorf("delivery %s: malformed %s: %w", guid, event, err)
 	}
-	if event == "pull_request" && !PullRequestActs(push.Action) {
-		return d, "pull_request action " + push.Action + " starts nothing", nil
+	if why := startsNothing(event, push); why != "" {
+		return d, why, nil
 	}
 	push.DeliveryID = guid
 	return trigger.Delivery{ID: guid, Event: event, Received: received, Payload: payload, Push: push}, "", nil

@@ -31,10 +31,12 @@ func TestRecoveredIsParsedAsTheWebhookWould(t *testing.T) {
 		{"another delivery's request", "g4", trigger.HookRequest{Headers: headers("push", "other", "application/json"), Payload: []byte(recoveredPush)}, "", "names the delivery"},
 		{"control character in the id", "g\x1b5", trigger.HookRequest{Headers: headers("push", "", "application/json"), Payload: []byte(recoveredPush)}, "", "printable"},
 		{"no event", "g6", trigger.HookRequest{Headers: map[string]string{}, Payload: []byte(recoveredPush)}, "", "X-GitHub-Event"},
-		{"other event", "g7", trigger.HookRequest{Headers: headers("issues", "g7", "application/json"), Payload: []byte(`{}`)}, "push and pull_request", ""},
+		{"other event", "g7", trigger.HookRequest{Headers: headers("issues", "g7", "application/json"), Payload: []byte(`{}`)}, "push, pull_request and merge_group", ""},
 		{"malformed", "g8", trigger.HookRequest{Headers: headers("push", "g8", "application/json"), Payload: []byte(`{"ref":`)}, "", "malformed push"},
 		{"closed, not merged", "g9", trigger.HookRequest{Headers: headers("pull_request", "g9", "application/json"),
 			Payload: []byte(`{"action":"closed","number":1,"pull_request":{"merged":false,"base":{"ref":"main"},"head":{"sha":"abc"}},"repository":{"name":"r","full_name":"o/r"}}`)}, "starts nothing", ""},
+		{"merge group destroyed", "g10", trigger.HookRequest{Headers: headers("merge_group", "g10", "application/json"),
+			Payload: []byte(`{"action":"destroyed","merge_group":{"head_sha":"` + strings.Repeat("b", 40) + `","base_sha":"` + strings.Repeat("a", 40) + `","base_ref":"refs/heads/main","head_ref":"refs/heads/gh-readonly-queue/main/pr-1"},"repository":{"name":"r","full_name":"o/r"}}`)}, "starts nothing", ""},
 	} {
 		d, ignored, err := Recovered(c.guid, c.req, at)
 		switch {
@@ -53,13 +55,20 @@ func TestRecoveredIsParsedAsTheWebhookWould(t *testing.T) {
 			}
 		}
 	}
+	// A merge group the queue asks checks of is recovered as the webhook
+	// takes it: evaluated on base...head.
+	mg := `{"action":"checks_requested","merge_group":{"head_sha":"` + strings.Repeat("b", 40) + `","base_sha":"` + strings.Repeat("a", 40) + `","base_ref":"refs/heads/main","head_ref":"refs/heads/gh-readonly-queue/main/pr-1"},"repository":{"name":"r","full_name":"o/r"}}`
+	d, ignored, err := Recovered("g11", trigger.HookRequest{Headers: headers("merge_group", "g11", "application/json"), Payload: []byte(mg)}, at)
+	if err != nil || ignored != "" || d.Event != "merge_group" || d.Push == nil || d.Push.After != strings.Repeat("b", 40) {
+		t.Errorf("merge group: %+v ignored %q err %v", d, ignored, err)
+	}
 }
 
 func TestHandles(t *testing.T) {
 	for _, c := range []struct {
 		event, action string
 		want          bool
-	}{{"push", "", true}, {"pull_request", "opened", true}, {"pull_request", "closed", true}, {"pull_request", "labeled", false}, {"ping", "", false}, {"issues", "opened", false}} {
+	}{{"push", "", true}, {"pull_request", "opened", true}, {"pull_request", "closed", true}, {"pull_request", "labeled", false}, {"merge_group", "checks_requested", true}, {"merge_group", "destroyed", false}, {"ping", "", false}, {"issues", "opened", false}} {
 		if got := Handles(c.event, c.action); got != c.want {
 			t.Errorf("Handles(%q, %q) = %v", c.event, c.action, got)
 		}

@@ -68,6 +68,23 @@ type Start struct {
 	CheckID int64 `json:"check_id,omitempty"`
 }
 
+// Ran is how long s's execution took, or has run by now while it runs
+// (running); ok is false when it has no duration of its own: not started,
+// or an answer that was its own result (an http target's 2xx). A start's
+// time is its row's update when it started (a result leaves it alone).
+func (s Start) Ran(now time.Time) (d time.Duration, running, ok bool) {
+	switch {
+	case s.Status != "started":
+		return 0, false, false
+	case s.Finished == nil && s.Result != "":
+		return 0, false, false
+	case s.Finished == nil:
+		return now.Sub(s.Updated), true, true
+	}
+	d = s.Finished.Sub(s.Updated)
+	return d, false, d > 0
+}
+
 // List returns the newest deliveries first, at most limit.
 func (q *Queue) List(ctx context.Context, limit int) ([]Delivery, error) {
 	rows, err := q.db.read.QueryContext(ctx, q.db.q(`SELECT id, event, received_at, repo, ref, sha, paths, status, duplicates, round, recovered_at
@@ -140,8 +157,8 @@ func (q *Queue) Get(ctx context.Context, id string) (Delivery, error) {
 		if finished != 0 {
 			t := time.UnixMilli(finished)
 			s.Finished = &t
-			if s.Status == "started" {
-				s.Duration = t.Sub(s.Updated).Seconds()
+			if d, running, ok := s.Ran(t); ok && !running {
+				s.Duration = d.Seconds()
 			}
 		}
 		d.Starts = append(d.Starts, s)

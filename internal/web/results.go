@@ -58,20 +58,10 @@ type span struct {
 	Known bool
 }
 
-// spanOf is s's execution time: from its start (the row's update when it
-// started) to its result, or to now while it runs.
+// spanOf is s's execution time (deliveries.Start.Ran).
 func spanOf(s deliveries.Start, now time.Time) span {
-	if s.Status != "started" {
-		return span{}
-	}
-	if s.Finished == nil {
-		if s.Result != "" {
-			return span{}
-		}
-		return span{D: now.Sub(s.Updated), Running: true, Known: true}
-	}
-	d := s.Finished.Sub(s.Updated)
-	return span{D: d, Known: d > 0}
+	d, running, ok := s.Ran(now)
+	return span{D: d, Running: running, Known: ok}
 }
 
 // String is the span in words: "3 min 20 s", "running for 12 s", "—".

@@ -172,6 +172,9 @@ func TestRerunOfOneCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitStarts(t, q, "d1", 2)
+		// GitHub sends a re-run request for a check it shows: the first
+		// round's checks are posted first.
+		waitFor(t, func() bool { return creates(g)["monohook/api"] == 1 && creates(g)["monohook/web"] == 1 })
 		req := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", HeadSHA: "0123456789abcdef"}
 		if n, err := q.Rerun(ctx, "request-1", req); err != nil || n != 1 {
 			t.Fatalf("re-run: %d %v", n, err)

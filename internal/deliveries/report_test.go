@@ -308,3 +308,44 @@ func TestReplicasReportOnceOnPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+// A start whose result is unknown (monohook cannot follow it: access
+// denied) never passes its required check: neutral and a status of
+// success both let a pull request merge whose pipeline may have failed.
+func TestAnUnknownResultNeverPassesItsCheck(t *testing.T) {
+	for _, statuses := range []bool{false, true} {
+		t.Run(fmt.Sprint("statuses=", statuses), func(t *testing.T) {
+			e := newEnv(t)
+			e.rule(t, "denied", "denied/.*")
+			e.fake.FailNextGets("denied", "AccessDeniedException")
+			g := fakegithub.New("gh-token")
+			defer g.Close()
+			q := e.open(t, sqliteDSN(t), e.follow(t, deliveries.Options{Report: reportingTo(t, g, statuses)}))
+			if err := q.Accept(context.Background(), delivery("d1", "denied/x")); err != nil {
+				t.Fatal(err)
+			}
+			if s := startOf(t, q, "d1", "denied"); s.Result != deliveries.ResultUnknown {
+				t.Fatalf("start %+v", s)
+			}
+			if !statuses {
+				r := waitRun(t, g, "monohook/denied", func(r fakegithub.CheckRun) bool { return r.Status == "completed" })
+				if r.Conclusion != "failure" || !strings.Contains(r.Title, "result unknown") || !strings.Contains(r.Summary, "AccessDeniedException") {
+					t.Errorf("check run %+v", r)
+				}
+				return
+			}
+			var last fakegithub.Status
+			waitFor(t, func() bool {
+				for _, s := range g.Statuses() {
+					if s.Context == "monohook/denied" {
+						last = s
+					}
+				}
+				return last.State != "" && last.State != "pending"
+			})
+			if last.State != "failure" || !strings.Contains(last.Description, "result unknown") {
+				t.Errorf("status %+v", last)
+			}
+		})
+	}
+}

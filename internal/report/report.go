@@ -112,6 +112,9 @@ func check(in Input, name string, ds []trigger.Decision) Check {
 	case st.Result != "":
 		c.Status, c.Conclusion = Completed, conclusion(st.Result)
 		c.Title = d.Pipeline + ": " + strings.ReplaceAll(st.Result, "_", " ")
+		if c.Conclusion != st.Result {
+			c.Title = d.Pipeline + ": result unknown"
+		}
 		return withSummary(c, in, why, executionLine(st)+"\n\n"+bounded(st.ResultDetail, 2000))
 	default:
 		c.Status, c.Title = InProgress, d.Pipeline+" is running"
@@ -131,14 +134,16 @@ func executionLine(st Start) string {
 	return "Execution: `" + bounded(st.ExecutionID, 200) + "`"
 }
 
-// conclusion is a result as GitHub's conclusions name it; a value this
-// version does not know reads as neutral rather than fail the update.
+// conclusion is a result as GitHub's conclusions name it. Any other
+// (unknown: monohook could not follow the execution; a value this version
+// does not know) is a failure: neutral would pass a required check whose
+// pipeline may well have failed.
 func conclusion(result string) string {
 	switch result {
 	case trigger.Success, trigger.Failure, trigger.Cancelled, trigger.TimedOut:
 		return result
 	}
-	return Neutral
+	return trigger.Failure
 }
 
 // ExternalID names a check's delivery, round and pipeline, as its

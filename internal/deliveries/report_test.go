@@ -172,7 +172,14 @@ func TestRerunOfOneCheck(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitStarts(t, q, "d1", 2)
-		req := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", HeadSHA: "0123456789abcdef"}
+		// The same commit in another repository (a copy of the repository,
+		// its commits pushed there too): a check run there whose
+		// external id names d1 re-runs nothing of d1's.
+		forged := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", RepoName: "copy", HeadSHA: "0123456789abcdef"}
+		if n, err := q.Rerun(ctx, "request-0", forged); err != nil || n != 0 {
+			t.Fatalf("re-run from another repository: %d %v, want nothing replayed", n, err)
+		}
+		req := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", RepoName: "repo", HeadSHA: "0123456789abcdef"}
 		if n, err := q.Rerun(ctx, "request-1", req); err != nil || n != 1 {
 			t.Fatalf("re-run: %d %v", n, err)
 		}

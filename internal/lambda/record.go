@@ -60,7 +60,14 @@ func pipelineKey(pipeline, id string) (string, error) {
 	if !trigger.ValidPipelineName(pipeline) || !safeID.MatchString(id) {
 		return "", fmt.Errorf("pipeline %q, execution %q: not names CodePipeline gives", short(pipeline), short(id))
 	}
-	return ExecutionPrefix + "codepipeline/" + pipeline + "/" + id + ".json", nil
+	seg := pipeline
+	if strings.Trim(pipeline, ".") == "" {
+		// '.' and '..' are valid pipeline names, but a dot segment names
+		// another key wherever paths are cleaned ('~' is in no pipeline's
+		// name, so this names no other pipeline's records).
+		seg = "~" + pipeline
+	}
+	return ExecutionPrefix + "codepipeline/" + seg + "/" + id + ".json", nil
 }
 
 // buildKey is the record key of a build (id: PROJECT:UUID).

@@ -356,3 +356,43 @@ func TestAnUnknownResultNeverPassesItsCheck(t *testing.T) {
 		})
 	}
 }
+
+// A commit status has no round: the one posted last is the one GitHub
+// shows. An earlier round's execution ending after a replay's (which
+// failed) never shows its success over the replay's failure.
+func TestAnEarlierRoundNeverCoversTheLatestStatus(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "src/api/.*")
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, true)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/api/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d1", 1)
+	if _, err := q.Replay(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d1", 2)
+	last := func() fakegithub.Status {
+		var s fakegithub.Status
+		for _, st := range g.Statuses() {
+			if st.Context == "monohook/api" {
+				s = st
+			}
+		}
+		return s
+	}
+	if err := deliveries.SetResult(ctx, q, "d1", 1, "api", trigger.Failure, "stage Build failed", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return last().State == "failure" })
+	if err := deliveries.SetResult(ctx, q, "d1", 0, "api", trigger.Success, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return deliveries.ReportsPending(ctx, q) == 0 })
+	if s := last(); s.State != "failure" {
+		t.Errorf("monohook/api shows %+v: round 0's success covered the replay's failure", s)
+	}
+}

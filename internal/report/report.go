@@ -83,22 +83,46 @@ func Checks(in Input) []Check {
 	return out
 }
 
+// check is the check name of the decisions ds. Of the pipelines it
+// reports that were selected, it shows the one furthest from passing (see
+// rank): a check two pipelines share passes only when both did.
 func check(in Input, name string, ds []trigger.Decision) Check {
-	d := ds[0]
-	for _, x := range ds {
-		if x.Matched && slices.Contains(in.Result.Start, x.Pipeline) {
-			d = x
-			break
+	var shown *Check
+	for _, d := range ds {
+		if d.Matched && slices.Contains(in.Result.Start, d.Pipeline) {
+			if c := selected(in, name, d); shown == nil || rank(c) > rank(*shown) {
+				shown = &c
+			}
 		}
 	}
+	if shown != nil {
+		return *shown
+	}
+	d := ds[0]
 	c := Check{Name: name, Pipeline: d.Pipeline, ExternalID: ExternalID(in.Event.DeliveryID, in.Round, d.Pipeline)}
 	why := decisionText(in, d)
-	if !d.Matched || !slices.Contains(in.Result.Start, d.Pipeline) {
-		c.Status, c.Conclusion = Completed, Skipped
-		c.Title = "Not selected: " + firstLine(why)
-		c.Summary = summary(in, why, "")
-		return c
+	c.Status, c.Conclusion = Completed, Skipped
+	c.Title = "Not selected: " + firstLine(why)
+	c.Summary = summary(in, why, "")
+	return c
+}
+
+// rank orders a selected pipeline's checks from passing (0: success, or
+// a dry run) through not done yet (1) to failed (2).
+func rank(c Check) int {
+	switch {
+	case c.Status != Completed:
+		return 1
+	case c.Conclusion == trigger.Success || c.Conclusion == Neutral:
+		return 0
 	}
+	return 2
+}
+
+// selected is the check of d, a decision that selected its pipeline.
+func selected(in Input, name string, d trigger.Decision) Check {
+	c := Check{Name: name, Pipeline: d.Pipeline, ExternalID: ExternalID(in.Event.DeliveryID, in.Round, d.Pipeline)}
+	why := decisionText(in, d)
 	st, ok := in.Starts[d.Pipeline]
 	c.DetailsURL = st.URL
 	switch {

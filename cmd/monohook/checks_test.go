@@ -137,7 +137,7 @@ func TestChecksEndToEnd(t *testing.T) {
 
 	// Re-run api's check.
 	api, _ := latestRun(g, "monohook/api", mainSHA)
-	rerun, _ := json.Marshal(map[string]any{"action": "rerequested", "check_run": map[string]any{"id": api.ID, "head_sha": mainSHA, "external_id": api.ExternalID},
+	rerun, _ := json.Marshal(map[string]any{"action": "rerequested", "check_run": map[string]any{"id": api.ID, "head_sha": mainSHA, "external_id": api.ExternalID, "app": map[string]any{"id": 42}},
 		"repository": map[string]any{"name": "monorepo", "full_name": "acme/monorepo"}})
 	if c := postEvent(t, d.url, "s", "check_run", "rerun-1", string(rerun)); c != http.StatusAccepted {
 		t.Fatalf("check_run rerequested: %d", c)

@@ -320,7 +320,7 @@ func (s *server) openHTTP(ctx context.Context, allowFrom []netip.Prefix) error {
 	}
 	handler := httpserver.Handler(httpserver.Config{
 		Dashboard: ui.Handler(),
-		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Rerunner: s.queue, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
+		Webhook:   &githubhook.Handler{Verifier: s.verifier, Acceptor: s.queue, Rerunner: s.queue, AppID: s.c.targets.githubApp, Log: s.log, Metrics: m, Budget: budget, AllowFrom: allowFrom},
 		Metrics:   m.Handler(),
 		Ready:     s.ready,
 		Log:       s.log,

@@ -72,3 +72,10 @@ func ChecksDone(ctx context.Context, q *Queue, id string) int {
 	_ = q.db.sql.QueryRowContext(ctx, q.db.q(`SELECT COUNT(*) FROM monohook_check WHERE delivery_id = ? AND digest <> ''`), id).Scan(&n)
 	return n
 }
+
+// ReportsPending counts the report jobs not done yet.
+func ReportsPending(ctx context.Context, q *Queue) int {
+	var n int
+	_ = q.db.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM river_job WHERE kind = 'monohook_report' AND state NOT IN ('completed', 'cancelled', 'discarded')`).Scan(&n)
+	return n
+}

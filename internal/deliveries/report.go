@@ -379,6 +379,12 @@ func (q *Queue) reportInput(ctx context.Context, a reportArgs) (*report.Input, m
 	if err := q.db.read.QueryRowContext(ctx, q.db.q(`SELECT round FROM monohook_delivery WHERE id = ?`), a.DeliveryID).Scan(&round); err != nil {
 		return nil, nil, fmt.Errorf("read delivery %s: %w", a.DeliveryID, err)
 	}
+	if round != a.Round && q.opts.Report.Statuses {
+		// A commit status has no round: the one posted last is the one
+		// GitHub shows, and the later round (a replay decides every check
+		// again) owns every context; this one's result would cover it.
+		return nil, nil, nil
+	}
 	if round != a.Round {
 		// An earlier round (its execution ended after a replay): the
 		// recorded decision is the latest round's, so only the checks

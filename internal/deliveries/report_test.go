@@ -175,7 +175,14 @@ func TestRerunOfOneCheck(t *testing.T) {
 		// GitHub sends a re-run request for a check it shows: the first
 		// round's checks are posted first.
 		waitFor(t, func() bool { return creates(g)["monohook/api"] == 1 && creates(g)["monohook/web"] == 1 })
-		req := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", HeadSHA: "0123456789abcdef"}
+		// The same commit in another repository (a copy of the repository,
+		// its commits pushed there too): a check run there whose
+		// external id names d1 re-runs nothing of d1's.
+		forged := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", RepoName: "copy", HeadSHA: "0123456789abcdef"}
+		if n, err := q.Rerun(ctx, "request-0", forged); err != nil || n != 0 {
+			t.Fatalf("re-run from another repository: %d %v, want nothing replayed", n, err)
+		}
+		req := trigger.Rerun{DeliveryID: "d1", Pipeline: "api", RepoName: "repo", HeadSHA: "0123456789abcdef"}
 		if n, err := q.Rerun(ctx, "request-1", req); err != nil || n != 1 {
 			t.Fatalf("re-run: %d %v", n, err)
 		}
@@ -309,5 +316,86 @@ func TestReplicasReportOnceOnPostgreSQL(t *testing.T) {
 		if k != 1 {
 			t.Errorf("%s created %d times", ext, k)
 		}
+	}
+}
+
+// A start whose result is unknown (monohook cannot follow it: access
+// denied) never passes its required check: neutral and a status of
+// success both let a pull request merge whose pipeline may have failed.
+func TestAnUnknownResultNeverPassesItsCheck(t *testing.T) {
+	for _, statuses := range []bool{false, true} {
+		t.Run(fmt.Sprint("statuses=", statuses), func(t *testing.T) {
+			e := newEnv(t)
+			e.rule(t, "denied", "denied/.*")
+			e.fake.FailNextGets("denied", "AccessDeniedException")
+			g := fakegithub.New("gh-token")
+			defer g.Close()
+			q := e.open(t, sqliteDSN(t), e.follow(t, deliveries.Options{Report: reportingTo(t, g, statuses)}))
+			if err := q.Accept(context.Background(), delivery("d1", "denied/x")); err != nil {
+				t.Fatal(err)
+			}
+			if s := startOf(t, q, "d1", "denied"); s.Result != deliveries.ResultUnknown {
+				t.Fatalf("start %+v", s)
+			}
+			if !statuses {
+				r := waitRun(t, g, "monohook/denied", func(r fakegithub.CheckRun) bool { return r.Status == "completed" })
+				if r.Conclusion != "failure" || !strings.Contains(r.Title, "result unknown") || !strings.Contains(r.Summary, "AccessDeniedException") {
+					t.Errorf("check run %+v", r)
+				}
+				return
+			}
+			var last fakegithub.Status
+			waitFor(t, func() bool {
+				for _, s := range g.Statuses() {
+					if s.Context == "monohook/denied" {
+						last = s
+					}
+				}
+				return last.State != "" && last.State != "pending"
+			})
+			if last.State != "failure" || !strings.Contains(last.Description, "result unknown") {
+				t.Errorf("status %+v", last)
+			}
+		})
+	}
+}
+
+// A commit status has no round: the one posted last is the one GitHub
+// shows. An earlier round's execution ending after a replay's (which
+// failed) never shows its success over the replay's failure.
+func TestAnEarlierRoundNeverCoversTheLatestStatus(t *testing.T) {
+	e := newEnv(t)
+	e.rule(t, "api", "src/api/.*")
+	g := fakegithub.New("gh-token")
+	defer g.Close()
+	q := e.open(t, sqliteDSN(t), deliveries.Options{Report: reportingTo(t, g, true)})
+	ctx := context.Background()
+	if err := q.Accept(ctx, delivery("d1", "src/api/a.go")); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d1", 1)
+	if _, err := q.Replay(ctx, "d1"); err != nil {
+		t.Fatal(err)
+	}
+	waitStarts(t, q, "d1", 2)
+	last := func() fakegithub.Status {
+		var s fakegithub.Status
+		for _, st := range g.Statuses() {
+			if st.Context == "monohook/api" {
+				s = st
+			}
+		}
+		return s
+	}
+	if err := deliveries.SetResult(ctx, q, "d1", 1, "api", trigger.Failure, "stage Build failed", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return last().State == "failure" })
+	if err := deliveries.SetResult(ctx, q, "d1", 0, "api", trigger.Success, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return deliveries.ReportsPending(ctx, q) == 0 })
+	if s := last(); s.State != "failure" {
+		t.Errorf("monohook/api shows %+v: round 0's success covered the replay's failure", s)
 	}
 }

@@ -32,7 +32,10 @@ func (q *Queue) Rerun(ctx context.Context, request string, r trigger.Rerun) (int
 	}
 	var ids []string
 	if r.DeliveryID != "" {
-		rows, err := tx.QueryContext(ctx, q.db.q(`SELECT id FROM monohook_delivery WHERE id = ? AND sha = ?`), r.DeliveryID, r.HeadSHA)
+		// The check run's repository and commit, not only its external id:
+		// the same commit may be in another repository, and a check run
+		// there must not replay this one's delivery.
+		rows, err := tx.QueryContext(ctx, q.db.q(`SELECT id FROM monohook_delivery WHERE id = ? AND repo = ? AND sha = ?`), r.DeliveryID, r.RepoName, r.HeadSHA)
 		if err != nil {
 			return 0, fmt.Errorf("re-run: %w", err)
 		}

@@ -60,6 +60,11 @@ func ParseMergeGroup(body []byte) (*trigger.Push, error) {
 	return p, nil
 }
 
+// app is the GitHub App a check run or suite belongs to.
+type app struct {
+	ID int64 `json:"id"`
+}
+
 // ParseRerequest reads a check_run or check_suite event. ok is set for a
 // re-run request ("rerequested") of monohook's: a check run whose
 // external id monohook wrote (see report.ExternalID), or a check suite
@@ -72,9 +77,11 @@ func ParseRerequest(event string, body []byte) (r trigger.Rerun, ok bool, err er
 		CheckRun *struct {
 			HeadSHA    string `json:"head_sha"`
 			ExternalID string `json:"external_id"`
+			App        app    `json:"app"`
 		} `json:"check_run"`
 		CheckSuite *struct {
 			HeadSHA string `json:"head_sha"`
+			App     app    `json:"app"`
 		} `json:"check_suite"`
 		Repository *struct {
 			Name string `json:"name"`
@@ -97,10 +104,10 @@ func ParseRerequest(event string, body []byte) (r trigger.Rerun, ok bool, err er
 	case pl.Action != "rerequested":
 		return r, false, nil
 	case event == "check_suite":
-		r.HeadSHA = pl.CheckSuite.HeadSHA
+		r.HeadSHA, r.AppID = pl.CheckSuite.HeadSHA, pl.CheckSuite.App.ID
 		return r, r.HeadSHA != "", nil
 	}
-	r.HeadSHA = pl.CheckRun.HeadSHA
+	r.HeadSHA, r.AppID = pl.CheckRun.HeadSHA, pl.CheckRun.App.ID
 	id, _, pipeline, ours := report.ParseExternalID(pl.CheckRun.ExternalID)
 	r.DeliveryID, r.Pipeline = id, pipeline
 	return r, ours && r.HeadSHA != "", nil

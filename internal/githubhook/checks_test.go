@@ -60,7 +60,7 @@ func postEvent(t *testing.T, h http.Handler, event, id, body string) *httptest.R
 
 func checksHandler(k *kept) http.Handler {
 	v, _ := githubhook.NewVerifier([]string{secret}, false)
-	return &githubhook.Handler{Verifier: v, Acceptor: k, Rerunner: k, Log: slog.New(slog.DiscardHandler)}
+	return &githubhook.Handler{Verifier: v, Acceptor: k, Rerunner: k, AppID: 42, Log: slog.New(slog.DiscardHandler)}
 }
 
 const mergeGroup = `{"action":"checks_requested","merge_group":{"head_sha":"hhh","head_ref":"refs/heads/gh-readonly-queue/main/pr-7-bbb","base_sha":"bbb","base_ref":"refs/heads/main"},
@@ -90,8 +90,11 @@ func TestMergeGroupIsAccepted(t *testing.T) {
 	}
 }
 
-func checkRunEvent(action, externalID string) string {
-	b, _ := json.Marshal(map[string]any{"action": action, "check_run": map[string]any{"head_sha": "abc", "external_id": externalID}, "repository": map[string]any{"name": "mono"}})
+func checkRunEvent(action, externalID string) string { return appCheckRunEvent(42, action, externalID) }
+
+func appCheckRunEvent(app int64, action, externalID string) string {
+	b, _ := json.Marshal(map[string]any{"action": action, "check_run": map[string]any{"head_sha": "abc", "external_id": externalID, "app": map[string]any{"id": app}},
+		"repository": map[string]any{"name": "mono"}})
 	return string(b)
 }
 
@@ -105,19 +108,27 @@ func TestCheckRerunRequests(t *testing.T) {
 	if w := postEvent(t, h, "check_run", "r-1", checkRunEvent("rerequested", ours)); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "duplicate") {
 		t.Errorf("redelivered: %d %s", w.Code, w.Body)
 	}
-	for _, body := range []string{checkRunEvent("created", ours), checkRunEvent("completed", ours), checkRunEvent("rerequested", "someone else's")} {
+	// Another App's check run or suite, whatever its external id says,
+	// re-runs nothing: an external id of monohook's form is anyone's to
+	// write, and naming a delivery it replays that delivery's pipelines.
+	otherSuite := `{"action":"rerequested","check_suite":{"head_sha":"abc","app":{"id":7}},"repository":{"name":"mono"}}`
+	if w := postEvent(t, h, "check_suite", "s-0", otherSuite); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "ignored") {
+		t.Errorf("another App's suite: %d %s", w.Code, w.Body)
+	}
+	for _, body := range []string{checkRunEvent("created", ours), checkRunEvent("completed", ours), checkRunEvent("rerequested", "someone else's"),
+		appCheckRunEvent(7, "rerequested", ours), appCheckRunEvent(0, "rerequested", ours)} {
 		if w := postEvent(t, h, "check_run", "r-x", body); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "ignored") {
 			t.Errorf("%s: %d %s", body, w.Code, w.Body)
 		}
 	}
-	suite := `{"action":"rerequested","check_suite":{"head_sha":"abc"},"repository":{"name":"mono"}}`
+	suite := `{"action":"rerequested","check_suite":{"head_sha":"abc","app":{"id":42}},"repository":{"name":"mono"}}`
 	if w := postEvent(t, h, "check_suite", "s-1", suite); w.Code != http.StatusAccepted {
 		t.Errorf("check_suite: %d %s", w.Code, w.Body)
 	}
 	if w := postEvent(t, h, "check_suite", "s-2", `{"action":"rerequested","repository":{"name":"mono"}}`); w.Code != http.StatusBadRequest {
 		t.Errorf("no check_suite: %d %s", w.Code, w.Body)
 	}
-	want := []trigger.Rerun{{DeliveryID: "d-1", Pipeline: "api", RepoName: "mono", HeadSHA: "abc"}, {RepoName: "mono", HeadSHA: "abc"}}
+	want := []trigger.Rerun{{DeliveryID: "d-1", Pipeline: "api", RepoName: "mono", HeadSHA: "abc", AppID: 42}, {RepoName: "mono", HeadSHA: "abc", AppID: 42}}
 	if len(k.reruns) != 2 || k.reruns[0] != want[0] || k.reruns[1] != want[1] {
 		t.Errorf("re-runs %+v, want %+v", k.reruns, want)
 	}

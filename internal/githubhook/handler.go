@@ -53,9 +53,11 @@ type Rerunner interface {
 type Handler struct {
 	Verifier *Verifier
 	Acceptor Acceptor
-	// Rerunner takes check_run and check_suite re-run requests; nil
-	// ignores them.
+	// Rerunner takes check_run and check_suite re-run requests of the
+	// GitHub App AppID (monohook's, which writes the check runs); nil, or
+	// AppID 0, ignores them all.
 	Rerunner Rerunner
+	AppID    int64
 	Log      *slog.Logger
 	// MaxBody caps the request body; 0 means MaxBody.
 	MaxBody int64
@@ -225,7 +227,9 @@ func (h *Handler) rerequest(ctx context.Context, event, delivery string, payload
 	switch {
 	case err != nil:
 		return http.StatusBadRequest, answer{Error: err.Error()}, "webhook rejected: malformed " + event, []any{"err", err}
-	case !ok || h.Rerunner == nil:
+	case !ok || h.Rerunner == nil || rr.AppID != h.AppID || h.AppID == 0:
+		// Another App's check run or suite (an external id of monohook's
+		// form is anyone's to write) re-runs nothing of monohook's.
 		return http.StatusOK, answer{Status: "ignored", Event: event, Message: "not a re-run request of monohook's"}, "event ignored", nil
 	}
 	if delivery == "" {

@@ -43,6 +43,10 @@ type execRecord struct {
 	// always 0 with Statuses.
 	CheckRunID int64 `json:"check_run_id,omitempty"`
 	Statuses   bool  `json:"statuses,omitempty"`
+	// Siblings are the records of the other executions the same check
+	// reports (rules naming one check): it shows the one furthest from
+	// passing, so each change reads how the others stand.
+	Siblings []string `json:"siblings,omitempty"`
 	// Input is the push's report input narrowed to this check.
 	Input report.Input `json:"input"`
 	// AppliedAt is the time of the latest state change applied, and
@@ -60,7 +64,14 @@ func pipelineKey(pipeline, id string) (string, error) {
 	if !trigger.ValidPipelineName(pipeline) || !safeID.MatchString(id) {
 		return "", fmt.Errorf("pipeline %q, execution %q: not names CodePipeline gives", short(pipeline), short(id))
 	}
-	return ExecutionPrefix + "codepipeline/" + pipeline + "/" + id + ".json", nil
+	seg := pipeline
+	if strings.Trim(pipeline, ".") == "" {
+		// '.' and '..' are valid pipeline names, but a dot segment names
+		// another key wherever paths are cleaned ('~' is in no pipeline's
+		// name, so this names no other pipeline's records).
+		seg = "~" + pipeline
+	}
+	return ExecutionPrefix + "codepipeline/" + seg + "/" + id + ".json", nil
 }
 
 // buildKey is the record key of a build (id: PROJECT:UUID).
@@ -98,40 +109,60 @@ func recordKey(kind string, s trigger.StartResult, target trigger.Target) string
 func (e *Eval) recordExecutions(ctx context.Context, in report.Input, out trigger.Outcome, checks []report.Check, log *slog.Logger) map[string]bool {
 	before := map[string]bool{}
 	for _, c := range checks {
-		key, rec := recordOf(in, out, c, e.Checks.Statuses)
-		if rec == nil {
-			continue
-		}
-		written, err := writeRecord(ctx, e.Bucket, key, rec, true)
-		switch {
-		case err != nil:
-			log.Error("no record of the execution: the status function will not complete its check", "check", c.Name, "key", key, "err", err)
-		case !written:
-			before[c.Name] = true
-			log.Info("check left to the status function: its execution was recorded before", "check", c.Name, "key", key)
+		recs := recordsOf(in, out, c, e.Checks.Statuses)
+		for key, rec := range recs {
+			written, err := writeRecord(ctx, e.Bucket, key, rec, true)
+			switch {
+			case err != nil:
+				log.Error("no record of the execution: the status function will not complete its check", "check", c.Name, "key", key, "err", err)
+			case !written:
+				before[c.Name] = true
+				log.Info("check left to the status function: its execution was recorded before", "check", c.Name, "key", key)
+			}
 		}
 	}
 	return before
 }
 
-// recordOf is the record of check c's execution, and its key; nil when
-// the status function does not complete c (c is complete, or its start
-// failed, was a dry run, or is of a kind EventBridge does not tell of).
-func recordOf(in report.Input, out trigger.Outcome, c report.Check, statuses bool) (string, *execRecord) {
-	i := slices.IndexFunc(out.Starts, func(s trigger.StartResult) bool { return s.Pipeline == c.Pipeline })
-	if i < 0 || out.Starts[i].Error != "" || out.Starts[i].DryRun || c.Status == report.Completed {
-		return "", nil
+// recordsOf are the records of the executions check c reports, by key:
+// one per pipeline of c that was selected and started, each naming the
+// others as siblings; none when the status function does not complete c
+// (c is complete, or no start of it is of a kind EventBridge tells of).
+func recordsOf(in report.Input, out trigger.Outcome, c report.Check, statuses bool) map[string]*execRecord {
+	if c.Status == report.Completed {
+		return nil
 	}
-	target := out.Targets[c.Pipeline]
+	recs := map[string]*execRecord{}
+	narrow := narrowed(in, c)
+	for _, pipeline := range narrow.Result.Start {
+		if key := startKeyOf(out, pipeline); key != "" {
+			recs[key] = &execRecord{Repository: in.Event.FullName, SHA: in.Event.After, Check: c.Name, Pipeline: pipeline, Statuses: statuses, Input: narrow}
+		}
+	}
+	for key, rec := range recs {
+		for other := range recs {
+			if other != key {
+				rec.Siblings = append(rec.Siblings, other)
+			}
+		}
+		slices.Sort(rec.Siblings)
+	}
+	return recs
+}
+
+// startKeyOf is the record key of pipeline's start in out; "" when it
+// failed, was a dry run, or is of a kind EventBridge does not tell of.
+func startKeyOf(out trigger.Outcome, pipeline string) string {
+	i := slices.IndexFunc(out.Starts, func(s trigger.StartResult) bool { return s.Pipeline == pipeline })
+	if i < 0 || out.Starts[i].Error != "" || out.Starts[i].DryRun {
+		return ""
+	}
+	target := out.Targets[pipeline]
 	kind := target.Type
 	if kind == "" {
 		kind = trigger.SeedTarget
 	}
-	key := recordKey(kind, out.Starts[i], target)
-	if key == "" {
-		return "", nil
-	}
-	return key, &execRecord{Repository: in.Event.FullName, SHA: in.Event.After, Check: c.Name, Pipeline: c.Pipeline, Statuses: statuses, Input: narrowed(in, c)}
+	return recordKey(kind, out.Starts[i], target)
 }
 
 // startOf is how a start of Process went, as a check reports it.
@@ -145,14 +176,22 @@ func startOf(s trigger.StartResult) report.Start {
 	return report.Start{Status: "started", ExecutionID: s.ExecutionID, URL: s.URL, Result: s.Result, ResultDetail: s.ResultDetail}
 }
 
-// narrowed is in with only what check c is made of.
+// narrowed is in with only what check c is made of: its decisions, and
+// the pipelines of them that were selected, with their starts.
 func narrowed(in report.Input, c report.Check) report.Input {
 	res := in.Result
 	mine := func(d trigger.Decision) bool { return d.Check != c.Name }
 	res.Decisions = slices.DeleteFunc(slices.Clone(res.Decisions), mine)
 	res.Unselected = slices.DeleteFunc(slices.Clone(res.Unselected), mine)
-	res.Start, res.Targets, res.Problems = []string{c.Pipeline}, nil, nil
-	return report.Input{Event: in.Event, Round: in.Round, Result: res, Starts: map[string]report.Start{c.Pipeline: in.Starts[c.Pipeline]}}
+	starts := map[string]report.Start{}
+	res.Start = nil
+	for _, d := range res.Decisions {
+		if d.Matched && slices.Contains(in.Result.Start, d.Pipeline) && !slices.Contains(res.Start, d.Pipeline) {
+			res.Start, starts[d.Pipeline] = append(res.Start, d.Pipeline), in.Starts[d.Pipeline]
+		}
+	}
+	res.Targets, res.Problems = nil, nil
+	return report.Input{Event: in.Event, Round: in.Round, Result: res, Starts: starts}
 }
 
 // writeRecord writes rec under key (with ifNew, only if there is none:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strings"
 	"time"
 
@@ -65,8 +66,7 @@ func (s *Status) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 		log.Info("state change ignored: the check shows a later one", "applied_at", rec.AppliedAt, "ended", rec.Ended)
 		return nil
 	}
-	in := rec.Input
-	st := in.Starts[rec.Pipeline]
+	st := rec.Input.Starts[rec.Pipeline]
 	st.Status, st.Result, st.ResultDetail = "started", "", ""
 	if sc.progress.Done {
 		st.Result, st.ResultDetail = sc.progress.Conclusion, sc.progress.Detail
@@ -74,7 +74,12 @@ func (s *Status) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 	if st.URL == "" {
 		st.URL = sc.progress.URL
 	}
-	in.Starts = map[string]report.Start{rec.Pipeline: st}
+	rec.Input.Starts = maps.Clone(rec.Input.Starts)
+	rec.Input.Starts[rec.Pipeline] = st
+	in, err := s.withSiblings(ctx, rec)
+	if err != nil {
+		return err
+	}
 	var check *report.Check
 	for _, c := range report.Checks(in) {
 		if c.Name == rec.Check {
@@ -92,6 +97,26 @@ func (s *Status) Handle(ctx context.Context, ev events.CloudWatchEvent) error {
 	return err
 }
 
+// withSiblings is rec's input with how each other execution of its check
+// stands, as its record says (one expired or missing: as it started).
+func (s *Status) withSiblings(ctx context.Context, rec *execRecord) (report.Input, error) {
+	in := rec.Input
+	in.Starts = maps.Clone(rec.Input.Starts)
+	for _, key := range rec.Siblings {
+		sib, err := readRecord(ctx, s.Bucket, key)
+		if errors.Is(err, errNoRecord) {
+			continue
+		}
+		if err != nil {
+			return in, err
+		}
+		if st, ok := sib.Input.Starts[sib.Pipeline]; ok && sib.Pipeline != rec.Pipeline {
+			in.Starts[sib.Pipeline] = st
+		}
+	}
+	return in, nil
+}
+
 // post posts check as rec says: a commit status, or the check run,
 // found by its external id the first time (the eval function posts it
 // after writing the record) and its id kept in rec. A check run not
@@ -104,7 +129,12 @@ func (s *Status) post(ctx context.Context, rec *execRecord, check report.Check, 
 		if err != nil {
 			return err
 		}
-		if rec.CheckRunID = listed.IDs[check.ExternalID]; rec.CheckRunID == 0 && !ends {
+		// The check's external id names the pipeline it shows, which
+		// may be another of its pipelines than when it was created.
+		for _, p := range rec.Input.Result.Start {
+			rec.CheckRunID = max(rec.CheckRunID, listed.IDs[report.ExternalID(rec.Input.Event.DeliveryID, rec.Input.Round, p)])
+		}
+		if rec.CheckRunID == 0 && !ends {
 			log.Info("no check run yet: the eval function posts it", "check", rec.Check)
 			return nil
 		}

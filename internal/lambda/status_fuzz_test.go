@@ -16,6 +16,7 @@ func FuzzReadStateChange(f *testing.F) {
 	f.Add(BuildSource, BuildDetailType, `{"project-name":"web","build-id":"arn:aws:codebuild:us-east-1:1:build/web:b-1","build-status":"FAILED"}`)
 	f.Add(PipelineSource, PipelineDetailType, `{"pipeline":"api","execution-id":"../../x","state":"STARTED"}`)
 	f.Add(BuildSource, BuildDetailType, `{"build-id":":build/../x:y"}`)
+	f.Add(PipelineSource, PipelineDetailType, `{"pipeline":"..","execution-id":"e-1","state":"STARTED"}`) // a valid pipeline name
 	f.Fuzz(func(t *testing.T, source, detailType, detail string) {
 		ev := events.CloudWatchEvent{Source: source, DetailType: detailType, Detail: json.RawMessage(detail)}
 		sc, err := readStateChange(ev)

@@ -83,22 +83,46 @@ func Checks(in Input) []Check {
 	return out
 }
 
+// check is the check name of the decisions ds. Of the pipelines it
+// reports that were selected, it shows the one furthest from passing (see
+// rank): a check two pipelines share passes only when both did.
 func check(in Input, name string, ds []trigger.Decision) Check {
-	d := ds[0]
-	for _, x := range ds {
-		if x.Matched && slices.Contains(in.Result.Start, x.Pipeline) {
-			d = x
-			break
+	var shown *Check
+	for _, d := range ds {
+		if d.Matched && slices.Contains(in.Result.Start, d.Pipeline) {
+			if c := selected(in, name, d); shown == nil || rank(c) > rank(*shown) {
+				shown = &c
+			}
 		}
 	}
+	if shown != nil {
+		return *shown
+	}
+	d := ds[0]
 	c := Check{Name: name, Pipeline: d.Pipeline, ExternalID: ExternalID(in.Event.DeliveryID, in.Round, d.Pipeline)}
 	why := decisionText(in, d)
-	if !d.Matched || !slices.Contains(in.Result.Start, d.Pipeline) {
-		c.Status, c.Conclusion = Completed, Skipped
-		c.Title = "Not selected: " + firstLine(why)
-		c.Summary = summary(in, why, "")
-		return c
+	c.Status, c.Conclusion = Completed, Skipped
+	c.Title = "Not selected: " + firstLine(why)
+	c.Summary = summary(in, why, "")
+	return c
+}
+
+// rank orders a selected pipeline's checks from passing (0: success, or
+// a dry run) through not done yet (1) to failed (2).
+func rank(c Check) int {
+	switch {
+	case c.Status != Completed:
+		return 1
+	case c.Conclusion == trigger.Success || c.Conclusion == Neutral:
+		return 0
 	}
+	return 2
+}
+
+// selected is the check of d, a decision that selected its pipeline.
+func selected(in Input, name string, d trigger.Decision) Check {
+	c := Check{Name: name, Pipeline: d.Pipeline, ExternalID: ExternalID(in.Event.DeliveryID, in.Round, d.Pipeline)}
+	why := decisionText(in, d)
 	st, ok := in.Starts[d.Pipeline]
 	c.DetailsURL = st.URL
 	switch {
@@ -112,6 +136,9 @@ func check(in Input, name string, ds []trigger.Decision) Check {
 	case st.Result != "":
 		c.Status, c.Conclusion = Completed, conclusion(st.Result)
 		c.Title = d.Pipeline + ": " + strings.ReplaceAll(st.Result, "_", " ")
+		if c.Conclusion != st.Result {
+			c.Title = d.Pipeline + ": result unknown"
+		}
 		return withSummary(c, in, why, executionLine(st)+"\n\n"+bounded(st.ResultDetail, 2000))
 	default:
 		c.Status, c.Title = InProgress, d.Pipeline+" is running"
@@ -131,14 +158,16 @@ func executionLine(st Start) string {
 	return "Execution: `" + bounded(st.ExecutionID, 200) + "`"
 }
 
-// conclusion is a result as GitHub's conclusions name it; a value this
-// version does not know reads as neutral rather than fail the update.
+// conclusion is a result as GitHub's conclusions name it. Any other
+// (unknown: monohook could not follow the execution; a value this version
+// does not know) is a failure: neutral would pass a required check whose
+// pipeline may well have failed.
 func conclusion(result string) string {
 	switch result {
 	case trigger.Success, trigger.Failure, trigger.Cancelled, trigger.TimedOut:
 		return result
 	}
-	return Neutral
+	return trigger.Failure
 }
 
 // ExternalID names a check's delivery, round and pipeline, as its

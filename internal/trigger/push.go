@@ -74,4 +74,6 @@ type Rerun struct {
 	Pipeline   string
 	RepoName   string
 	HeadSHA    string
+	// AppID is the GitHub App whose check run or suite it is.
+	AppID int64
 }

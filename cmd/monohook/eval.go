@@ -57,7 +57,7 @@ started, and the GitHub API is not asked for a fuller change set.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the decisions as JSON")
-	cmd.Flags().StringVar(&event, "event", "push", "the payload's event: push or pull_request")
+	cmd.Flags().StringVar(&event, "event", "push", "the payload's event: push, pull_request or merge_group")
 	cmd.Flags().BoolVar(&all, "explain", false, "list every rule, matched or not, with the path and pattern that decided it (an exclude that vetoed it included)")
 	cmd.Flags().BoolVar(&all, "all", false, "the same as --explain")
 	sf.register(cmd.Flags())

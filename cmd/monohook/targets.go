@@ -46,7 +46,7 @@ func (f *targetFlags) registerGitHub(fs *pflag.FlagSet) {
 	fs.Int64Var(&f.githubApp, "github-app-id", 0, "GitHub App id, to authenticate as its installation instead of a token")
 	fs.Int64Var(&f.githubInstallation, "github-installation-id", 0, "GitHub App installation id")
 	fs.StringVar(&f.githubKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
-	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later")
+	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later, a report job waits for the reset, a reconciliation fails (the next tries again)")
 }
 
 // network is what http targets may connect to besides public addresses.

@@ -87,6 +87,7 @@ func TestMistakesExitNonZero(t *testing.T) {
 		{[]string{"help", "rules", "lst"}, []string{"did you mean list?"}},
 		{[]string{"deliveries", "show"}, []string{"Usage: monohook deliveries show DELIVERY"}},
 		{[]string{"eval"}, []string{"Usage: monohook eval PUSH.json"}},
+		{[]string{"eval", "../../testdata/push.json", "--event", "pull_requets"}, []string{`--event "pull_requets"`, "merge_group"}},
 		{[]string{"rules", "list", "--nope"}, []string{"unknown flag: --nope", "Usage: monohook rules list"}},
 		{[]string{"rules", "list", "extra"}, []string{"Usage: monohook rules list"}},
 	} {

@@ -28,6 +28,11 @@ the rules that did not match, and why. Invalid rules are named. Nothing is
 started, and the GitHub API is not asked for a fuller change set.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// ParseEvent reads any other event as a push: a misspelt
+			// --event would decide a pull request as one.
+			if event != "push" && event != "pull_request" && event != "merge_group" {
+				return fmt.Errorf("--event %q: eval takes push, pull_request or merge_group", event)
+			}
 			body, err := readInput(args[0])
 			if err != nil {
 				return err
@@ -57,7 +62,7 @@ started, and the GitHub API is not asked for a fuller change set.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the decisions as JSON")
-	cmd.Flags().StringVar(&event, "event", "push", "the payload's event: push or pull_request")
+	cmd.Flags().StringVar(&event, "event", "push", "the payload's event: push, pull_request or merge_group")
 	cmd.Flags().BoolVar(&all, "explain", false, "list every rule, matched or not, with the path and pattern that decided it (an exclude that vetoed it included)")
 	cmd.Flags().BoolVar(&all, "all", false, "the same as --explain")
 	sf.register(cmd.Flags())

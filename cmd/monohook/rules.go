@@ -31,7 +31,7 @@ They are stored exactly as the predecessor's CloudFormation custom resource
 stored them, so a bucket can be shared with it or migrated as is.
 
 Rules v2 (YAML or JSON, one document per rule under --v2-prefix): a repository
-(owner/name), events (push, pull_request), branch and tag filters, path filters
+(owner/name), events (push, pull_request, merge_group), branch and tag filters, path filters
 with GitHub Actions glob semantics and "!" excludes (or regular expressions),
 and a target: codepipeline, codebuild, github-actions, http or exec. See the
 README. 'rules convert' turns a seed rule into v2.`,

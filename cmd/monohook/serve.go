@@ -62,7 +62,7 @@ verifies their signatures, and for every push starts the pipelines whose rules
 match the changed paths. GET /healthz and GET /readyz report liveness and
 readiness, GET /metrics serves Prometheus metrics (no login: keep the port
 private), and with an admin token (MONOHOOK_ADMIN_TOKEN or --admin-token-file)
-the dashboard at / lists deliveries and rules and replays deliveries.
+the dashboard at / lists deliveries, pipelines and rules and replays deliveries.
 
 With no flags it needs nothing installed: rules live in ./monohook-data and a
 webhook secret is generated there on first start.`,

@@ -42,11 +42,11 @@ func (f *targetFlags) register(fs *pflag.FlagSet) {
 // commands that call GitHub and start nothing).
 func (f *targetFlags) registerGitHub(fs *pflag.FlagSet) {
 	fs.StringVar(&f.githubURL, "github-api-url", "https://api.github.com/", "GitHub REST API root (GitHub Enterprise Server: https://HOST/api/v3/)")
-	fs.StringVar(&f.githubToken, "github-token", "", "GitHub token for full change sets, pull request files, github-actions targets and recovering missed deliveries (that needs admin:org_hook) (prefer the environment variable)")
+	fs.StringVar(&f.githubToken, "github-token", "", "GitHub token for full change sets, pull request files, github-actions targets, commit statuses (--github-report) and recovering missed deliveries (that needs admin:org_hook) (prefer the environment variable)")
 	fs.Int64Var(&f.githubApp, "github-app-id", 0, "GitHub App id, to authenticate as its installation instead of a token")
 	fs.Int64Var(&f.githubInstallation, "github-installation-id", 0, "GitHub App installation id")
 	fs.StringVar(&f.githubKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
-	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later")
+	fs.DurationVar(&f.githubMaxWait, "github-max-wait", 30*time.Second, "longest a GitHub API call waits for a rate limit to reset; past it the evaluation is retried later, a report job waits for the reset, a reconciliation fails (the next tries again)")
 }
 
 // network is what http targets may connect to besides public addresses.

@@ -90,6 +90,8 @@ func TestStartIsFollowedToItsResult(t *testing.T) {
 		if n := e.fake.Gets(); n != 5 {
 			t.Errorf("%d polls; want 3 for api and 2 for web", n)
 		}
+		// Counted just after the commit that a reader sees the result by.
+		waitFor(t, func() bool { return resultsCounted(m, "success") != "none" })
 		if got := resultsCounted(m, "success"); got != "1" {
 			t.Errorf("success counted %s", got)
 		}
@@ -118,6 +120,7 @@ func TestRestartWhileFollowingResumes(t *testing.T) {
 		if s.Result != trigger.Success || e.fake.Gets() <= polled {
 			t.Errorf("%+v after %d polls", s, e.fake.Gets())
 		}
+		waitFor(t, func() bool { return resultsCounted(m, "success") != "none" })
 		if got := resultsCounted(m, "success"); got != "1" {
 			t.Errorf("success counted %s times", got)
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/monohook/monohook/internal/trigger"
@@ -50,7 +51,7 @@ type Redelivered struct {
 // configuration or the service is mended, and are redelivered.
 func refusedForGood(d trigger.HookDelivery) bool {
 	switch d.StatusCode {
-	case 400, 413, 415, 422:
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
 		return true
 	}
 	return false

@@ -1,11 +1,14 @@
 package trigger
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // ReportSpec is a v2 rule's report field: the name of its GitHub check
@@ -36,8 +39,32 @@ func (r *ReportSpec) validate() error {
 	return nil
 }
 
-// DefaultCheckName is the check of a rule that names none.
-func DefaultCheckName(pipeline string) string { return "monohook/" + pipeline }
+// DefaultCheckName is the check of a rule that names none: monohook/ and
+// its target's name. Everyone who can read the repository sees a check's
+// name, so a name holding a URL (an http target's) keeps its scheme and
+// host only, with a digest of the whole to tell two URLs of one host
+// apart: its path may hold a secret (a chat webhook's token), and its
+// user information one. A name past maxCheckName is cut, with the digest.
+func DefaultCheckName(pipeline string) string {
+	name := pipeline
+	sum := sha256.Sum256([]byte(pipeline))
+	digest := hex.EncodeToString(sum[:4])
+	if scheme, rest, ok := strings.Cut(name, "://"); ok {
+		host, _, _ := strings.Cut(rest, "/")
+		if at := strings.LastIndexByte(host, '@'); at >= 0 {
+			host = host[at+1:]
+		}
+		name = scheme + "://" + host + "/…" + digest
+	}
+	if len(name) > maxCheckName {
+		n := maxCheckName - len(digest) - len("…")
+		for n > 0 && !utf8.RuneStart(name[n]) {
+			n--
+		}
+		name = name[:n] + "…" + digest
+	}
+	return "monohook/" + name
+}
 
 // CheckName is the name of the check reporting r; "" when its report is
 // off.

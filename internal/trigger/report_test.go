@@ -3,6 +3,7 @@ package trigger_test
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/monohook/monohook/internal/targets"
 	"github.com/monohook/monohook/internal/trigger"
@@ -58,5 +59,32 @@ func TestMergeGroupIsDecidedOnItsBaseBranch(t *testing.T) {
 	plan = trigger.NewPlan(trigger.PlanInput{Event: p, Rules: trigger.Rules{V2: trigger.NewV2Set([]trigger.Rule{queue}, nil)}, Report: true})
 	if len(plan.Starts) != 0 || len(plan.Result.Decisions) != 0 || len(plan.Result.Unselected) != 1 || !strings.Contains(plan.Result.Unselected[0].Reason, `base branch "dev"`) {
 		t.Errorf("merge group into dev: %+v", plan.Result)
+	}
+}
+
+// The default check name of a target named by a URL shows no path, user
+// information or query (a secret may be in them), tells two URLs of one
+// host apart, and no default name is longer than a report.name may be.
+func TestDefaultCheckNameHidesURLs(t *testing.T) {
+	slack := trigger.DefaultCheckName("http:https://hooks.slack.com/services/T000/B000/SECRETTOKEN")
+	other := trigger.DefaultCheckName("http:https://hooks.slack.com/services/T111/B111/OTHER")
+	userinfo := trigger.DefaultCheckName("http:https://user:pa55@ci.example.com/build")
+	for _, n := range []string{slack, other, userinfo} {
+		if strings.Contains(n, "SECRETTOKEN") || strings.Contains(n, "services") || strings.Contains(n, "pa55") || strings.Contains(n, "user") {
+			t.Errorf("%q shows more of its URL than the host", n)
+		}
+	}
+	if !strings.HasPrefix(slack, "monohook/http:https://hooks.slack.com/") || slack == other {
+		t.Errorf("%q, %q: want the host, and two URLs told apart", slack, other)
+	}
+	if !strings.HasPrefix(userinfo, "monohook/http:https://ci.example.com/") {
+		t.Errorf("%q: want the host without its user information", userinfo)
+	}
+	if got := trigger.DefaultCheckName("api"); got != "monohook/api" {
+		t.Errorf("a pipeline's: %q", got)
+	}
+	long := trigger.DefaultCheckName(strings.Repeat("é", 200))
+	if len(long) > len("monohook/")+100 || !utf8.ValidString(long) {
+		t.Errorf("a long name: %d bytes, valid %v", len(long), utf8.ValidString(long))
 	}
 }

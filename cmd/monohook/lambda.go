@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 
+	"github.com/monohook/monohook/internal/githubapi"
 	"github.com/monohook/monohook/internal/githubhook"
 	"github.com/monohook/monohook/internal/httpserver"
 	"github.com/monohook/monohook/internal/lambda"
@@ -197,11 +198,7 @@ func lambdaRedeliver(log *slog.Logger) (*lambda.Redeliver, error) {
 // checks posted as MONOHOOK_GITHUB_REPORT says.
 func lambdaEval(env lambdaEnv, awsCfg *aws.Config, st *rulestore.Store, log *slog.Logger) (*lambda.Eval, error) {
 	svc := &trigger.Service{Rules: st, Starter: trigger.DryRun{}, Log: log}
-	tf, err := lambdaTargetFlags()
-	if err != nil {
-		return nil, err
-	}
-	gh, err := tf.github()
+	tf, gh, mode, err := lambdaGitHub(env.DryRun)
 	if err != nil {
 		return nil, err
 	}
@@ -213,10 +210,6 @@ func lambdaEval(env lambdaEnv, awsCfg *aws.Config, st *rulestore.Store, log *slo
 			return nil, err
 		}
 	}
-	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, env.DryRun)
-	if err != nil {
-		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
-	}
 	eval := &lambda.Eval{Service: svc, Bucket: st.Bucket(), Log: log}
 	if mode != reportNone {
 		svc.Report = true
@@ -225,20 +218,30 @@ func lambdaEval(env lambdaEnv, awsCfg *aws.Config, st *rulestore.Store, log *slo
 	return eval, nil
 }
 
-// lambdaStatus is the status function: it posts as the eval function does
-// (a record says which of check runs or statuses its check is).
-func lambdaStatus(st *rulestore.Store, log *slog.Logger) (*lambda.Status, error) {
+// lambdaGitHub is the eval and status functions' targets, GitHub client
+// (nil without credentials) and reporting mode, from the environment.
+func lambdaGitHub(dryRun bool) (targetFlags, *githubapi.Client, string, error) {
 	tf, err := lambdaTargetFlags()
 	if err != nil {
-		return nil, err
+		return tf, nil, "", err
 	}
 	gh, err := tf.github()
 	if err != nil {
-		return nil, err
+		return tf, nil, "", err
 	}
-	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, false)
+	mode, err := reportMode(os.Getenv("MONOHOOK_GITHUB_REPORT"), gh, dryRun)
 	if err != nil {
-		return nil, fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+		return tf, nil, "", fmt.Errorf("MONOHOOK_GITHUB_REPORT: %w", err)
+	}
+	return tf, gh, mode, nil
+}
+
+// lambdaStatus is the status function: it posts as the eval function does
+// (a record says which of check runs or statuses its check is).
+func lambdaStatus(st *rulestore.Store, log *slog.Logger) (*lambda.Status, error) {
+	_, gh, mode, err := lambdaGitHub(false)
+	if err != nil {
+		return nil, err
 	}
 	if mode == reportNone {
 		return nil, errors.New("status function: MONOHOOK_GITHUB_REPORT is none: it has nothing to do")
